@@ -1,0 +1,117 @@
+//! Configuration: every setting is an environment variable and a flag of the same meaning.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings shared by `tenantd` and `tenantctl`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Folder of the embedded directory database, the tenant files, the outbox and the trash.
+    #[arg(long, env = "TENANTD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Base of every link in mail. Links are never built from the request's Host header.
+    #[arg(
+        long,
+        env = "TENANTD_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: url::Url,
+
+    /// Mail server, e.g. smtp://127.0.0.1:2525, smtp://user:pass@host:587?tls=required (STARTTLS)
+    /// or smtps://host:465. When unset, mail is written to `<data dir>/outbox/` as .eml files.
+    #[arg(long, env = "TENANTD_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of every mail.
+    #[arg(
+        long,
+        env = "TENANTD_MAIL_FROM",
+        default_value = "tenantd <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Product name shown on pages and in mail.
+    #[arg(long, env = "TENANTD_PRODUCT_NAME", default_value = "tenantd")]
+    pub product_name: String,
+
+    /// Directory database: sqlite://… (default: `<data dir>/directory.db`) or postgres://….
+    #[arg(long, env = "TENANTD_DIRECTORY_URL")]
+    pub directory_url: Option<String>,
+
+    /// Open tenant database connections across all tenants.
+    #[arg(long, env = "TENANTD_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+}
+
+/// Settings of the server alone.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "TENANTD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Sign-out after this many seconds without a request.
+    #[arg(long, env = "TENANTD_SESSION_IDLE_SECS", default_value_t = 30 * 60)]
+    pub session_idle_secs: i64,
+
+    /// Sign-out this many seconds after sign-in, whatever the activity.
+    #[arg(long, env = "TENANTD_SESSION_ABSOLUTE_SECS", default_value_t = 12 * 3600)]
+    pub session_absolute_secs: i64,
+
+    /// Password hashes computed at once (default: number of cores).
+    #[arg(long, env = "TENANTD_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Password checks allowed to wait for a hashing slot before new ones get 503.
+    #[arg(long, env = "TENANTD_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
+}
+
+impl Config {
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    pub fn trash_dir(&self) -> PathBuf {
+        self.data_dir.join("trash")
+    }
+
+    pub fn directory_url(&self) -> String {
+        self.directory_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("directory.db").display()
+            )
+        })
+    }
+
+    /// Whether cookies must be `Secure` (and `__Host-` prefixed).
+    pub fn https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// An absolute link under the public URL.
+    pub fn link(&self, path_and_query: &str) -> String {
+        format!(
+            "{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            path_and_query
+        )
+    }
+}
+
+impl ServerConfig {
+    pub fn session_lifetimes(&self) -> tenant_runtime::store::sessions::Lifetimes {
+        tenant_runtime::store::sessions::Lifetimes {
+            idle: self.session_idle_secs,
+            absolute: self.session_absolute_secs,
+        }
+    }
+}

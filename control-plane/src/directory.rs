@@ -1,0 +1,568 @@
+//! The central directory: tenants, email domains and the user index (canonical email → tenant).
+//!
+//! One set of queries serves SQLite (the default, a file in the data directory) and PostgreSQL
+//! through sqlx's `Any` driver. Parameters are written `$1, $2, …` in order of first use, which
+//! both engines read the same way.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tenant_runtime::TenantId;
+
+/// Directory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("directory schema version {found} is newer than this binary supports ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    #[error("slug is already in use")]
+    SlugTaken,
+    #[error("domain already maps to a tenant")]
+    DomainTaken,
+    #[error("email already belongs to a user")]
+    EmailTaken,
+    #[error("another process holds the directory migration lock")]
+    Locked,
+    #[error("directory: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = DirectoryError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Directory row written, database not yet confirmed.
+    Provisioning,
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "suspended" => Self::Suspended,
+            // Unknown states fail closed: such a tenant is not served.
+            _ => Self::Provisioning,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub schema_version: i64,
+    pub node: String,
+    pub placement_epoch: i64,
+    pub auth_epoch: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Tenant {
+    pub fn tenant_id(&self) -> tenant_runtime::Result<TenantId> {
+        TenantId::parse(&self.id)
+    }
+}
+
+/// An entry of the user index.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexEntry {
+    pub email: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    /// `pending` while the tenant write is under way, `active` once confirmed.
+    pub state: String,
+    pub created_at: i64,
+}
+
+const TENANT_COLUMNS: &str = "id, slug, name, status, schema_version, node, placement_epoch, auth_epoch, created_at, updated_at";
+
+fn tenant_from(r: &AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: r.try_get(0)?,
+        slug: r.try_get(1)?,
+        name: r.try_get(2)?,
+        status: TenantStatus::parse(&r.try_get::<String, _>(3)?),
+        schema_version: r.try_get(4)?,
+        node: r.try_get(5)?,
+        placement_epoch: r.try_get(6)?,
+        auth_epoch: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        updated_at: r.try_get(9)?,
+    })
+}
+
+fn index_from(r: &AnyRow) -> Result<IndexEntry> {
+    Ok(IndexEntry {
+        email: r.try_get(0)?,
+        tenant_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        state: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A handle to the directory; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Directory {
+    /// Connects and brings the schema to the newest version.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let mut opts = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_path(url)
+                && let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| sqlx::Error::Io(e))?;
+            }
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(url).await?;
+        let dir = Self { pool, backend };
+        dir.migrate().await?;
+        Ok(dir)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies missing steps under a lock row (not an advisory lock, so PostgreSQL-compatible
+    /// engines without them can serve too). Each step is one transaction.
+    async fn migrate(&self) -> Result<()> {
+        sqlx::raw_sql(tenant_schema::SCHEMA_MIGRATIONS_TABLE)
+            .execute(&self.pool)
+            .await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_lock (
+                id          BIGINT PRIMARY KEY,
+                holder      TEXT   NOT NULL,
+                acquired_at BIGINT NOT NULL
+            )",
+        )
+        .execute(&self.pool)
+        .await?;
+        let latest = i64::from(tenant_schema::DIRECTORY_LATEST);
+        if self.version().await? >= latest {
+            return self.check_version().await;
+        }
+        let holder = uuid::Uuid::new_v4().to_string();
+        self.lock(&holder).await?;
+        let result = self.apply_steps().await;
+        sqlx::query("DELETE FROM schema_lock WHERE id = 1 AND holder = $1")
+            .bind(&holder)
+            .execute(&self.pool)
+            .await?;
+        result
+    }
+
+    async fn lock(&self, holder: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = now();
+            // A lock older than ten minutes belongs to a process that died.
+            sqlx::query("DELETE FROM schema_lock WHERE id = 1 AND acquired_at < $1")
+                .bind(now - 600)
+                .execute(&self.pool)
+                .await?;
+            match sqlx::query(
+                "INSERT INTO schema_lock (id, holder, acquired_at) VALUES (1, $1, $2)",
+            )
+            .bind(holder)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_unique_violation(&e) => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(DirectoryError::Locked);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn apply_steps(&self) -> Result<()> {
+        self.check_version().await?;
+        let current = self.version().await?;
+        for step in tenant_schema::DIRECTORY_MIGRATIONS {
+            if i64::from(step.version) <= current {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(step.sql).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(i64::from(step.version))
+            .bind(step.name)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn check_version(&self) -> Result<()> {
+        let found = self.version().await?;
+        let supported = i64::from(tenant_schema::DIRECTORY_LATEST);
+        if found > supported {
+            return Err(DirectoryError::TooNew { found, supported });
+        }
+        Ok(())
+    }
+
+    /// The directory's schema version.
+    pub async fn version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(v.unwrap_or(0))
+    }
+
+    // ---- tenants ----
+
+    /// Inserts a tenant in `provisioning` state.
+    pub async fn insert_tenant(
+        &self,
+        id: &TenantId,
+        slug: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<Tenant> {
+        let now = now();
+        let r = sqlx::query(
+            "INSERT INTO tenants (id, slug, name, status, schema_version, node, created_at, updated_at)
+             VALUES ($1, $2, $3, 'provisioning', 0, $4, $5, $5)",
+        )
+        .bind(id.as_str())
+        .bind(slug)
+        .bind(name)
+        .bind(node)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(DirectoryError::SlugTaken),
+            Err(e) => return Err(e.into()),
+        }
+        self.tenant(id.as_str())
+            .await?
+            .ok_or(DirectoryError::Sqlx(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let q = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| tenant_from(&r))
+            .transpose()
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        let q = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1");
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| tenant_from(&r))
+            .transpose()
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let q = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY slug");
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(tenant_from)
+            .collect()
+    }
+
+    pub async fn set_tenant_status(&self, id: &str, status: TenantStatus) -> Result<bool> {
+        let r = sqlx::query("UPDATE tenants SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn set_schema_version(&self, id: &str, version: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
+            .bind(version)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Raises a tenant's auth epoch (after a restore) and returns the new value.
+    pub async fn bump_auth_epoch(&self, id: &str) -> Result<i64> {
+        sqlx::query(
+            "UPDATE tenants SET auth_epoch = auth_epoch + 1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let e: i64 = sqlx::query("SELECT auth_epoch FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(e)
+    }
+
+    /// Removes a tenant with its domains and index rows, in one transaction.
+    pub async fn delete_tenant(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM user_index WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM domains WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // ---- domains ----
+
+    pub async fn add_domain(&self, tenant_id: &str, domain: &str) -> Result<()> {
+        let r =
+            sqlx::query("INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
+                .bind(domain)
+                .bind(tenant_id)
+                .bind(now())
+                .execute(&self.pool)
+                .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(DirectoryError::DomainTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove_domain(&self, tenant_id: &str, domain: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM domains WHERE domain = $1 AND tenant_id = $2")
+            .bind(domain)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn domains_of(&self, tenant_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT domain FROM domains WHERE tenant_id = $1 ORDER BY domain")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    pub async fn domain_owner(&self, domain: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT tenant_id FROM domains WHERE domain = $1")
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    // ---- user index ----
+
+    /// Reserves an email for a user of a tenant (`pending`). An email held by another tenant is
+    /// [`DirectoryError::EmailTaken`]; a row of the same tenant is returned for the caller to
+    /// reconcile.
+    pub async fn reserve_email(
+        &self,
+        email: &str,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<IndexEntry>> {
+        let r = sqlx::query(
+            "INSERT INTO user_index (email, tenant_id, user_id, state, created_at) VALUES ($1, $2, $3, 'pending', $4)",
+        )
+        .bind(email)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e) if is_unique_violation(&e) => match self.lookup_email(email).await? {
+                Some(existing) if existing.tenant_id == tenant_id => Ok(Some(existing)),
+                _ => Err(DirectoryError::EmailTaken),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks an index row as confirmed by the tenant database.
+    pub async fn confirm_email(&self, email: &str, tenant_id: &str, user_id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE user_index SET state = 'active', user_id = $1 WHERE email = $2 AND tenant_id = $3",
+        )
+        .bind(user_id)
+        .bind(email)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts or fixes an index row as confirmed (used by repair).
+    pub async fn upsert_email(&self, email: &str, tenant_id: &str, user_id: &str) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO user_index (email, tenant_id, user_id, state, created_at) VALUES ($1, $2, $3, 'active', $4)",
+        )
+        .bind(email)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                let existing = self.lookup_email(email).await?;
+                match existing {
+                    Some(x) if x.tenant_id == tenant_id => {
+                        self.confirm_email(email, tenant_id, user_id).await
+                    }
+                    _ => Err(DirectoryError::EmailTaken),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes an index row, only if it points at this tenant.
+    pub async fn remove_email(&self, email: &str, tenant_id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM user_index WHERE email = $1 AND tenant_id = $2")
+            .bind(email)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn lookup_email(&self, email: &str) -> Result<Option<IndexEntry>> {
+        sqlx::query(
+            "SELECT email, tenant_id, user_id, state, created_at FROM user_index WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| index_from(&r))
+        .transpose()
+    }
+
+    pub async fn index_of(&self, tenant_id: &str) -> Result<Vec<IndexEntry>> {
+        sqlx::query(
+            "SELECT email, tenant_id, user_id, state, created_at FROM user_index WHERE tenant_id = $1 ORDER BY email",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(index_from)
+        .collect()
+    }
+
+    /// The tenant an email signs in to: the user index first, then the email's domain.
+    pub async fn route_email(&self, email: &str) -> Result<Option<Tenant>> {
+        if let Some(entry) = self.lookup_email(email).await? {
+            return self.tenant(&entry.tenant_id).await;
+        }
+        let Some(domain) = tenant_runtime::email::domain_of(email) else {
+            return Ok(None);
+        };
+        match self.domain_owner(domain).await? {
+            Some(id) => self.tenant(&id).await,
+            None => Ok(None),
+        }
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+fn now() -> i64 {
+    tenant_runtime::Clock::now(&tenant_runtime::SystemClock)
+}

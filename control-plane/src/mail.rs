@@ -1,0 +1,222 @@
+//! Outgoing mail: SMTP through lettre, or `.eml` files in the outbox when no server is set.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// One message, with a text and an HTML part.
+#[derive(Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The action link of the message (outbox mode logs it, so a developer can click it).
+    pub link: Option<String>,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: Mail) -> anyhow::Result<()>;
+}
+
+/// Builds the MIME message; recipients are parsed, so no header can be injected through them.
+pub fn build(from: &str, mail: &Mail) -> anyhow::Result<Message> {
+    let from: Mailbox = from.parse()?;
+    let to: Mailbox = mail.to.parse()?;
+    Ok(Message::builder()
+        .from(from)
+        .to(to)
+        .subject(mail.subject.replace(['\r', '\n'], " "))
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        ))?)
+}
+
+pub struct SmtpMailer {
+    from: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS), `smtps://host:port` (TLS).
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build();
+        Ok(Self {
+            from: from.to_owned(),
+            transport,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: Mail) -> anyhow::Result<()> {
+        let msg = build(&self.from, &mail)?;
+        self.transport.send(msg).await?;
+        Ok(())
+    }
+}
+
+/// Writes each message to `<outbox>/<time>-<id>.eml`.
+pub struct OutboxMailer {
+    from: String,
+    dir: PathBuf,
+}
+
+impl OutboxMailer {
+    pub fn new(dir: PathBuf, from: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            from: from.to_owned(),
+            dir,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for OutboxMailer {
+    async fn send(&self, mail: Mail) -> anyhow::Result<()> {
+        let msg = build(&self.from, &mail)?;
+        let name = format!(
+            "{}-{}.eml",
+            tenant_runtime::Clock::now(&tenant_runtime::SystemClock),
+            uuid::Uuid::new_v4().simple()
+        );
+        let path = self.dir.join(name);
+        tokio::fs::write(&path, msg.formatted()).await?;
+        // Development mode only: with no mail server, the log is how the link reaches a person.
+        tracing::info!(target: "outbox", path = %path.display(), link = mail.link.as_deref().unwrap_or(""), "mail written to the outbox");
+        Ok(())
+    }
+}
+
+/// Keeps messages in memory (in-process tests).
+#[derive(Default, Clone)]
+pub struct MemoryMailer {
+    pub sent: Arc<parking_lot::Mutex<Vec<Mail>>>,
+}
+
+#[async_trait::async_trait]
+impl Mailer for MemoryMailer {
+    async fn send(&self, mail: Mail) -> anyhow::Result<()> {
+        build("test <test@localhost>", &mail)?;
+        self.sent.lock().push(mail);
+        Ok(())
+    }
+}
+
+/// Sends in the background with a few retries, so neither the answer nor its timing depends on
+/// the mail server.
+pub fn send_later(mailer: Arc<dyn Mailer>, mail: Mail) {
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_millis(500);
+        for attempt in 1..=4 {
+            match mailer.send(mail.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, subject = %mail.subject, "mail not sent");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
+        tracing::error!(subject = %mail.subject, "mail given up after retries");
+    });
+}
+
+/// Escapes text for HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The invitation and reset messages.
+pub mod templates {
+    use super::{Mail, escape};
+
+    fn wrap(
+        product: &str,
+        title: &str,
+        body_text: &str,
+        link: &str,
+        button: &str,
+        note: &str,
+    ) -> (String, String) {
+        let text = format!("{title}\n\n{body_text}\n\n{link}\n\n{note}\n\n— {product}\n");
+        let html = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif\">\
+             <h2>{t}</h2><p>{b}</p>\
+             <p><a href=\"{l}\" style=\"background:#2456d3;color:#fff;padding:10px 16px;border-radius:4px;text-decoration:none\">{btn}</a></p>\
+             <p style=\"color:#555\">Or open this link: {l}</p><p style=\"color:#555\">{n}</p><p>— {p}</p></body></html>",
+            t = escape(title),
+            b = escape(body_text),
+            l = escape(link),
+            btn = escape(button),
+            n = escape(note),
+            p = escape(product)
+        );
+        (text, html)
+    }
+
+    pub fn invitation(product: &str, company: &str, to: &str, link: &str) -> Mail {
+        let title = format!("You are invited to {company} on {product}");
+        let (text, html) = wrap(
+            product,
+            &title,
+            &format!("{company} invited you to sign in to {product}. Choose a password to accept."),
+            link,
+            "Accept the invitation",
+            "The link works once and expires in 7 days.",
+        );
+        Mail {
+            to: to.to_owned(),
+            subject: title,
+            text,
+            html,
+            link: Some(link.to_owned()),
+        }
+    }
+
+    pub fn password_reset(product: &str, to: &str, link: &str) -> Mail {
+        let title = format!("Reset your {product} password");
+        let (text, html) = wrap(
+            product,
+            &title,
+            "Someone asked to reset the password of this account. If it was you, choose a new password.",
+            link,
+            "Choose a new password",
+            "The link works once and expires in 30 minutes. If you did not ask for it, ignore this message.",
+        );
+        Mail {
+            to: to.to_owned(),
+            subject: title,
+            text,
+            html,
+            link: Some(link.to_owned()),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The JSON API under `/api`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tenant_runtime::store::audit;
+
+use super::extract::{
+    Admin, ApiJson, Auth, ClientOrigin, clear_session_cookie, session_cookie, session_value,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::service::admin::{self, UserChange};
+use crate::service::auth;
+use crate::state::AppState;
+
+/// Longest email, name or token field accepted anywhere.
+const MAX_FIELD: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/session", get(session))
+        .route("/api/auth/forgot", post(forgot))
+        .route("/api/auth/reset", post(reset))
+        .route("/api/auth/accept-invite", post(accept_invite))
+        .route("/api/admin/users", get(list_users).post(invite_user))
+        .route(
+            "/api/admin/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route(
+            "/api/admin/users/{id}/invitation",
+            post(resend_invitation).delete(revoke_invitation),
+        )
+        .route("/api/admin/audit", get(audit_log))
+}
+
+fn check_len(field: &'static str, value: &str) -> ApiResult<()> {
+    if value.len() > MAX_FIELD {
+        return Err(ApiError::bad_request(
+            "field_too_long",
+            format!("The field {field} is too long."),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    let signed = auth::login(&state, &body.email, &body.password, origin).await?;
+    Ok(signed_in(&state, signed))
+}
+
+fn signed_in(state: &AppState, s: auth::SignedIn) -> Response {
+    (
+        [(header::SET_COOKIE, session_cookie(state, &s.cookie))],
+        Json(s.view),
+    )
+        .into_response()
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(value) = session_value(&state, &headers) {
+        auth::logout(&state, &value).await?;
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::SET_COOKIE, clear_session_cookie(&state))],
+        Json(json!({"signed_out": true})),
+    )
+        .into_response())
+}
+
+async fn session(Auth(signed): Auth) -> Json<crate::service::SessionView> {
+    Json(signed.view())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgotBody {
+    email: String,
+}
+
+async fn forgot(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    ApiJson(body): ApiJson<ForgotBody>,
+) -> ApiResult<Response> {
+    check_len("email", &body.email)?;
+    auth::forgot(&state, &body.email, origin);
+    Ok(forgot_accepted())
+}
+
+/// The one answer to a reset request, whether or not the account exists.
+pub fn forgot_accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"message": "If the address belongs to an account, a reset link is on its way."}),
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    token: String,
+    password: String,
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    check_len("token", &body.token)?;
+    auth::reset(&state, &body.token, &body.password).await?;
+    Ok(Json(
+        json!({"message": "Your password was changed. Sign in with the new one."}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    token: String,
+    password: String,
+    name: Option<String>,
+}
+
+async fn accept_invite(
+    State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
+    ApiJson(body): ApiJson<AcceptBody>,
+) -> ApiResult<Response> {
+    check_len("token", &body.token)?;
+    let name = admin::parse_name(body.name.as_deref())?;
+    let signed =
+        auth::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await?;
+    Ok(signed_in(&state, signed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    offset: Option<u32>,
+    limit: Option<u32>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(page) = page.map_err(|_| {
+        ApiError::bad_request("invalid_query", "offset and limit are whole numbers.")
+    })?;
+    let offset = page.offset.unwrap_or(0);
+    let limit = page.limit.unwrap_or(50).clamp(1, 200);
+    let (users, total) = admin::list_users(&state, &admin, offset, limit).await?;
+    Ok(Json(
+        json!({"users": users, "total": total, "offset": offset, "limit": limit}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    email: String,
+    role: String,
+    name: Option<String>,
+}
+
+async fn invite_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ApiJson(body): ApiJson<InviteBody>,
+) -> ApiResult<Response> {
+    check_len("email", &body.email)?;
+    let role = admin::parse_role(&body.role)?;
+    let user = admin::invite(&state, &admin, &body.email, role, body.name.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::service::AdminUserView>> {
+    Ok(Json(admin::get_user(&state, &admin, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    role: Option<String>,
+    blocked: Option<bool>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> ApiResult<Json<crate::service::AdminUserView>> {
+    let change = UserChange {
+        role: body.role.as_deref().map(admin::parse_role).transpose()?,
+        blocked: body.blocked,
+    };
+    Ok(Json(admin::update_user(&state, &admin, &id, change).await?))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin::delete_user(&state, &admin, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resend_invitation(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::service::AdminUserView>> {
+    Ok(Json(admin::resend_invitation(&state, &admin, &id).await?))
+}
+
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::service::AdminUserView>> {
+    Ok(Json(admin::revoke_invitation(&state, &admin, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    user: Option<String>,
+    action: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(q) =
+        q.map_err(|_| ApiError::bad_request("invalid_query", "Check the query parameters."))?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let entries = admin::audit_log(
+        &state,
+        &admin,
+        audit::Filter {
+            user: q.user,
+            action: q.action,
+            before: q.before,
+            limit,
+        },
+    )
+    .await?;
+    let next = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(json!({"entries": entries, "next_before": next})))
+}

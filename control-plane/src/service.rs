@@ -1,0 +1,85 @@
+//! What the product does, shared by the JSON API, the pages and `tenantctl`. Handlers only
+//! translate HTTP to these calls.
+
+pub mod admin;
+pub mod auth;
+pub mod demo;
+pub mod policy;
+pub mod provision;
+
+use serde::Serialize;
+use tenant_runtime::store::users::{Role, Status, User};
+
+use crate::directory::Tenant;
+
+/// A user as the API shows it: never the hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role,
+        }
+    }
+}
+
+/// A user as a company admin sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminUserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+impl From<&User> for AdminUserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role,
+            status: u.status,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            id: t.id.clone(),
+            slug: t.slug.clone(),
+            name: t.name.clone(),
+        }
+    }
+}
+
+/// The login shape: who is signed in, and to which company.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub user: UserView,
+    pub tenant: TenantView,
+}

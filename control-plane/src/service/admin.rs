@@ -1,0 +1,415 @@
+//! What a company admin can do: every operation acts on the admin's own tenant, which comes
+//! from their session. Only a [`TenantAdmin`] value opens these operations.
+
+use serde_json::json;
+use tenant_runtime::email;
+use tenant_runtime::store::tokens::{self, Purpose};
+use tenant_runtime::store::users::{self, NewUser, Role, Status, User};
+use tenant_runtime::store::{audit, sessions};
+
+use super::AdminUserView;
+use super::auth::{INVITE_TTL_SECS, Signed, bearer};
+use crate::error::{ApiError, ApiResult};
+use crate::mail;
+use crate::state::AppState;
+
+pub const MAX_NAME_LEN: usize = 100;
+
+/// The capability to administer one tenant: an active admin's session.
+#[derive(Debug, Clone)]
+pub struct TenantAdmin(Signed);
+
+impl TenantAdmin {
+    pub fn new(signed: Signed) -> ApiResult<Self> {
+        if signed.user.role == Role::Admin && signed.user.status == Status::Active {
+            Ok(Self(signed))
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    pub fn signed(&self) -> &Signed {
+        &self.0
+    }
+
+    fn actor(&self) -> String {
+        self.0.user.id.clone()
+    }
+}
+
+/// A change an admin asks for.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub blocked: Option<bool>,
+}
+
+pub fn last_admin() -> ApiError {
+    ApiError::conflict(
+        "last_admin",
+        "Your company must keep at least one active admin.",
+    )
+}
+
+fn user_exists() -> ApiError {
+    ApiError::conflict(
+        "user_exists",
+        "This person is already a user of your company.",
+    )
+}
+
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    Role::parse(s)
+        .ok_or_else(|| ApiError::bad_request("invalid_role", "Role must be admin or member."))
+}
+
+pub fn parse_name(name: Option<&str>) -> ApiResult<String> {
+    let name = name.unwrap_or("").trim();
+    if name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("A name has at most {MAX_NAME_LEN} characters and no control characters."),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn list_users(
+    state: &AppState,
+    admin: &TenantAdmin,
+    offset: u32,
+    limit: u32,
+) -> ApiResult<(Vec<AdminUserView>, u64)> {
+    let (users, total) = state
+        .tenants
+        .read(&admin.0.tenant_id, move |c| users::list(c, offset, limit))
+        .await?;
+    Ok((users.iter().map(AdminUserView::from).collect(), total))
+}
+
+pub async fn get_user(state: &AppState, admin: &TenantAdmin, id: &str) -> ApiResult<AdminUserView> {
+    let id = id.to_owned();
+    state
+        .tenants
+        .read(&admin.0.tenant_id, move |c| users::get(c, &id))
+        .await?
+        .as_ref()
+        .map(AdminUserView::from)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Invites a person: reserves the email in the directory, writes the user and the invitation
+/// in the tenant, confirms the reservation, then mails the link.
+pub async fn invite(
+    state: &AppState,
+    admin: &TenantAdmin,
+    raw_email: &str,
+    role: Role,
+    name: Option<&str>,
+) -> ApiResult<AdminUserView> {
+    let email = email::parse(raw_email)
+        .ok_or_else(|| ApiError::bad_request("invalid_email", "Enter a valid email address."))?;
+    let name = parse_name(name)?;
+    let tenant_id = admin.0.tenant_id.clone();
+    let mut user_id = uuid::Uuid::new_v4().to_string();
+    if let Some(existing) = state
+        .directory
+        .reserve_email(&email, tenant_id.as_str(), &user_id)
+        .await?
+    {
+        // Already indexed for this tenant: a user, or the leftover of an interrupted invitation.
+        let e = email.clone();
+        if state
+            .tenants
+            .read(&tenant_id, move |c| users::find_by_email(c, &e))
+            .await?
+            .is_some()
+        {
+            return Err(user_exists());
+        }
+        user_id = existing.user_id;
+    }
+    let now = state.now();
+    let actor = admin.actor();
+    let (e, uid) = (email.clone(), user_id.clone());
+    let written = state
+        .tenants
+        .write(&tenant_id, move |tx| {
+            let new = NewUser {
+                email: &e,
+                name: &name,
+                role,
+                status: Status::Invited,
+                password_hash: None,
+            };
+            let user = match users::insert_with_id(tx, &uid, &new, now) {
+                Ok(u) => u,
+                Err(tenant_runtime::Error::EmailTaken) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&actor),
+                    action: "invitation.sent",
+                    target: Some(&user.id),
+                    details: json!({"email": user.email, "role": role.as_str()}),
+                },
+                now,
+            )?;
+            Ok(Some((user, token)))
+        })
+        .await?;
+    let Some((user, token)) = written else {
+        return Err(user_exists());
+    };
+    state
+        .directory
+        .confirm_email(&email, tenant_id.as_str(), &user.id)
+        .await?;
+    send_invitation(state, admin, &user, &token);
+    Ok(AdminUserView::from(&user))
+}
+
+fn send_invitation(state: &AppState, admin: &TenantAdmin, user: &User, token: &str) {
+    let link = state.config.link(&format!(
+        "/invite?token={}",
+        bearer(&admin.0.tenant_id, token)
+    ));
+    let m = mail::templates::invitation(
+        &state.config.product_name,
+        &admin.0.tenant.name,
+        &user.email,
+        &link,
+    );
+    mail::send_later(state.mailer.clone(), m);
+}
+
+enum Outcome {
+    Done(User),
+    NotFound,
+    LastAdmin,
+    Conflict(&'static str, &'static str),
+}
+
+fn outcome(o: Outcome) -> ApiResult<User> {
+    match o {
+        Outcome::Done(u) => Ok(u),
+        Outcome::NotFound => Err(ApiError::not_found()),
+        Outcome::LastAdmin => Err(last_admin()),
+        Outcome::Conflict(code, msg) => Err(ApiError::conflict(code, msg)),
+    }
+}
+
+fn is_active_admin(u: &User) -> bool {
+    u.role == Role::Admin && u.status == Status::Active
+}
+
+/// Changes a user's role or blocks/unblocks them. Either ends their sessions at once. The last
+/// active admin can be neither demoted nor blocked; the check and the change share one
+/// `BEGIN IMMEDIATE` transaction, so two admins acting on each other cannot both pass it.
+pub async fn update_user(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+    change: UserChange,
+) -> ApiResult<AdminUserView> {
+    let now = state.now();
+    let actor = admin.actor();
+    let id = id.to_owned();
+    let o = state
+        .tenants
+        .write(&admin.0.tenant_id, move |tx| {
+            let Some(before) = users::get(tx, &id)? else {
+                return Ok(Outcome::NotFound);
+            };
+            let mut after = before.clone();
+            if let Some(role) = change.role {
+                after.role = role;
+            }
+            match change.blocked {
+                Some(true) => after.status = Status::Blocked,
+                Some(false) if before.status == Status::Blocked => {
+                    after.status = if before.password_hash.is_some() {
+                        Status::Active
+                    } else {
+                        Status::Invited
+                    };
+                }
+                _ => {}
+            }
+            if is_active_admin(&before)
+                && !is_active_admin(&after)
+                && users::count_active_admins(tx)? <= 1
+            {
+                return Ok(Outcome::LastAdmin);
+            }
+            let audit = |action: &str, details: serde_json::Value| {
+                audit::append(
+                    tx,
+                    &audit::NewEntry {
+                        actor: Some(&actor),
+                        action,
+                        target: Some(&before.id),
+                        details,
+                    },
+                    now,
+                )
+            };
+            if after.role != before.role {
+                users::set_role(tx, &id, after.role, now)?;
+                audit(
+                    "user.role_changed",
+                    json!({"from": before.role.as_str(), "to": after.role.as_str()}),
+                )?;
+            }
+            if after.status != before.status {
+                users::set_status(tx, &id, after.status, now)?;
+                if after.status == Status::Blocked {
+                    tokens::revoke(tx, &id, None, now)?;
+                    audit("user.blocked", json!({}))?;
+                } else {
+                    audit("user.unblocked", json!({}))?;
+                }
+            }
+            if after.role != before.role || after.status != before.status {
+                sessions::revoke_all(tx, &id, None)?;
+            }
+            Ok(users::get(tx, &id)?.map_or(Outcome::NotFound, Outcome::Done))
+        })
+        .await?;
+    outcome(o).map(|u| AdminUserView::from(&u))
+}
+
+/// Deletes a user: the tenant row first (with their sessions and tokens), then the directory
+/// index row, so a crash in between leaves a dangling index row that only fails sign-in.
+pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> ApiResult<()> {
+    let now = state.now();
+    let actor = admin.actor();
+    let id = id.to_owned();
+    let o = state
+        .tenants
+        .write(&admin.0.tenant_id, move |tx| {
+            let Some(user) = users::get(tx, &id)? else {
+                return Ok(Outcome::NotFound);
+            };
+            if is_active_admin(&user) && users::count_active_admins(tx)? <= 1 {
+                return Ok(Outcome::LastAdmin);
+            }
+            users::delete(tx, &id)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&actor),
+                    action: "user.deleted",
+                    target: Some(&id),
+                    details: json!({"email": user.email}),
+                },
+                now,
+            )?;
+            Ok(Outcome::Done(user))
+        })
+        .await?;
+    let user = outcome(o)?;
+    state
+        .directory
+        .remove_email(&user.email, admin.0.tenant_id.as_str())
+        .await?;
+    Ok(())
+}
+
+/// Sends a fresh invitation; the previous link stops working.
+pub async fn resend_invitation(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> ApiResult<AdminUserView> {
+    let now = state.now();
+    let actor = admin.actor();
+    let id = id.to_owned();
+    let o = state
+        .tenants
+        .write(&admin.0.tenant_id, move |tx| {
+            let Some(user) = users::get(tx, &id)? else {
+                return Ok((Outcome::NotFound, None));
+            };
+            if user.status != Status::Invited {
+                return Ok((
+                    Outcome::Conflict(
+                        "not_invited",
+                        "This user has already accepted or is blocked.",
+                    ),
+                    None,
+                ));
+            }
+            let token = tokens::issue(tx, &id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&actor),
+                    action: "invitation.sent",
+                    target: Some(&id),
+                    details: json!({"email": user.email, "resent": true}),
+                },
+                now,
+            )?;
+            Ok((Outcome::Done(user), Some(token)))
+        })
+        .await?;
+    let (o, token) = o;
+    let user = outcome(o)?;
+    if let Some(token) = token {
+        send_invitation(state, admin, &user, &token);
+    }
+    Ok(AdminUserView::from(&user))
+}
+
+/// Revokes a pending invitation; the link stops working.
+pub async fn revoke_invitation(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> ApiResult<AdminUserView> {
+    let now = state.now();
+    let actor = admin.actor();
+    let id = id.to_owned();
+    let o = state
+        .tenants
+        .write(&admin.0.tenant_id, move |tx| {
+            let Some(user) = users::get(tx, &id)? else {
+                return Ok(Outcome::NotFound);
+            };
+            if user.status != Status::Invited {
+                return Ok(Outcome::Conflict(
+                    "not_invited",
+                    "This user has no pending invitation.",
+                ));
+            }
+            tokens::revoke(tx, &id, Some(Purpose::Invite), now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&actor),
+                    action: "invitation.revoked",
+                    target: Some(&id),
+                    details: json!({}),
+                },
+                now,
+            )?;
+            Ok(Outcome::Done(user))
+        })
+        .await?;
+    outcome(o).map(|u| AdminUserView::from(&u))
+}
+
+pub async fn audit_log(
+    state: &AppState,
+    admin: &TenantAdmin,
+    filter: audit::Filter,
+) -> ApiResult<Vec<audit::Entry>> {
+    Ok(state
+        .tenants
+        .read(&admin.0.tenant_id, move |c| audit::list(c, &filter))
+        .await?)
+}

@@ -1,0 +1,231 @@
+//! Creating a company: directory rows, its database file and its first admin.
+//!
+//! The directory and the tenant file cannot share a transaction, so the steps are ordered and
+//! each is idempotent: the tenant row is written first as `provisioning` (never routed to), then
+//! domains and the admin's email reservation, then the file and the admin user, and the tenant
+//! turns `active` last. Running the same creation again resumes where a crash left it.
+
+use serde_json::json;
+use tenant_runtime::store::audit;
+use tenant_runtime::store::tokens::{self, Purpose};
+use tenant_runtime::store::users::{self, NewUser, Role, Status};
+use tenant_runtime::{TenantId, TenantRouter, email};
+
+use super::auth::{INVITE_TTL_SECS, bearer};
+use crate::config::Config;
+use crate::directory::{Directory, DirectoryError, Tenant, TenantStatus};
+use crate::mail::{self, Mail};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("invalid slug {0:?}: use 3 to 63 of a-z, 0-9 and '-', not starting or ending with '-'")]
+    InvalidSlug(String),
+    #[error("invalid name: 1 to 100 characters, no control characters")]
+    InvalidName,
+    #[error("invalid domain {0:?}")]
+    InvalidDomain(String),
+    #[error("invalid email {0:?}")]
+    InvalidEmail(String),
+    #[error("slug {0:?} is already in use")]
+    SlugTaken(String),
+    #[error("domain {0:?} already maps to another tenant")]
+    DomainTaken(String),
+    #[error("email {0:?} already belongs to a user of another tenant")]
+    EmailTaken(String),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Runtime(#[from] tenant_runtime::Error),
+}
+
+impl ProvisionError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidSlug(_) => "invalid_slug",
+            Self::InvalidName => "invalid_name",
+            Self::InvalidDomain(_) => "invalid_domain",
+            Self::InvalidEmail(_) => "invalid_email",
+            Self::SlugTaken(_) => "slug_taken",
+            Self::DomainTaken(_) => "domain_taken",
+            Self::EmailTaken(_) => "email_taken",
+            Self::Directory(_) => "directory_error",
+            Self::Runtime(e) => e.code(),
+        }
+    }
+}
+
+/// What the operator asks for.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub admin_email: String,
+    pub admin_name: Option<String>,
+}
+
+/// A created company and its first admin's invitation.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub tenant: Tenant,
+    pub admin_user_id: String,
+    pub invite_link: String,
+    pub mail: Mail,
+}
+
+pub fn valid_slug(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Creates a tenant, or finishes one that a crash left `provisioning`.
+pub async fn create_tenant(
+    directory: &Directory,
+    router: &TenantRouter,
+    config: &Config,
+    req: &NewTenant,
+    now: i64,
+) -> Result<Provisioned, ProvisionError> {
+    // Check everything before writing anything, so bad input changes nothing.
+    if !valid_slug(&req.slug) {
+        return Err(ProvisionError::InvalidSlug(req.slug.clone()));
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ProvisionError::InvalidName);
+    }
+    let admin_email = email::parse(&req.admin_email)
+        .ok_or_else(|| ProvisionError::InvalidEmail(req.admin_email.clone()))?;
+    let admin_name = super::admin::parse_name(req.admin_name.as_deref())
+        .map_err(|_| ProvisionError::InvalidName)?;
+    let mut domains = Vec::new();
+    for d in &req.domains {
+        let d = email::parse_domain(d).ok_or_else(|| ProvisionError::InvalidDomain(d.clone()))?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    let existing = directory.tenant_by_slug(&req.slug).await?;
+    let resuming = match &existing {
+        Some(t) if t.status == TenantStatus::Provisioning => Some(t.id.clone()),
+        Some(_) => return Err(ProvisionError::SlugTaken(req.slug.clone())),
+        None => None,
+    };
+    for d in &domains {
+        match directory.domain_owner(d).await? {
+            Some(owner) if Some(&owner) != resuming.as_ref() => {
+                return Err(ProvisionError::DomainTaken(d.clone()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(entry) = directory.lookup_email(&admin_email).await?
+        && Some(&entry.tenant_id) != resuming.as_ref()
+    {
+        return Err(ProvisionError::EmailTaken(admin_email));
+    }
+
+    // 1. The tenant row, never routed to while provisioning.
+    let tenant_id = match resuming {
+        Some(id) => TenantId::parse(&id)?,
+        None => {
+            let id = TenantId::generate();
+            match directory.insert_tenant(&id, &req.slug, name, "local").await {
+                Ok(_) => id,
+                Err(DirectoryError::SlugTaken) => {
+                    return Err(ProvisionError::SlugTaken(req.slug.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    // 2. Domains and the admin's email reservation.
+    for d in &domains {
+        match directory.add_domain(tenant_id.as_str(), d).await {
+            Ok(()) => {}
+            Err(DirectoryError::DomainTaken)
+                if directory.domain_owner(d).await?.as_deref() == Some(tenant_id.as_str()) => {}
+            Err(DirectoryError::DomainTaken) => return Err(ProvisionError::DomainTaken(d.clone())),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut admin_id = uuid::Uuid::new_v4().to_string();
+    match directory
+        .reserve_email(&admin_email, tenant_id.as_str(), &admin_id)
+        .await
+    {
+        Ok(Some(existing)) => admin_id = existing.user_id,
+        Ok(None) => {}
+        Err(DirectoryError::EmailTaken) => return Err(ProvisionError::EmailTaken(admin_email)),
+        Err(e) => return Err(e.into()),
+    }
+    // 3. The database file and the first admin, invited.
+    if !router.exists(&tenant_id) {
+        match router.create_tenant(&tenant_id, now).await {
+            Ok(()) | Err(tenant_runtime::Error::TenantExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let (e, uid) = (admin_email.clone(), admin_id.clone());
+    let (admin_id, token) = router
+        .write(&tenant_id, move |tx| {
+            let user = match users::find_by_email(tx, &e)? {
+                Some(u) => u,
+                None => users::insert_with_id(
+                    tx,
+                    &uid,
+                    &NewUser {
+                        email: &e,
+                        name: &admin_name,
+                        role: Role::Admin,
+                        status: Status::Invited,
+                        password_hash: None,
+                    },
+                    now,
+                )?,
+            };
+            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some("operator"),
+                    action: "tenant.created",
+                    target: Some(&user.id),
+                    details: json!({"admin_email": user.email}),
+                },
+                now,
+            )?;
+            Ok((user.id, token))
+        })
+        .await?;
+    directory
+        .confirm_email(&admin_email, tenant_id.as_str(), &admin_id)
+        .await?;
+    // 4. Open for business.
+    directory
+        .set_schema_version(tenant_id.as_str(), i64::from(tenant_schema::TENANT_LATEST))
+        .await?;
+    directory
+        .set_tenant_status(tenant_id.as_str(), TenantStatus::Active)
+        .await?;
+    let tenant = directory
+        .tenant(tenant_id.as_str())
+        .await?
+        .ok_or(DirectoryError::Sqlx(sqlx::Error::RowNotFound))?;
+    let invite_link = config.link(&format!("/invite?token={}", bearer(&tenant_id, &token)));
+    let mail = mail::templates::invitation(
+        &config.product_name,
+        &tenant.name,
+        &admin_email,
+        &invite_link,
+    );
+    Ok(Provisioned {
+        tenant,
+        admin_user_id: admin_id,
+        invite_link,
+        mail,
+    })
+}

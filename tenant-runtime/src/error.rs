@@ -1,0 +1,57 @@
+//! Errors of the tenant runtime, each with a stable code.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid tenant id")]
+    InvalidTenantId,
+    #[error("tenant {0} has no database file")]
+    TenantNotFound(String),
+    #[error("tenant {0} already has a database file")]
+    TenantExists(String),
+    #[error("database file of tenant {expected} belongs to tenant {found}")]
+    ForeignTenantFile { expected: String, found: String },
+    #[error("database file of tenant {0} is not a tenant database")]
+    NotATenantFile(String),
+    #[error("connection pragma {pragma} is {found}, expected {expected}")]
+    PragmaMismatch {
+        pragma: &'static str,
+        expected: String,
+        found: String,
+    },
+    /// Every open connection is in use; the caller should retry later (503).
+    #[error("all {0} tenant connections are in use")]
+    AtCapacity(usize),
+    #[error("email already belongs to a user")]
+    EmailTaken,
+    #[error(transparent)]
+    Schema(#[from] tenant_schema::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// A stable, greppable code for logs, the CLI and the HTTP layer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidTenantId => "TR001_invalid_tenant_id",
+            Self::TenantNotFound(_) => "TR002_tenant_not_found",
+            Self::TenantExists(_) => "TR003_tenant_exists",
+            Self::ForeignTenantFile { .. } => "TR004_foreign_tenant_file",
+            Self::NotATenantFile(_) => "TR005_not_a_tenant_file",
+            Self::PragmaMismatch { .. } => "TR006_pragma_mismatch",
+            Self::AtCapacity(_) => "TR007_at_capacity",
+            Self::EmailTaken => "TR008_email_taken",
+            Self::Schema(tenant_schema::Error::TooNew { .. }) => "TR009_schema_too_new",
+            Self::Schema(_) => "TR010_migration_failed",
+            Self::Sqlite(_) => "TR011_sqlite",
+            Self::Io(_) => "TR012_io",
+            Self::Unexpected(_) => "TR013_unexpected",
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The only code that opens tenant database files.
+//!
+//! Every company (tenant) has one SQLite file, `<data>/tenants/<tenant-id>.db`. [`TenantRouter`]
+//! maps a tenant id to a small pool of rusqlite connections, opens a file on first use (migrating
+//! it if needed), caps open connections across all tenants and closes the least recently used
+//! idle tenants past the cap. The [`store`] functions are synchronous and take a connection or a
+//! transaction; the router runs them on the blocking pool, never on async worker threads.
+//!
+//! # Layout
+//! - [`router`]: `TenantRouter`, pools, the global connection cap, eviction, backup.
+//! - [`store`]: users, invitation and reset tokens, sessions, the audit log.
+//! - [`id`], [`email`], [`secret`], [`password`], [`clock`]: the small value types they share.
+
+pub mod clock;
+pub mod email;
+pub mod error;
+pub mod id;
+pub mod password;
+pub mod router;
+pub mod secret;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use id::TenantId;
+pub use router::{RouterConfig, RouterStats, TenantRouter};

@@ -1,0 +1,651 @@
+//! `TenantRouter`: tenant id → a small pool of rusqlite connections to that tenant's file.
+//!
+//! - A pool is created lazily; the first connection of a pool verifies the file (it exists, it is
+//!   a tenant database, it records this tenant's id) and migrates it, once, while concurrent
+//!   first requests wait for it.
+//! - A global cap bounds open connections across tenants. Past it, the least recently used
+//!   tenants with no connection in use are closed, a batch at a time.
+//! - Callers hand in synchronous closures; the async entry points run them on the blocking pool
+//!   and never hold a map guard across an `.await`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::{Condvar, Mutex};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::{Error, Result, TenantId};
+
+/// Settings of the router.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Folder that holds `<tenant-id>.db` files.
+    pub tenants_dir: PathBuf,
+    /// Open connections across all tenants.
+    pub max_connections: usize,
+    /// Open connections of one tenant (readers run in parallel; writers take turns).
+    pub max_per_tenant: usize,
+    /// SQLite page cache per connection, in KiB.
+    pub cache_kib: u32,
+    pub busy_timeout: Duration,
+}
+
+impl RouterConfig {
+    pub fn new(tenants_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            tenants_dir: tenants_dir.into(),
+            max_connections: 512,
+            max_per_tenant: 4,
+            cache_kib: 512,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters for benchmarks, metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    pub open_connections: usize,
+    pub open_tenants: usize,
+    /// Times a tenant went from closed to open (file verified, migrated if needed).
+    pub tenant_opens: u64,
+    pub connections_opened: u64,
+    pub evictions: u64,
+}
+
+/// A cheap, cloneable handle to the router.
+#[derive(Clone)]
+pub struct TenantRouter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TenantRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantRouter")
+            .field("tenants_dir", &self.shared.cfg.tenants_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    cfg: RouterConfig,
+    pools: DashMap<TenantId, Arc<Pool>>,
+    open_connections: AtomicUsize,
+    tick: AtomicU64,
+    tenant_opens: AtomicU64,
+    connections_opened: AtomicU64,
+    evictions: AtomicU64,
+    evicting: Mutex<()>,
+}
+
+struct Pool {
+    id: TenantId,
+    path: PathBuf,
+    state: Mutex<PoolState>,
+    ready: Condvar,
+    /// Checked-out connections plus callers about to check out: such a pool is never evicted.
+    in_use: AtomicUsize,
+    last_used: AtomicU64,
+    /// One writer per tenant in this process; other processes wait on SQLite's busy timeout.
+    writer: Mutex<()>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: VecDeque<Connection>,
+    /// Open connections of this pool, idle or checked out.
+    total: usize,
+    verified: bool,
+    opening: bool,
+    /// Set when the pool was evicted and left the map; holders must look the tenant up again.
+    retired: bool,
+}
+
+enum Checkout {
+    Got(Connection),
+    Retired,
+}
+
+impl TenantRouter {
+    /// Creates the tenants folder if needed and raises the open-file limit.
+    pub fn new(cfg: RouterConfig) -> Result<Self> {
+        std::fs::create_dir_all(&cfg.tenants_dir)?;
+        raise_open_file_limit();
+        Ok(Self {
+            shared: Arc::new(Shared {
+                cfg,
+                pools: DashMap::new(),
+                open_connections: AtomicUsize::new(0),
+                tick: AtomicU64::new(0),
+                tenant_opens: AtomicU64::new(0),
+                connections_opened: AtomicU64::new(0),
+                evictions: AtomicU64::new(0),
+                evicting: Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &RouterConfig {
+        &self.shared.cfg
+    }
+
+    /// The file of a tenant. Names come only from validated internal ids.
+    pub fn path_of(&self, id: &TenantId) -> PathBuf {
+        self.shared.cfg.tenants_dir.join(format!("{id}.db"))
+    }
+
+    pub fn exists(&self, id: &TenantId) -> bool {
+        self.path_of(id).is_file()
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        let s = &self.shared;
+        RouterStats {
+            open_connections: s.open_connections.load(Ordering::SeqCst),
+            open_tenants: s.pools.len(),
+            tenant_opens: s.tenant_opens.load(Ordering::Relaxed),
+            connections_opened: s.connections_opened.load(Ordering::Relaxed),
+            evictions: s.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Creates a tenant's database: built under a temporary name, migrated, stamped with the
+    /// tenant id, synced, then linked into place without ever replacing an existing file.
+    pub fn create_tenant_blocking(&self, id: &TenantId, now: i64) -> Result<()> {
+        let path = self.path_of(id);
+        if path.exists() {
+            return Err(Error::TenantExists(id.to_string()));
+        }
+        let dir = &self.shared.cfg.tenants_dir;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{id}."))
+            .suffix(".creating")
+            .tempfile_in(dir)?;
+        {
+            let mut conn = Connection::open(tmp.path())?;
+            // Nobody sees this file until it is synced and linked below, so building it needs
+            // no journal on disk and no fsync per step: a crash leaves only a stray temp file.
+            conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")?;
+            tenant_schema::migrate_tenant(&mut conn, now)?;
+            conn.execute(
+                "INSERT INTO tenant_meta (id, tenant_id, created_at) VALUES (1, ?1, ?2)",
+                rusqlite::params![id.as_str(), now],
+            )?;
+            // WAL is a property of the file: set it before it becomes visible.
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if mode != "wal" {
+                return Err(Error::PragmaMismatch {
+                    pragma: "journal_mode",
+                    expected: "wal".into(),
+                    found: mode,
+                });
+            }
+        }
+        tmp.as_file().sync_all()?;
+        // hard_link fails if the target exists, so two creators can never clobber each other.
+        std::fs::hard_link(tmp.path(), &path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::TenantExists(id.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        drop(tmp);
+        sync_dir(dir)?;
+        Ok(())
+    }
+
+    pub async fn create_tenant(&self, id: &TenantId, now: i64) -> Result<()> {
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || this.create_tenant_blocking(&id, now)).await
+    }
+
+    /// Runs `f` on a pooled connection of the tenant, on the blocking pool.
+    pub async fn read<T, F>(&self, id: &TenantId, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || this.read_blocking(&id, f)).await
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction of the tenant, committed when `f` returns
+    /// `Ok` and rolled back otherwise.
+    pub async fn write<T, F>(&self, id: &TenantId, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || this.write_blocking(&id, f)).await
+    }
+
+    pub fn read_blocking<T>(
+        &self,
+        id: &TenantId,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let lease = self.lease(id)?;
+        let out = f(lease.conn());
+        lease.release();
+        out
+    }
+
+    pub fn write_blocking<T>(
+        &self,
+        id: &TenantId,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut lease = self.lease(id)?;
+        let out = {
+            let pool = lease.pool.clone();
+            let _writer = pool.writer.lock();
+            let tx = lease
+                .conn_mut()
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            match f(&tx) {
+                Ok(v) => tx.commit().map(|()| v).map_err(Error::from),
+                Err(e) => Err(e),
+            }
+        };
+        lease.release();
+        out
+    }
+
+    /// Closes a tenant's connections (before its file is moved, replaced or deleted). Waits for
+    /// connections in use to come back.
+    pub fn close_blocking(&self, id: &TenantId) {
+        let Some((_, pool)) = self.shared.pools.remove(id) else {
+            return;
+        };
+        let mut st = pool.state.lock();
+        st.retired = true;
+        while st.total > st.idle.len() {
+            pool.ready.wait(&mut st);
+        }
+        let n = st.idle.len();
+        st.idle.clear();
+        st.total = 0;
+        self.shared.open_connections.fetch_sub(n, Ordering::SeqCst);
+        pool.ready.notify_all();
+    }
+
+    /// Writes a consistent copy of a tenant to `dest` while writers go on (a read transaction
+    /// sees one snapshot), syncs it and checks its integrity. `dest` must not exist.
+    pub fn backup_blocking(&self, id: &TenantId, dest: &Path) -> Result<()> {
+        let dest_str = dest
+            .to_str()
+            .ok_or_else(|| Error::Unexpected(anyhow::anyhow!("backup path is not UTF-8")))?
+            .to_owned();
+        self.read_blocking(id, move |conn| {
+            conn.execute("VACUUM INTO ?1", [&dest_str])?;
+            Ok(())
+        })?;
+        std::fs::File::open(dest)?.sync_all()?;
+        if let Some(parent) = dest.parent() {
+            sync_dir(parent)?;
+        }
+        let problems = integrity_check(dest)?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Unexpected(anyhow::anyhow!(
+                "backup failed integrity_check: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    pub async fn backup(&self, id: &TenantId, dest: &Path) -> Result<()> {
+        let this = self.clone();
+        let id = id.clone();
+        let dest = dest.to_owned();
+        blocking(move || this.backup_blocking(&id, &dest)).await
+    }
+
+    fn lease(&self, id: &TenantId) -> Result<Lease<'_>> {
+        let s = &self.shared;
+        loop {
+            // Clone the pool out so no map guard outlives this statement.
+            let pool = s
+                .pools
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(Pool::new(id.clone(), self.path_of(id))))
+                .clone();
+            pool.in_use.fetch_add(1, Ordering::SeqCst);
+            pool.last_used
+                .store(s.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+            match self.checkout(&pool) {
+                Ok(Checkout::Got(conn)) => {
+                    return Ok(Lease {
+                        router: self,
+                        pool,
+                        conn: Some(conn),
+                    });
+                }
+                Ok(Checkout::Retired) => {
+                    pool.in_use.fetch_sub(1, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    pool.in_use.fetch_sub(1, Ordering::SeqCst);
+                    if !pool.state.lock().verified {
+                        // Leave no broken pool behind; the next request tries afresh.
+                        s.pools.remove_if(id, |_, p| Arc::ptr_eq(p, &pool));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn checkout(&self, pool: &Arc<Pool>) -> Result<Checkout> {
+        let cfg = &self.shared.cfg;
+        let mut st = pool.state.lock();
+        loop {
+            if st.retired {
+                return Ok(Checkout::Retired);
+            }
+            if let Some(conn) = st.idle.pop_back() {
+                return Ok(Checkout::Got(conn));
+            }
+            // The first connection verifies the file; nobody else opens until it is done.
+            let may_open = st.total < cfg.max_per_tenant && (st.verified || !st.opening);
+            if !may_open {
+                pool.ready.wait(&mut st);
+                continue;
+            }
+            let first = !st.verified;
+            st.opening |= first;
+            st.total += 1;
+            drop(st);
+            let opened = self.reserve_slot().and_then(|()| {
+                self.open_connection(pool, first).inspect_err(|_| {
+                    self.shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+                })
+            });
+            st = pool.state.lock();
+            if first {
+                st.opening = false;
+            }
+            match opened {
+                Ok(conn) => {
+                    if first {
+                        st.verified = true;
+                        self.shared.tenant_opens.fetch_add(1, Ordering::Relaxed);
+                    }
+                    pool.ready.notify_all();
+                    return Ok(Checkout::Got(conn));
+                }
+                Err(e) => {
+                    st.total -= 1;
+                    pool.ready.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn reserve_slot(&self) -> Result<()> {
+        let s = &self.shared;
+        let cap = s.cfg.max_connections;
+        loop {
+            let cur = s.open_connections.load(Ordering::SeqCst);
+            if cur < cap {
+                if s.open_connections
+                    .compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.evict_idle() == 0 && s.open_connections.load(Ordering::SeqCst) >= cap {
+                return Err(Error::AtCapacity(cap));
+            }
+        }
+    }
+
+    /// Closes the least recently used tenants that have no connection in use, a batch of about
+    /// 1/16 of the cap per scan so the scan cost is spread over many opens. Returns connections
+    /// closed.
+    fn evict_idle(&self) -> usize {
+        let s = &self.shared;
+        let _one_evictor = s.evicting.lock();
+        let cap = s.cfg.max_connections;
+        if s.open_connections.load(Ordering::SeqCst) < cap {
+            return 1; // another thread made room meanwhile
+        }
+        let mut candidates: Vec<(u64, Arc<Pool>)> = s
+            .pools
+            .iter()
+            .filter(|e| e.value().in_use.load(Ordering::SeqCst) == 0)
+            .map(|e| {
+                (
+                    e.value().last_used.load(Ordering::Relaxed),
+                    e.value().clone(),
+                )
+            })
+            .collect();
+        let batch = (cap / 16).max(1).min(candidates.len());
+        if batch == 0 {
+            return 0;
+        }
+        if batch < candidates.len() {
+            candidates.select_nth_unstable_by_key(batch - 1, |(t, _)| *t);
+            candidates.truncate(batch);
+        }
+        let mut closed = 0;
+        for (_, pool) in candidates {
+            let mut st = pool.state.lock();
+            if pool.in_use.load(Ordering::SeqCst) != 0 || st.total != st.idle.len() || st.retired {
+                continue;
+            }
+            st.retired = true;
+            let n = st.idle.len();
+            st.idle.clear();
+            st.total = 0;
+            drop(st);
+            s.pools.remove_if(&pool.id, |_, p| Arc::ptr_eq(p, &pool));
+            if n > 0 {
+                s.open_connections.fetch_sub(n, Ordering::SeqCst);
+                s.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            pool.ready.notify_all();
+            closed += n;
+        }
+        closed
+    }
+
+    fn open_connection(&self, pool: &Pool, first: bool) -> Result<Connection> {
+        let cfg = &self.shared.cfg;
+        // Never create: a tenant without a file is an error, not a new empty database.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = match Connection::open_with_flags(&pool.path, flags) {
+            Ok(c) => c,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::CannotOpen =>
+            {
+                return Err(Error::TenantNotFound(pool.id.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        configure(&conn, cfg)?;
+        if first {
+            verify_and_migrate(&mut conn, &pool.id)?;
+        }
+        self.shared
+            .connections_opened
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+}
+
+/// Applies and then asserts the settings every tenant connection must have.
+fn configure(conn: &Connection, cfg: &RouterConfig) -> Result<()> {
+    conn.busy_timeout(cfg.busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+        cfg.cache_kib
+    ))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    expect("journal_mode", "wal", mode)?;
+    let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    expect("synchronous", "2", sync.to_string())?;
+    let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    expect("foreign_keys", "1", fk.to_string())?;
+    let busy: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))?;
+    if busy < 5000 {
+        return Err(Error::PragmaMismatch {
+            pragma: "busy_timeout",
+            expected: ">= 5000".into(),
+            found: busy.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn expect(pragma: &'static str, expected: &str, found: String) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::PragmaMismatch {
+            pragma,
+            expected: expected.into(),
+            found,
+        })
+    }
+}
+
+/// Refuses files that are not this tenant's, and migrates older ones.
+fn verify_and_migrate(conn: &mut Connection, id: &TenantId) -> Result<()> {
+    let version = tenant_schema::tenant_version(conn)?;
+    if version == 0 {
+        return Err(Error::NotATenantFile(id.to_string()));
+    }
+    tenant_schema::check_not_newer(version)?;
+    let found: Option<String> = conn
+        .query_row("SELECT tenant_id FROM tenant_meta WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(|_| Error::NotATenantFile(id.to_string()))?;
+    match found {
+        Some(found) if found == id.as_str() => {}
+        Some(found) => {
+            return Err(Error::ForeignTenantFile {
+                expected: id.to_string(),
+                found,
+            });
+        }
+        None => return Err(Error::NotATenantFile(id.to_string())),
+    }
+    if version < tenant_schema::TENANT_LATEST {
+        tenant_schema::migrate_tenant(conn, crate::Clock::now(&crate::SystemClock))?;
+    }
+    Ok(())
+}
+
+/// `PRAGMA integrity_check` of a database file; an empty list means it is sound.
+pub fn integrity_check(path: &Path) -> Result<Vec<String>> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows.into_iter().filter(|r| r != "ok").collect())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Raises the soft open-file limit to the hard limit: each open tenant costs three descriptors.
+fn raise_open_file_limit() {
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
+        && soft < hard
+        && let Err(e) = rlimit::Resource::NOFILE.set(hard, hard)
+    {
+        tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|e| Error::Unexpected(anyhow::anyhow!("tenant task failed: {e}")))?
+}
+
+impl Pool {
+    fn new(id: TenantId, path: PathBuf) -> Self {
+        Self {
+            id,
+            path,
+            state: Mutex::new(PoolState::default()),
+            ready: Condvar::new(),
+            in_use: AtomicUsize::new(0),
+            last_used: AtomicU64::new(0),
+            writer: Mutex::new(()),
+        }
+    }
+}
+
+/// A checked-out connection; goes back to its pool on release (or drop).
+struct Lease<'a> {
+    router: &'a TenantRouter,
+    pool: Arc<Pool>,
+    conn: Option<Connection>,
+}
+
+impl Lease<'_> {
+    fn conn(&self) -> &Connection {
+        #[allow(clippy::expect_used)]
+        self.conn
+            .as_ref()
+            .expect("lease holds a connection until released")
+    }
+
+    fn conn_mut(&mut self) -> &mut Connection {
+        #[allow(clippy::expect_used)]
+        self.conn
+            .as_mut()
+            .expect("lease holds a connection until released")
+    }
+
+    fn release(self) {}
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut st = self.pool.state.lock();
+            if st.retired || !conn.is_autocommit() {
+                // Closed under us, or left mid-transaction by a panic: do not reuse.
+                st.total = st.total.saturating_sub(1);
+                drop(conn);
+                self.router
+                    .shared
+                    .open_connections
+                    .fetch_sub(1, Ordering::SeqCst);
+            } else {
+                st.idle.push_back(conn);
+            }
+            self.pool.ready.notify_all();
+        }
+        self.pool.in_use.fetch_sub(1, Ordering::SeqCst);
+    }
+}

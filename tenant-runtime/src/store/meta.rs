@@ -1,0 +1,37 @@
+//! The tenant file's identity and auth epoch.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+/// Sessions and tokens issued under an older epoch stop working: raised when a backup is
+/// restored, so a restore cannot revive revoked access.
+pub fn auth_epoch(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT auth_epoch FROM tenant_meta WHERE id = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+pub fn tenant_id(conn: &Connection) -> Result<String> {
+    Ok(
+        conn.query_row("SELECT tenant_id FROM tenant_meta WHERE id = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Sets the epoch to at least `min` (and past the current one), dropping every session and
+/// unused token. Returns the new epoch.
+pub fn raise_auth_epoch(conn: &Connection, min: i64) -> Result<i64> {
+    let current = auth_epoch(conn)?;
+    let next = (current + 1).max(min);
+    conn.execute(
+        "UPDATE tenant_meta SET auth_epoch = ?1 WHERE id = 1",
+        [next],
+    )?;
+    conn.execute("DELETE FROM sessions", [])?;
+    conn.execute("DELETE FROM tokens WHERE used_at IS NULL", [])?;
+    Ok(next)
+}

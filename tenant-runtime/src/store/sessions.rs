@@ -1,0 +1,199 @@
+//! Sessions: the cookie holds a random secret, the database only its SHA-256. Each session has an
+//! idle and an absolute expiry, both enforced here on every check.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::store::users::{self, User};
+use crate::{Result, secret};
+
+/// Session lifetimes, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: i64,
+    pub absolute: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            idle: 30 * 60,
+            absolute: 12 * 3600,
+        }
+    }
+}
+
+/// Seen-at times are written at most this often, so checks stay read-only.
+pub const TOUCH_EVERY_SECS: i64 = 60;
+
+/// Where a session came from, shown in the list of active sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub user_agent: String,
+    pub ip: String,
+}
+
+/// A valid session and its user.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// Stable, non-secret handle of the session (hex of a second hash of its hash).
+    pub id: String,
+    pub user: User,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    /// Whether the caller should record `now` as the last-seen time.
+    pub needs_touch: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+fn public_id(hash: &[u8]) -> String {
+    hex::encode(&secret::hash(&hex::encode(hash))[..12])
+}
+
+/// Starts a session; returns the secret for the cookie.
+pub fn create(
+    conn: &Connection,
+    user_id: &str,
+    lifetimes: Lifetimes,
+    origin: &Origin,
+    now: i64,
+) -> Result<String> {
+    let s = secret::generate()?;
+    conn.execute(
+        "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, ip)
+         VALUES (?1, ?2, ?3, ?3, ?4, (SELECT auth_epoch FROM tenant_meta WHERE id = 1), ?5, ?6)",
+        params![
+            &s.hash[..],
+            user_id,
+            now,
+            now + lifetimes.absolute,
+            truncate(&origin.user_agent, 256),
+            truncate(&origin.ip, 64)
+        ],
+    )?;
+    Ok(s.token)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The session behind a cookie secret, if it is live and its user is active.
+pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result<Option<Current>> {
+    let hash = secret::hash(token);
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.user_id, s.created_at, s.last_seen_at FROM sessions s
+         WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3
+           AND s.epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)",
+    )?;
+    let row: Option<(String, i64, i64)> = stmt
+        .query_row(params![&hash[..], now, idle_secs], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((user_id, created_at, last_seen_at)) = row else {
+        return Ok(None);
+    };
+    let Some(user) = users::get(conn, &user_id)? else {
+        return Ok(None);
+    };
+    if user.status != users::Status::Active {
+        return Ok(None);
+    }
+    Ok(Some(Current {
+        id: public_id(&hash),
+        user,
+        created_at,
+        last_seen_at,
+        needs_touch: now - last_seen_at >= TOUCH_EVERY_SECS,
+    }))
+}
+
+pub fn touch(conn: &Connection, token: &str, now: i64) -> Result<()> {
+    let hash = secret::hash(token);
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1 AND last_seen_at < ?2",
+        params![&hash[..], now],
+    )?;
+    Ok(())
+}
+
+/// Ends one session by its cookie secret.
+pub fn revoke(conn: &Connection, token: &str) -> Result<bool> {
+    let hash = secret::hash(token);
+    Ok(conn.execute("DELETE FROM sessions WHERE hash = ?1", [&hash[..]])? > 0)
+}
+
+/// Ends one of a user's sessions by its public id.
+pub fn revoke_by_id(conn: &Connection, user_id: &str, id: &str) -> Result<bool> {
+    let hashes = hashes_of(conn, user_id)?;
+    for h in hashes {
+        if public_id(&h) == id {
+            return Ok(conn.execute("DELETE FROM sessions WHERE hash = ?1", [&h[..]])? > 0);
+        }
+    }
+    Ok(false)
+}
+
+fn hashes_of(conn: &Connection, user_id: &str) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached("SELECT hash FROM sessions WHERE user_id = ?1")?;
+    let rows = stmt
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Ends every session of a user, except optionally one (by cookie secret). Returns how many.
+pub fn revoke_all(conn: &Connection, user_id: &str, except: Option<&str>) -> Result<usize> {
+    Ok(match except {
+        Some(token) => conn.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND hash <> ?2",
+            params![user_id, &secret::hash(token)[..]],
+        )?,
+        None => conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
+    })
+}
+
+/// A user's live sessions, newest first.
+pub fn list(conn: &Connection, user_id: &str, idle_secs: i64, now: i64) -> Result<Vec<Summary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions
+         WHERE user_id = ?1 AND expires_at > ?2 AND last_seen_at > ?2 - ?3
+           AND epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)
+         ORDER BY created_at DESC",
+    )?;
+    let rows = stmt
+        .query_map(params![user_id, now, idle_secs], |r| {
+            let hash: Vec<u8> = r.get(0)?;
+            Ok(Summary {
+                id: public_id(&hash),
+                created_at: r.get(1)?,
+                last_seen_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                user_agent: r.get(4)?,
+                ip: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Deletes sessions past their absolute or idle expiry.
+pub fn purge(conn: &Connection, idle_secs: i64, now: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+        params![now, idle_secs],
+    )?)
+}

@@ -1,0 +1,238 @@
+//! Users of one tenant.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Invited,
+    Active,
+    Blocked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invited => "invited",
+            Self::Active => "active",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(Self::Invited),
+            "active" => Some(Self::Active),
+            "blocked" => Some(Self::Blocked),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub status: Status,
+    /// argon2id PHC string; `None` until an invitation is accepted.
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new user starts with.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    /// Canonical email (see [`crate::email::canonicalize`]).
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub status: Status,
+    pub password_hash: Option<&'a str>,
+}
+
+const COLUMNS: &str =
+    "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    let status: String = r.get(4)?;
+    let bad = |i, v: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, v.into())
+    };
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| bad(3, role))?,
+        status: Status::parse(&status).ok_or_else(|| bad(4, status))?,
+        password_hash: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        last_login_at: r.get(8)?,
+    })
+}
+
+/// Inserts a user with a fresh random id; [`Error::EmailTaken`] if the email is in use.
+pub fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<User> {
+    insert_with_id(conn, &uuid::Uuid::new_v4().to_string(), new, now)
+}
+
+/// Inserts a user with a given id (ids are reserved in the directory before the tenant write).
+pub fn insert_with_id(conn: &Connection, id: &str, new: &NewUser<'_>, now: i64) -> Result<User> {
+    let r = conn.execute(
+        "INSERT INTO users (id, email, name, role, status, password_hash, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            id,
+            new.email,
+            new.name,
+            new.role.as_str(),
+            new.status.as_str(),
+            new.password_hash,
+            now
+        ],
+    );
+    match r {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation
+                && msg.contains("users.email") =>
+        {
+            return Err(Error::EmailTaken);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    get(conn, id)?.ok_or_else(|| Error::Unexpected(anyhow::anyhow!("inserted user vanished")))
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<User>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], from_row).optional()?)
+}
+
+/// Looks a user up by canonical email.
+pub fn find_by_email(conn: &Connection, email: &str) -> Result<Option<User>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email = ?1"))?;
+    Ok(stmt.query_row([email], from_row).optional()?)
+}
+
+/// One page of users ordered by email, and the total count.
+pub fn list(conn: &Connection, offset: u32, limit: u32) -> Result<(Vec<User>, u64)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM users ORDER BY email LIMIT ?1 OFFSET ?2"
+    ))?;
+    let users = stmt
+        .query_map(params![limit, offset], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    Ok((users, total as u64))
+}
+
+/// Every user, for rebuilding the directory's index.
+pub fn all_emails(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT id, email FROM users ORDER BY email")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub fn count(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Admins who can sign in: a tenant must always keep at least one.
+pub fn count_active_admins(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+fn updated(n: usize) -> Result<bool> {
+    Ok(n > 0)
+}
+
+pub fn set_role(conn: &Connection, id: &str, role: Role, now: i64) -> Result<bool> {
+    updated(conn.execute(
+        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, role.as_str(), now],
+    )?)
+}
+
+pub fn set_status(conn: &Connection, id: &str, status: Status, now: i64) -> Result<bool> {
+    updated(conn.execute(
+        "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, status.as_str(), now],
+    )?)
+}
+
+pub fn set_name(conn: &Connection, id: &str, name: &str, now: i64) -> Result<bool> {
+    updated(conn.execute(
+        "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, name, now],
+    )?)
+}
+
+pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: i64) -> Result<bool> {
+    updated(conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )?)
+}
+
+pub fn record_login(conn: &Connection, id: &str, now: i64) -> Result<bool> {
+    updated(conn.execute(
+        "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?)
+}
+
+/// Deletes a user with their tokens and sessions (cascade).
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
+    updated(conn.execute("DELETE FROM users WHERE id = ?1", [id])?)
+}

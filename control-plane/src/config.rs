@@ -68,6 +68,18 @@ pub struct ServerConfig {
     /// Password checks allowed to wait for a hashing slot before new ones get 503.
     #[arg(long, env = "TENANTD_HASH_QUEUE", default_value_t = 64)]
     pub hash_queue: usize,
+
+    /// Consecutive failed sign-ins of one account before each further attempt must wait.
+    #[arg(long, env = "TENANTD_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+
+    /// Failed attempts allowed from one client address per window.
+    #[arg(long, env = "TENANTD_IP_MAX_FAILURES", default_value_t = 100)]
+    pub ip_max_failures: u32,
+
+    /// Length of the per-address window, in seconds.
+    #[arg(long, env = "TENANTD_IP_WINDOW_SECS", default_value_t = 600)]
+    pub ip_window_secs: i64,
 }
 
 impl Config {
@@ -108,6 +120,15 @@ impl Config {
 }
 
 impl ServerConfig {
+    pub fn throttle_limits(&self) -> crate::throttle::Limits {
+        crate::throttle::Limits {
+            max_failures: self.login_max_failures.max(1),
+            ip_max_failures: self.ip_max_failures.max(1),
+            ip_window_secs: self.ip_window_secs.max(1),
+            ..crate::throttle::Limits::default()
+        }
+    }
+
     pub fn session_lifetimes(&self) -> tenant_runtime::store::sessions::Lifetimes {
         tenant_runtime::store::sessions::Lifetimes {
             idle: self.session_idle_secs,

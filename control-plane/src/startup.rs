@@ -51,6 +51,7 @@ pub async fn build_state(
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = Hasher::new(server.hash_concurrency.unwrap_or(cores), server.hash_queue);
+    let throttles = crate::throttle::Throttles::new(server.throttle_limits());
     Ok(AppState {
         config: Arc::new(config),
         server: Arc::new(server),
@@ -60,6 +61,7 @@ pub async fn build_state(
         clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         hasher,
         tenant_cache: TenantCache::default(),
+        throttles,
     })
 }
 

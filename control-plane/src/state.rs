@@ -21,6 +21,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
     pub tenant_cache: TenantCache,
+    pub throttles: crate::throttle::Throttles,
 }
 
 impl AppState {

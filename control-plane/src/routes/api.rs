@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -38,6 +38,13 @@ pub fn router() -> Router<AppState> {
             post(resend_invitation).delete(revoke_invitation),
         )
         .route("/api/admin/audit", get(audit_log))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}", delete(end_session))
+        .route("/api/auth/logout-all", post(logout_all))
+        .route(
+            "/api/admin/users/{id}/sessions",
+            get(list_user_sessions).delete(end_user_sessions),
+        )
 }
 
 fn check_len(field: &'static str, value: &str) -> ApiResult<()> {
@@ -102,7 +109,7 @@ async fn forgot(
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> ApiResult<Response> {
     check_len("email", &body.email)?;
-    auth::forgot(&state, &body.email, origin);
+    auth::forgot(&state, &body.email, origin)?;
     Ok(forgot_accepted())
 }
 
@@ -126,13 +133,24 @@ struct ResetBody {
 
 async fn reset(
     State(state): State<AppState>,
+    ClientOrigin(origin): ClientOrigin,
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     check_len("token", &body.token)?;
-    auth::reset(&state, &body.token, &body.password).await?;
+    auth::throttle_token(&state, &body.token, &origin.ip)?;
+    let result = auth::reset(&state, &body.token, &body.password).await;
+    forgive_unless_bad_token(&state, &body.token, &origin.ip, &result);
+    result?;
     Ok(Json(
         json!({"message": "Your password was changed. Sign in with the new one."}),
     ))
+}
+
+/// Only a wrong or dead token counts against the caller; a refused password does not.
+fn forgive_unless_bad_token<T>(state: &AppState, token: &str, ip: &str, result: &ApiResult<T>) {
+    if !matches!(result, Err(e) if e.code == "invalid_token") {
+        auth::token_succeeded(state, token, ip);
+    }
 }
 
 #[derive(Deserialize)]
@@ -150,8 +168,12 @@ async fn accept_invite(
 ) -> ApiResult<Response> {
     check_len("token", &body.token)?;
     let name = admin::parse_name(body.name.as_deref())?;
-    let signed =
-        auth::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await?;
+    auth::throttle_token(&state, &body.token, &origin.ip)?;
+    let ip = origin.ip.clone();
+    let result =
+        auth::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await;
+    forgive_unless_bad_token(&state, &body.token, &ip, &result);
+    let signed = result?;
     Ok(signed_in(&state, signed))
 }
 
@@ -282,4 +304,48 @@ async fn audit_log(
         .then(|| entries.last().map(|e| e.id))
         .flatten();
     Ok(Json(json!({"entries": entries, "next_before": next})))
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    Auth(signed): Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let sessions = auth::sessions_of(&state, &signed).await?;
+    Ok(Json(json!({"sessions": sessions})))
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Auth(signed): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth::end_session(&state, &signed, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_all(State(state): State<AppState>, Auth(signed): Auth) -> ApiResult<Response> {
+    let ended = auth::end_all_sessions(&state, &signed).await?;
+    Ok((
+        [(header::SET_COOKIE, clear_session_cookie(&state))],
+        Json(json!({"signed_out": true, "sessions_ended": ended})),
+    )
+        .into_response())
+}
+
+async fn list_user_sessions(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let sessions = admin::user_sessions(&state, &admin, &id).await?;
+    Ok(Json(json!({"sessions": sessions})))
+}
+
+async fn end_user_sessions(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ended = admin::end_user_sessions(&state, &admin, &id).await?;
+    Ok(Json(json!({"sessions_ended": ended})))
 }

@@ -413,3 +413,52 @@ pub async fn audit_log(
         .read(&admin.0.tenant_id, move |c| audit::list(c, &filter))
         .await?)
 }
+
+/// A user's live sessions.
+pub async fn user_sessions(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> ApiResult<Vec<sessions::Summary>> {
+    let (id, idle, now) = (id.to_owned(), state.server.session_idle_secs, state.now());
+    state
+        .tenants
+        .read(&admin.0.tenant_id, move |c| {
+            if users::get(c, &id)?.is_none() {
+                return Ok(None);
+            }
+            sessions::list(c, &id, idle, now).map(Some)
+        })
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// Signs a user out everywhere.
+pub async fn end_user_sessions(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> ApiResult<usize> {
+    let (id, actor, now) = (id.to_owned(), admin.actor(), state.now());
+    state
+        .tenants
+        .write(&admin.0.tenant_id, move |tx| {
+            if users::get(tx, &id)?.is_none() {
+                return Ok(None);
+            }
+            let n = sessions::revoke_all(tx, &id, None)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&actor),
+                    action: "session.revoked_all",
+                    target: Some(&id),
+                    details: json!({"count": n}),
+                },
+                now,
+            )?;
+            Ok(Some(n))
+        })
+        .await?
+        .ok_or_else(ApiError::not_found)
+}

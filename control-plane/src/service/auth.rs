@@ -129,6 +129,12 @@ pub async fn login(
         return Err(ApiError::invalid_credentials());
     }
     let email = email::canonicalize(raw_email);
+    let now = state.now();
+    state
+        .throttles
+        .login
+        .begin(&email, &origin.ip, now)
+        .map_err(|t| ApiError::too_many_requests(t.0))?;
     let routed = match email::parse(&email) {
         Some(_) => route(state, &email).await?,
         None => None,
@@ -163,6 +169,7 @@ pub async fn login(
         );
         return Err(ApiError::invalid_credentials());
     }
+    state.throttles.login.succeeded(&email, &origin.ip);
     if user.status == Status::Blocked {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
@@ -305,9 +312,15 @@ pub async fn logout(state: &AppState, cookie: &str) -> ApiResult<()> {
 
 /// Mails a reset link if the email belongs to an active user. The caller answers 202 at once,
 /// whatever happens here, so neither the answer nor its timing tells whether the account exists.
-pub fn forgot(state: &AppState, raw_email: &str, origin: Origin) {
+pub fn forgot(state: &AppState, raw_email: &str, origin: Origin) -> ApiResult<()> {
+    let key = email::canonicalize(raw_email);
+    state
+        .throttles
+        .forgot
+        .begin(&key, &origin.ip, state.now())
+        .map_err(|t| ApiError::too_many_requests(t.0))?;
     let Some(email) = email::parse(raw_email) else {
-        return;
+        return Ok(());
     };
     let state = state.clone();
     tokio::spawn(async move {
@@ -315,6 +328,7 @@ pub fn forgot(state: &AppState, raw_email: &str, origin: Origin) {
             tracing::warn!(error = %e, "password reset not sent");
         }
     });
+    Ok(())
 }
 
 async fn forgot_now(state: &AppState, email: &str, origin: Origin) -> ApiResult<()> {
@@ -368,25 +382,54 @@ async fn peek(
     purpose: Purpose,
 ) -> ApiResult<(Tenant, TenantId, User)> {
     let (tenant_id, secret) = split_bearer(token).ok_or_else(ApiError::invalid_token)?;
-    let tenant = state
+    let found = peek_now(state, &tenant_id, secret, purpose).await?;
+    found
+        .map(|(t, u)| (t, tenant_id, u))
+        .ok_or_else(ApiError::invalid_token)
+}
+
+/// Counts a token redemption attempt against the caller's address; a wrong token is a failure.
+pub fn throttle_token(state: &AppState, token: &str, ip: &str) -> ApiResult<()> {
+    let key = hex::encode(tenant_runtime::secret::hash(token));
+    state
+        .throttles
+        .token
+        .begin(&key, ip, state.now())
+        .map_err(|t| ApiError::too_many_requests(t.0))
+}
+
+/// A token worked: its attempt is not held against the address.
+pub fn token_succeeded(state: &AppState, token: &str, ip: &str) {
+    let key = hex::encode(tenant_runtime::secret::hash(token));
+    state.throttles.token.succeeded(&key, ip);
+}
+
+async fn peek_now(
+    state: &AppState,
+    tenant_id: &TenantId,
+    secret: &str,
+    purpose: Purpose,
+) -> ApiResult<Option<(Tenant, User)>> {
+    let Some(tenant) = state
         .directory
         .tenant(tenant_id.as_str())
         .await?
         .filter(|t| t.status == TenantStatus::Active)
-        .ok_or_else(ApiError::invalid_token)?;
+    else {
+        return Ok(None);
+    };
     let now = state.now();
     let secret = secret.to_owned();
     let user = state
         .tenants
-        .read(&tenant_id, move |c| {
+        .read(tenant_id, move |c| {
             let Some(user_id) = tokens::peek(c, &secret, purpose, now)? else {
                 return Ok(None);
             };
             users::get(c, &user_id)
         })
-        .await?
-        .ok_or_else(ApiError::invalid_token)?;
-    Ok((tenant, tenant_id, user))
+        .await?;
+    Ok(user.map(|u| (tenant, u)))
 }
 
 /// Who a reset or invitation link is for (the pages show it); an error if it is not live.
@@ -504,4 +547,86 @@ pub async fn accept_invite(
             tenant: TenantView::from(&tenant),
         },
     })
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub session: sessions::Summary,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// The caller's live sessions.
+pub async fn sessions_of(state: &AppState, signed: &Signed) -> ApiResult<Vec<SessionSummary>> {
+    let (user_id, idle, now) = (
+        signed.user.id.clone(),
+        state.server.session_idle_secs,
+        state.now(),
+    );
+    let list = state
+        .tenants
+        .read(&signed.tenant_id, move |c| {
+            sessions::list(c, &user_id, idle, now)
+        })
+        .await?;
+    Ok(list
+        .into_iter()
+        .map(|s| SessionSummary {
+            current: s.id == signed.session_id,
+            session: s,
+        })
+        .collect())
+}
+
+/// Ends one of the caller's own sessions (404 for any other id).
+pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> ApiResult<()> {
+    let (user_id, id, now) = (signed.user.id.clone(), id.to_owned(), state.now());
+    let ended = state
+        .tenants
+        .write(&signed.tenant_id, move |tx| {
+            let ended = sessions::revoke_by_id(tx, &user_id, &id)?;
+            if ended {
+                audit::append(
+                    tx,
+                    &audit::NewEntry {
+                        actor: Some(&user_id),
+                        action: "session.revoked",
+                        target: Some(&user_id),
+                        details: json!({"session": id}),
+                    },
+                    now,
+                )?;
+            }
+            Ok(ended)
+        })
+        .await?;
+    if ended {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Signs the caller out everywhere, this session included.
+pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> ApiResult<usize> {
+    let (user_id, now) = (signed.user.id.clone(), state.now());
+    Ok(state
+        .tenants
+        .write(&signed.tenant_id, move |tx| {
+            let n = sessions::revoke_all(tx, &user_id, None)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&user_id),
+                    action: "session.revoked_all",
+                    target: Some(&user_id),
+                    details: json!({"count": n}),
+                },
+                now,
+            )?;
+            Ok(n)
+        })
+        .await?)
 }

@@ -1,0 +1,218 @@
+//! Throttling of sign-in, reset and invitation attempts.
+//!
+//! - Per account (keyed by the canonical email as typed, so an unknown email is throttled exactly
+//!   like a known one): after `max_failures` consecutive failures, each further attempt waits an
+//!   exponentially growing back-off. An attempt is counted when it starts, under the entry's
+//!   lock, so 50 parallel failures count as 50 and only the allowed number reach the hash.
+//! - Per client address: a generous fixed window (many people share one office address).
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+/// Limits, from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Consecutive failures of one account before back-off starts.
+    pub max_failures: u32,
+    /// First back-off, doubled at each further failure, capped at `max_backoff_secs`.
+    pub backoff_secs: i64,
+    pub max_backoff_secs: i64,
+    /// Failures allowed per client address per window.
+    pub ip_max_failures: u32,
+    pub ip_window_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            backoff_secs: 30,
+            max_backoff_secs: 15 * 60,
+            ip_max_failures: 100,
+            ip_window_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Account {
+    failures: u32,
+    locked_until: i64,
+    last: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    start: i64,
+    count: u32,
+}
+
+/// One kind of attempt (sign-in, reset request, token redemption), throttled per key and per
+/// address.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    limits: Limits,
+    accounts: Arc<DashMap<String, Account>>,
+    addresses: Arc<DashMap<String, Window>>,
+}
+
+/// Refused: retry after this many seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttled(pub u64);
+
+const MAX_ENTRIES: usize = 200_000;
+
+impl Throttle {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            accounts: Arc::new(DashMap::new()),
+            addresses: Arc::new(DashMap::new()),
+        }
+    }
+
+    /// Starts an attempt: refused while the account or the address is throttled, otherwise
+    /// counted as a failure until [`Throttle::succeeded`] says otherwise.
+    pub fn begin(&self, account: &str, ip: &str, now: i64) -> Result<(), Throttled> {
+        if let Some(w) = self.addresses.get(ip) {
+            let end = w.start + self.limits.ip_window_secs;
+            if now < end && w.count >= self.limits.ip_max_failures {
+                return Err(Throttled((end - now).max(1) as u64));
+            }
+        }
+        self.prune(now);
+        let mut e = self.accounts.entry(account.to_owned()).or_default();
+        if now < e.locked_until {
+            return Err(Throttled((e.locked_until - now).max(1) as u64));
+        }
+        e.failures += 1;
+        e.last = now;
+        if e.failures >= self.limits.max_failures {
+            let doublings = (e.failures - self.limits.max_failures).min(20);
+            let wait = self
+                .limits
+                .backoff_secs
+                .saturating_mul(1 << doublings)
+                .min(self.limits.max_backoff_secs);
+            e.locked_until = now + wait;
+        }
+        drop(e);
+        let mut w = self.addresses.entry(ip.to_owned()).or_default();
+        if now >= w.start + self.limits.ip_window_secs {
+            *w = Window {
+                start: now,
+                count: 0,
+            };
+        }
+        w.count += 1;
+        Ok(())
+    }
+
+    /// The attempt succeeded: the account's failures are forgotten and the address's count
+    /// gets its attempt back.
+    pub fn succeeded(&self, account: &str, ip: &str) {
+        self.accounts.remove(account);
+        if let Some(mut w) = self.addresses.get_mut(ip) {
+            w.count = w.count.saturating_sub(1);
+        }
+    }
+
+    /// Consecutive failures recorded for an account.
+    pub fn failures(&self, account: &str) -> u32 {
+        self.accounts.get(account).map_or(0, |e| e.failures)
+    }
+
+    fn prune(&self, now: i64) {
+        if self.accounts.len() > MAX_ENTRIES {
+            let keep = self.limits.max_backoff_secs.max(self.limits.ip_window_secs);
+            self.accounts
+                .retain(|_, e| e.locked_until > now || now - e.last < keep);
+        }
+        if self.addresses.len() > MAX_ENTRIES {
+            let w = self.limits.ip_window_secs;
+            self.addresses.retain(|_, e| now < e.start + w);
+        }
+    }
+}
+
+/// The throttles of the server.
+#[derive(Debug, Clone)]
+pub struct Throttles {
+    pub login: Throttle,
+    pub forgot: Throttle,
+    pub token: Throttle,
+}
+
+impl Throttles {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            login: Throttle::new(limits),
+            // Reset mails: a few per account, then back off; never affects sign-in.
+            forgot: Throttle::new(Limits {
+                max_failures: 3,
+                backoff_secs: 60,
+                ..limits
+            }),
+            token: Throttle::new(limits),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_after_max_failures_and_doubles() {
+        let t = Throttle::new(Limits::default());
+        for _ in 0..4 {
+            assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Ok(()));
+        }
+        // The fifth attempt runs, and arms the back-off.
+        assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Ok(()));
+        assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Err(Throttled(30)));
+        assert_eq!(t.begin("a@x.test", "1.1.1.1", 129), Err(Throttled(1)));
+        assert_eq!(t.begin("a@x.test", "1.1.1.1", 130), Ok(()));
+        assert_eq!(t.begin("a@x.test", "1.1.1.1", 130), Err(Throttled(60)));
+        // Other accounts are not affected.
+        assert_eq!(t.begin("b@x.test", "1.1.1.1", 130), Ok(()));
+    }
+
+    #[test]
+    fn success_resets_the_account() {
+        let t = Throttle::new(Limits::default());
+        for _ in 0..4 {
+            t.begin("a@x.test", "ip", 1).unwrap_or(());
+        }
+        t.succeeded("a@x.test", "ip");
+        assert_eq!(t.failures("a@x.test"), 0);
+    }
+
+    #[test]
+    fn address_window_is_generous_and_resets() {
+        let t = Throttle::new(Limits::default());
+        for i in 0..100 {
+            assert_eq!(t.begin(&format!("u{i}@x.test"), "9.9.9.9", 10), Ok(()));
+        }
+        assert_eq!(t.begin("new@x.test", "9.9.9.9", 10), Err(Throttled(600)));
+        assert_eq!(t.begin("new@x.test", "8.8.8.8", 10), Ok(()));
+        assert_eq!(t.begin("new2@x.test", "9.9.9.9", 610), Ok(()));
+    }
+
+    #[test]
+    fn parallel_failures_all_count() {
+        let t = Throttle::new(Limits::default());
+        let passed = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..50 {
+                s.spawn(|| {
+                    if t.begin("a@x.test", "ip", 5).is_ok() {
+                        passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(passed.into_inner(), 5);
+    }
+}

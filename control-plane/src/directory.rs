@@ -135,6 +135,12 @@ pub enum Backend {
 impl Directory {
     /// Connects and brings the schema to the newest version.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, true).await
+    }
+
+    /// Connects, migrating the schema only when `migrate` is set (`tenantctl migrate
+    /// --dry-run` looks without changing anything).
+    pub async fn connect_with(url: &str, migrate: bool) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -165,7 +171,9 @@ impl Directory {
         }
         let pool = opts.connect(url).await?;
         let dir = Self { pool, backend };
-        dir.migrate().await?;
+        if migrate {
+            dir.migrate().await?;
+        }
         Ok(dir)
     }
 
@@ -553,6 +561,134 @@ impl Directory {
             Some(id) => self.tenant(&id).await,
             None => Ok(None),
         }
+    }
+}
+
+/// Operator tools: bulk writes, repairs and backups (`tenantctl`).
+impl Directory {
+    /// Applies missing schema steps (what [`Directory::connect`] does).
+    pub async fn apply_migrations(&self) -> Result<()> {
+        self.migrate().await
+    }
+
+    /// Schema steps this binary would apply.
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static tenant_schema::Migration>> {
+        let has_table = match self.backend {
+            Backend::Sqlite => sqlx::query(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            ),
+            Backend::Postgres => sqlx::query(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'",
+            ),
+        }
+        .fetch_one(&self.pool)
+        .await?
+        .try_get::<i64, _>(0)?
+            > 0;
+        let current = if has_table { self.version().await? } else { 0 };
+        Ok(tenant_schema::DIRECTORY_MIGRATIONS
+            .iter()
+            .filter(|m| i64::from(m.version) > current)
+            .collect())
+    }
+
+    /// Inserts complete tenant rows in one transaction (restores, tests and benchmarks).
+    pub async fn insert_tenants(&self, rows: &[Tenant]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in rows {
+            let r = sqlx::query(
+                "INSERT INTO tenants (id, slug, name, status, schema_version, node, placement_epoch, auth_epoch, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&t.id)
+            .bind(&t.slug)
+            .bind(&t.name)
+            .bind(t.status.as_str())
+            .bind(t.schema_version)
+            .bind(&t.node)
+            .bind(t.placement_epoch)
+            .bind(t.auth_epoch)
+            .bind(t.created_at)
+            .bind(t.updated_at)
+            .execute(&mut *tx)
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(DirectoryError::SlugTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the schema version of many tenants in one transaction.
+    pub async fn set_schema_versions(&self, versions: &[(String, i64)]) -> Result<()> {
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        for (id, v) in versions {
+            sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
+                .bind(*v)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Raises a tenant's auth epoch to at least `at_least` and returns it.
+    pub async fn raise_auth_epoch_to(&self, id: &str, at_least: i64) -> Result<i64> {
+        sqlx::query(
+            "UPDATE tenants SET auth_epoch = $1, updated_at = $2 WHERE id = $3 AND auth_epoch < $1",
+        )
+        .bind(at_least)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let e: i64 = sqlx::query("SELECT auth_epoch FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(e)
+    }
+
+    /// Every domain mapping as `(tenant id, domain)`.
+    pub async fn all_domains(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT tenant_id, domain FROM domains ORDER BY tenant_id, domain")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Every entry of the user index.
+    pub async fn all_index(&self) -> Result<Vec<IndexEntry>> {
+        sqlx::query(
+            "SELECT email, tenant_id, user_id, state, created_at FROM user_index ORDER BY tenant_id, email",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(index_from)
+        .collect()
+    }
+
+    /// Writes a consistent copy of an SQLite directory to `dest` (`VACUUM INTO`), while the
+    /// server goes on. PostgreSQL directories are backed up with `pg_dump`.
+    pub async fn vacuum_into(&self, dest: &std::path::Path) -> Result<()> {
+        let dest = dest.to_str().ok_or_else(|| {
+            sqlx::Error::Configuration("backup path is not UTF-8".into())
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(dest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

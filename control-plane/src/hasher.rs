@@ -1,71 +1,92 @@
-//! Password hashing on a bounded pool: at most `concurrency` hashes run at once and at most
-//! `queue` wait, so a flood of logins turns into quick 503s instead of stalling other requests.
+//! Password hashing on its own bounded pool of threads.
+//!
+//! - `concurrency` worker threads run argon2, at a lower scheduling priority than the rest of
+//!   the server, so session checks and admin reads preempt them when both want the CPU, while
+//!   idle CPU still goes to sign-ins.
+//! - At most `queue` jobs wait; past that a request gets 503 `busy` at once, so a flood of
+//!   sign-ins is refused quickly instead of stalling everything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Semaphore;
+use crossbeam_channel::{Sender, TrySendError};
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    queued: Arc<AtomicUsize>,
-    limit: usize,
+    jobs: Sender<Job>,
+    depth: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher")
-            .field("depth", &self.depth())
-            .finish()
+        f.debug_struct("Hasher").field("depth", &self.depth()).finish()
     }
 }
 
+/// Nice value of hashing threads (0 is normal; higher yields to other threads).
+const HASH_NICENESS: i32 = 10;
+
 impl Hasher {
     pub fn new(concurrency: usize, queue: usize) -> Self {
-        let concurrency = concurrency.max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(queue);
+        for i in 0..concurrency.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hash-{i}"))
+                .spawn(move || {
+                    // Linux applies the nice value to the calling thread only.
+                    if let Err(e) = rustix::process::setpriority_process(None, HASH_NICENESS) {
+                        tracing::debug!(error = %e, "could not lower hashing thread priority");
+                    }
+                    while let Ok(job) = rx.recv() {
+                        job();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a hashing thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
-            queued: Arc::new(AtomicUsize::new(0)),
-            limit: concurrency + queue,
+            jobs: tx,
+            depth: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     /// Hash jobs running or waiting.
     pub fn depth(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.depth.load(Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limit {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::unavailable(
-                "busy",
-                "Too many sign-ins at once. Try again in a moment.",
-                1,
-            ));
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let (done, result) = oneshot::channel();
+        let depth = self.depth.clone();
+        depth.fetch_add(1, Ordering::SeqCst);
+        let job: Job = Box::new(move || {
+            let _ = done.send(f());
+            depth.fetch_sub(1, Ordering::SeqCst);
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::SeqCst);
+                return Err(ApiError::unavailable(
+                    "busy",
+                    "Too many sign-ins at once. Try again in a moment.",
+                    1,
+                ));
+            }
         }
-        let _done = Decrement(self.queued.clone());
-        let _permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(ApiError::internal)
+        result.await.map_err(ApiError::internal)
     }
 
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, ApiError> {
         let (p, h) = (password.to_owned(), hash.to_owned());
-        self.run(move || tenant_runtime::password::verify(&p, &h))
-            .await
+        self.run(move || tenant_runtime::password::verify(&p, &h)).await
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
@@ -73,13 +94,5 @@ impl Hasher {
         self.run(move || tenant_runtime::password::hash(&p))
             .await?
             .map_err(ApiError::internal)
-    }
-}
-
-struct Decrement(Arc<AtomicUsize>);
-
-impl Drop for Decrement {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

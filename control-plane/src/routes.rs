@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod extract;
+pub mod openapi;
 pub mod pages;

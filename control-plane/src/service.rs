@@ -3,7 +3,13 @@
 
 pub mod admin;
 pub mod auth;
+/// Online backups and restores (`tenantctl backup`, `restore`).
+pub mod backup;
 pub mod demo;
+/// Drift between the directory and the tenant files (`tenantctl doctor`).
+pub mod doctor;
+/// Operation locks, the trash, delete and undelete (`tenantctl`).
+pub mod fleet;
 pub mod policy;
 pub mod provision;
 

@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(|| async { "ok\n" }))
         .merge(routes::api::router())
         .merge(routes::pages::router())
         .fallback(not_found)

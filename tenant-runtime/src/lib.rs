@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`router`]: `TenantRouter`, pools, the global connection cap, eviction, backup.
+//! - [`ops`]: file-level maintenance for `tenantctl`: versions, migration, trash copies, restores.
 //! - [`store`]: users, invitation and reset tokens, sessions, the audit log.
 //! - [`id`], [`email`], [`secret`], [`password`], [`clock`]: the small value types they share.
 
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod id;
+pub mod ops;
 pub mod password;
 pub mod router;
 pub mod secret;

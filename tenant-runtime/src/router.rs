@@ -7,6 +7,9 @@
 //!   tenants with no connection in use are closed, a batch at a time.
 //! - Callers hand in synchronous closures; the async entry points run them on the blocking pool
 //!   and never hold a map guard across an `.await`.
+//! - Closing a tenant checkpoints its WAL and truncates it to zero bytes, so a closed tenant's
+//!   data is all in `<tenant-id>.db`. The emptied `-wal` and the `-shm` files are left in place:
+//!   creating and deleting them on every open and close made cold opens several times slower.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::{Error, Result, TenantId};
@@ -272,7 +276,7 @@ impl TenantRouter {
             pool.ready.wait(&mut st);
         }
         let n = st.idle.len();
-        st.idle.clear();
+        close_connections(std::mem::take(&mut st.idle));
         st.total = 0;
         self.shared.open_connections.fetch_sub(n, Ordering::SeqCst);
         pool.ready.notify_all();
@@ -314,12 +318,17 @@ impl TenantRouter {
     fn lease(&self, id: &TenantId) -> Result<Lease<'_>> {
         let s = &self.shared;
         loop {
-            // Clone the pool out so no map guard outlives this statement.
-            let pool = s
-                .pools
-                .entry(id.clone())
-                .or_insert_with(|| Arc::new(Pool::new(id.clone(), self.path_of(id))))
-                .clone();
+            // Clone the pool out so no map guard outlives the statement. The shared-lock lookup
+            // serves open tenants; only a miss takes the shard's write lock.
+            let found = s.pools.get(id).map(|p| Arc::clone(p.value()));
+            let pool = match found {
+                Some(pool) => pool,
+                None => s
+                    .pools
+                    .entry(id.clone())
+                    .or_insert_with(|| Arc::new(Pool::new(id.clone(), self.path_of(id))))
+                    .clone(),
+            };
             pool.in_use.fetch_add(1, Ordering::SeqCst);
             pool.last_used
                 .store(s.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -336,7 +345,7 @@ impl TenantRouter {
                 }
                 Err(e) => {
                     pool.in_use.fetch_sub(1, Ordering::SeqCst);
-                    if !pool.state.lock().verified {
+                    if pool.state.lock().retired {
                         // Leave no broken pool behind; the next request tries afresh.
                         s.pools.remove_if(id, |_, p| Arc::ptr_eq(p, &pool));
                     }
@@ -386,6 +395,13 @@ impl TenantRouter {
                 }
                 Err(e) => {
                     st.total -= 1;
+                    if first {
+                        // A pool whose file was never verified is dropped from the map. Retire it
+                        // in this same critical section, so no waiter can go on to open a
+                        // connection in it: that connection would be counted against the cap
+                        // but sit in a pool no eviction scan can find.
+                        st.retired = true;
+                    }
                     pool.ready.notify_all();
                     return Err(e);
                 }
@@ -414,8 +430,9 @@ impl TenantRouter {
     }
 
     /// Closes the least recently used tenants that have no connection in use, a batch of about
-    /// 1/16 of the cap per scan so the scan cost is spread over many opens. Returns connections
-    /// closed.
+    /// 1/16 of the cap per scan so the scan cost is spread over many opens. Returns 0 when
+    /// nothing could be evicted, otherwise a positive count (connections closed, or 1 when
+    /// another thread made room or only empty pools were retired).
     fn evict_idle(&self) -> usize {
         let s = &self.shared;
         let _one_evictor = s.evicting.lock();
@@ -442,26 +459,29 @@ impl TenantRouter {
             candidates.select_nth_unstable_by_key(batch - 1, |(t, _)| *t);
             candidates.truncate(batch);
         }
-        let mut closed = 0;
+        let mut progress = 0;
         for (_, pool) in candidates {
             let mut st = pool.state.lock();
             if pool.in_use.load(Ordering::SeqCst) != 0 || st.total != st.idle.len() || st.retired {
                 continue;
             }
             st.retired = true;
-            let n = st.idle.len();
-            st.idle.clear();
+            let idle = std::mem::take(&mut st.idle);
             st.total = 0;
             drop(st);
             s.pools.remove_if(&pool.id, |_, p| Arc::ptr_eq(p, &pool));
+            pool.ready.notify_all();
+            let n = idle.len();
+            close_connections(idle);
             if n > 0 {
+                // Only now: the slots are free once the files are closed.
                 s.open_connections.fetch_sub(n, Ordering::SeqCst);
                 s.evictions.fetch_add(1, Ordering::Relaxed);
             }
-            pool.ready.notify_all();
-            closed += n;
+            // An empty pool left the map too: the next scan sees other candidates.
+            progress += n.max(1);
         }
-        closed
+        progress
     }
 
     fn open_connection(&self, pool: &Pool, first: bool) -> Result<Connection> {
@@ -477,9 +497,19 @@ impl TenantRouter {
             }
             Err(e) => return Err(e.into()),
         };
+        let version = if first {
+            // Check whose file this is before any setting can write to it: a refused file is
+            // left exactly as it was found.
+            conn.busy_timeout(cfg.busy_timeout)?;
+            Some(verify_identity(&conn, &pool.id)?)
+        } else {
+            None
+        };
         configure(&conn, cfg)?;
-        if first {
-            verify_and_migrate(&mut conn, &pool.id)?;
+        if let Some(version) = version
+            && version < tenant_schema::TENANT_LATEST
+        {
+            tenant_schema::migrate_tenant(&mut conn, crate::Clock::now(&crate::SystemClock))?;
         }
         self.shared
             .connections_opened
@@ -491,6 +521,10 @@ impl TenantRouter {
 /// Applies and then asserts the settings every tenant connection must have.
 fn configure(conn: &Connection, cfg: &RouterConfig) -> Result<()> {
     conn.busy_timeout(cfg.busy_timeout)?;
+    // The router checkpoints when it closes a tenant (see `close_connections`); SQLite's own
+    // checkpoint at close would also delete the `-wal` and `-shm` files, to be created again
+    // at the next open.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
@@ -525,8 +559,8 @@ fn expect(pragma: &'static str, expected: &str, found: String) -> Result<()> {
     }
 }
 
-/// Refuses files that are not this tenant's, and migrates older ones.
-fn verify_and_migrate(conn: &mut Connection, id: &TenantId) -> Result<()> {
+/// Refuses files that are not this tenant's, or newer than this binary; returns the version.
+fn verify_identity(conn: &Connection, id: &TenantId) -> Result<u32> {
     let version = tenant_schema::tenant_version(conn)?;
     if version == 0 {
         return Err(Error::NotATenantFile(id.to_string()));
@@ -552,10 +586,7 @@ fn verify_and_migrate(conn: &mut Connection, id: &TenantId) -> Result<()> {
         }
         None => return Err(Error::NotATenantFile(id.to_string())),
     }
-    if version < tenant_schema::TENANT_LATEST {
-        tenant_schema::migrate_tenant(conn, crate::Clock::now(&crate::SystemClock))?;
-    }
-    Ok(())
+    Ok(version)
 }
 
 /// `PRAGMA integrity_check` of a database file; an empty list means it is sound.
@@ -566,6 +597,34 @@ pub fn integrity_check(path: &Path) -> Result<Vec<String>> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows.into_iter().filter(|r| r != "ok").collect())
+}
+
+/// Closes connections of one tenant. Before the last one closes, the WAL is checkpointed into
+/// the database file and truncated to zero bytes, without waiting: if another process is using
+/// the file, the WAL stays as it is (still valid) for whoever closes last.
+fn close_connections(conns: impl IntoIterator<Item = Connection>) {
+    let mut last = None;
+    for conn in conns {
+        drop(last.replace(conn));
+    }
+    if let Some(conn) = last {
+        checkpoint_and_close(conn);
+    }
+}
+
+fn checkpoint_and_close(conn: Connection) {
+    if conn.is_autocommit() && conn.busy_timeout(Duration::ZERO).is_ok() {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("tenant WAL in use elsewhere; left for a later close"),
+            Err(e) => tracing::debug!(error = %e, "checkpoint before close failed"),
+        }
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing a tenant connection failed");
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -604,6 +663,13 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    /// Runs when the router itself goes away with tenants still open.
+    fn drop(&mut self) {
+        close_connections(std::mem::take(&mut self.state.get_mut().idle));
+    }
+}
+
 /// A checked-out connection; goes back to its pool on release (or drop).
 struct Lease<'a> {
     router: &'a TenantRouter,
@@ -634,9 +700,14 @@ impl Drop for Lease<'_> {
         if let Some(conn) = self.conn.take() {
             let mut st = self.pool.state.lock();
             if st.retired || !conn.is_autocommit() {
-                // Closed under us, or left mid-transaction by a panic: do not reuse.
+                // Closed under us, or left mid-transaction by a panic: do not reuse. Closed
+                // under the lock, so `close_blocking` returns only once the file is closed.
                 st.total = st.total.saturating_sub(1);
-                drop(conn);
+                if st.total == 0 {
+                    checkpoint_and_close(conn);
+                } else {
+                    drop(conn);
+                }
                 self.router
                     .shared
                     .open_connections

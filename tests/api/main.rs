@@ -1,1 +1,12 @@
+//! The one integration-test binary: each module drives the real `tenantd` over HTTP.
 
+mod admin;
+mod authz;
+mod cli;
+mod helpers;
+mod inproc;
+mod login;
+mod mail;
+mod openapi;
+mod pages;
+mod security;

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
             post(resend_invitation).delete(revoke_invitation),
         )
         .route("/api/admin/audit", get(audit_log))
+        .route("/api/openapi.json", get(super::openapi::serve))
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}", delete(end_session))
         .route("/api/auth/logout-all", post(logout_all))

@@ -1,18 +1,167 @@
-//! Server-rendered pages.
+//! Server-rendered pages: plain HTML forms that work without JavaScript, over the same
+//! services as the JSON API. Every form carries a CSRF token ([`forms`]); no GET changes
+//! anything; the CSP allows no inline script or style, so the look comes from `/assets/app.css`.
+//!
+//! # Layout
+//! - [`html`]: the document layout, escaping, form pieces, answers.
+//! - [`forms`]: form bodies and the CSRF check every POST passes.
+//! - [`assets`]: the stylesheet and the icon.
+//! - [`login`]: `/`, `/login` (email first, then password), `/logout`.
+//! - [`recovery`]: `/forgot` and `/reset`.
+//! - [`invitation`]: `/invite` (accept and choose a password).
+//! - [`account`]: `/account` (who am I, sign out).
+//! - [`admin`]: `/admin` (users: invite, role, block, delete, invitations).
+
+mod account;
+mod admin;
+mod assets;
+mod forms;
+mod html;
+mod invitation;
+mod login;
+mod recovery;
 
 use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use tenant_runtime::store::tokens::Purpose;
+use tenant_runtime::store::users::{Role, Status, User};
 
+use crate::directory::Tenant;
+use crate::error::ApiResult;
+use crate::routes::extract::session_value;
+use crate::service::auth::{self, Signed};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(login::root))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/forgot", get(recovery::forgot_page).post(recovery::forgot))
+        .route("/reset", get(recovery::reset_page).post(recovery::reset))
+        .route(
+            "/invite",
+            get(invitation::invite_page).post(invitation::accept),
+        )
+        .route("/account", get(account::account_page))
+        .route("/admin", get(admin::admin_page))
+        .route("/admin/invite", post(admin::invite))
+        .route("/admin/users/{id}/role", post(admin::change_role))
+        .route("/admin/users/{id}/block", post(admin::block))
+        .route("/admin/users/{id}/unblock", post(admin::unblock))
+        .route("/admin/users/{id}/delete", post(admin::delete))
+        .route("/admin/users/{id}/resend", post(admin::resend))
+        .route("/admin/users/{id}/revoke", post(admin::revoke))
+        .route(assets::CSS_PATH, get(assets::css))
+        .route(assets::ICON_PATH, get(assets::icon))
 }
 
+/// The 404 page for paths outside the API.
 pub fn not_found_page() -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        axum::http::StatusCode::NOT_FOUND,
-        axum::response::Html("<!doctype html><title>Not found</title><p>Not found.</p>"),
-    )
-        .into_response()
+    html::not_found()
+}
+
+/// The signed-in user of a request, if any.
+async fn signed(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Signed>> {
+    match session_value(state, headers) {
+        Some(value) => auth::current(state, &value).await,
+        None => Ok(None),
+    }
+}
+
+/// Where a user lands after signing in: an allowlisted `next`, else their home (INP-07).
+/// Only fixed strings come out, so nothing from the request reaches a `Location` header.
+fn destination(admin: bool, next: Option<&str>) -> &'static str {
+    match next {
+        Some("/admin") if admin => "/admin",
+        Some("/account") => "/account",
+        _ if admin => "/admin",
+        _ => "/account",
+    }
+}
+
+fn home(signed: &Signed) -> &'static str {
+    destination(is_admin(signed), None)
+}
+
+fn is_admin(signed: &Signed) -> bool {
+    signed.user.role == Role::Admin && signed.user.status == Status::Active
+}
+
+/// The allowlisted form of a `next` value.
+fn safe_next(next: Option<&str>) -> Option<&'static str> {
+    match next? {
+        "/admin" => Some("/admin"),
+        "/account" => Some("/account"),
+        _ => None,
+    }
+}
+
+/// Query parameters, first occurrence wins; never fails.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Self {
+        Self(
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Who a reset or invitation link is for. Each look-up counts as a token attempt of the
+/// caller's address, as the JSON API counts redemptions, so the pages are no way around the
+/// throttle; a live token is not held against the address.
+async fn token_owner(
+    state: &AppState,
+    token: &str,
+    purpose: Purpose,
+    ip: &str,
+) -> ApiResult<(Tenant, User)> {
+    auth::throttle_token(state, token, ip)?;
+    let found = auth::token_owner(state, token, purpose).await;
+    if !matches!(&found, Err(e) if e.code == "invalid_token") {
+        auth::token_succeeded(state, token, ip);
+    }
+    found
+}
+
+/// Longest email, name or token accepted from a form.
+const MAX_FIELD: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allowlisted_local_paths_are_followed() {
+        for bad in [
+            "//evil.test",
+            "https:evil.test",
+            "/\\evil.test",
+            "javascript:alert(1)",
+            "https://evil.test/admin",
+            "/admin/../evil",
+            "/admin?x=1",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+            assert_eq!(destination(false, Some(bad)), "/account");
+            assert_eq!(destination(true, Some(bad)), "/admin");
+        }
+        assert_eq!(safe_next(Some("/account")), Some("/account"));
+        // A member is never sent to the admin page.
+        assert_eq!(destination(false, Some("/admin")), "/account");
+        assert_eq!(destination(true, Some("/account")), "/account");
+        assert_eq!(destination(true, Some("/admin")), "/admin");
+    }
 }

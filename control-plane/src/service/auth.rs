@@ -259,13 +259,10 @@ pub async fn current(state: &AppState, cookie: &str) -> ApiResult<Option<Signed>
     if found.needs_touch {
         // At most once a minute per session: no write on the hot path otherwise.
         let token = secret.to_owned();
-        let router = state.tenants.clone();
-        let id = tenant_id.clone();
-        tokio::spawn(async move {
-            let _ = router
-                .write(&id, move |tx| sessions::touch(tx, &token, now))
-                .await;
-        });
+        state
+            .tenants
+            .write(&tenant_id, move |tx| sessions::touch(tx, &token, now))
+            .await?;
     }
     Ok(Some(Signed {
         tenant,

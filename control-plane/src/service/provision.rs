@@ -89,6 +89,34 @@ pub async fn create_tenant(
     req: &NewTenant,
     now: i64,
 ) -> Result<Provisioned, ProvisionError> {
+    create_tenant_with(directory, router, config, req, now, &|_| {}).await
+}
+
+/// A hook called after each durable step of an operation, with the step's name; `tenantctl`
+/// uses it for its crash tests (`TENANTCTL_CRASH_AT=<step>`).
+pub type Checkpoint<'a> = &'a (dyn Fn(&'static str) + Send + Sync);
+
+/// The steps of [`create_tenant_with`], in order.
+pub const CREATE_STEPS: &[&str] = &[
+    "tenant_row",
+    "domains",
+    "email_reserved",
+    "file_created",
+    "admin_written",
+    "email_confirmed",
+    "schema_version",
+    "activated",
+];
+
+/// [`create_tenant`], calling `checkpoint` after each step of [`CREATE_STEPS`].
+pub async fn create_tenant_with(
+    directory: &Directory,
+    router: &TenantRouter,
+    config: &Config,
+    req: &NewTenant,
+    now: i64,
+    checkpoint: Checkpoint<'_>,
+) -> Result<Provisioned, ProvisionError> {
     // Check everything before writing anything, so bad input changes nothing.
     if !valid_slug(&req.slug) {
         return Err(ProvisionError::InvalidSlug(req.slug.clone()));
@@ -142,6 +170,7 @@ pub async fn create_tenant(
             }
         }
     };
+    checkpoint("tenant_row");
     // 2. Domains and the admin's email reservation.
     for d in &domains {
         match directory.add_domain(tenant_id.as_str(), d).await {
@@ -152,6 +181,7 @@ pub async fn create_tenant(
             Err(e) => return Err(e.into()),
         }
     }
+    checkpoint("domains");
     let mut admin_id = uuid::Uuid::new_v4().to_string();
     match directory
         .reserve_email(&admin_email, tenant_id.as_str(), &admin_id)
@@ -162,6 +192,7 @@ pub async fn create_tenant(
         Err(DirectoryError::EmailTaken) => return Err(ProvisionError::EmailTaken(admin_email)),
         Err(e) => return Err(e.into()),
     }
+    checkpoint("email_reserved");
     // 3. The database file and the first admin, invited.
     if !router.exists(&tenant_id) {
         match router.create_tenant(&tenant_id, now).await {
@@ -169,6 +200,7 @@ pub async fn create_tenant(
             Err(e) => return Err(e.into()),
         }
     }
+    checkpoint("file_created");
     let (e, uid) = (admin_email.clone(), admin_id.clone());
     let (admin_id, token) = router
         .write(&tenant_id, move |tx| {
@@ -201,16 +233,20 @@ pub async fn create_tenant(
             Ok((user.id, token))
         })
         .await?;
+    checkpoint("admin_written");
     directory
         .confirm_email(&admin_email, tenant_id.as_str(), &admin_id)
         .await?;
+    checkpoint("email_confirmed");
     // 4. Open for business.
     directory
         .set_schema_version(tenant_id.as_str(), i64::from(tenant_schema::TENANT_LATEST))
         .await?;
+    checkpoint("schema_version");
     directory
         .set_tenant_status(tenant_id.as_str(), TenantStatus::Active)
         .await?;
+    checkpoint("activated");
     let tenant = directory
         .tenant(tenant_id.as_str())
         .await?
@@ -228,4 +264,80 @@ pub async fn create_tenant(
         invite_link,
         mail,
     })
+}
+
+/// When `req` repeats the creation of a tenant that exists exactly as asked (same slug, name
+/// and domains) and whose first admin has not accepted yet, issues a fresh invitation (the
+/// earlier link stops working): re-running an interrupted `tenantctl tenant create` then
+/// succeeds. `Ok(None)` when the tenant differs, so the slug is really taken.
+pub async fn reinvite_if_same(
+    directory: &Directory,
+    router: &TenantRouter,
+    config: &Config,
+    req: &NewTenant,
+    now: i64,
+) -> Result<Option<Provisioned>, ProvisionError> {
+    let Some(tenant) = directory.tenant_by_slug(&req.slug).await? else {
+        return Ok(None);
+    };
+    if tenant.status == TenantStatus::Provisioning || tenant.name != req.name.trim() {
+        return Ok(None);
+    }
+    let mut wanted = Vec::new();
+    for d in &req.domains {
+        let d = email::parse_domain(d).ok_or_else(|| ProvisionError::InvalidDomain(d.clone()))?;
+        if !wanted.contains(&d) {
+            wanted.push(d);
+        }
+    }
+    wanted.sort();
+    if directory.domains_of(&tenant.id).await? != wanted {
+        return Ok(None);
+    }
+    let admin_email = email::parse(&req.admin_email)
+        .ok_or_else(|| ProvisionError::InvalidEmail(req.admin_email.clone()))?;
+    match directory.lookup_email(&admin_email).await? {
+        Some(e) if e.tenant_id == tenant.id && e.state == "active" => {}
+        _ => return Ok(None),
+    }
+    let tenant_id = tenant.tenant_id()?;
+    let e = admin_email.clone();
+    let issued = router
+        .write(&tenant_id, move |tx| {
+            let Some(user) = users::find_by_email(tx, &e)? else {
+                return Ok(None);
+            };
+            if user.role != Role::Admin || user.status != Status::Invited {
+                return Ok(None);
+            }
+            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some("operator"),
+                    action: "invitation.resent",
+                    target: Some(&user.id),
+                    details: json!({}),
+                },
+                now,
+            )?;
+            Ok(Some((user.id, token)))
+        })
+        .await?;
+    let Some((admin_user_id, token)) = issued else {
+        return Ok(None);
+    };
+    let invite_link = config.link(&format!("/invite?token={}", bearer(&tenant_id, &token)));
+    let mail = mail::templates::invitation(
+        &config.product_name,
+        &tenant.name,
+        &admin_email,
+        &invite_link,
+    );
+    Ok(Some(Provisioned {
+        tenant,
+        admin_user_id,
+        invite_link,
+        mail,
+    }))
 }

@@ -1,0 +1,268 @@
+//! The OpenAPI 3.1 document of the JSON API, served at `/api/openapi.json`. A test checks that
+//! every documented operation is routed and every routed operation is documented.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// Every operation of the JSON API, as (method, path): the router and the document both follow
+/// this list, and the tests compare them.
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/logout"),
+    ("post", "/api/auth/logout-all"),
+    ("get", "/api/session"),
+    ("get", "/api/sessions"),
+    ("delete", "/api/sessions/{id}"),
+    ("post", "/api/auth/forgot"),
+    ("post", "/api/auth/reset"),
+    ("post", "/api/auth/accept-invite"),
+    ("get", "/api/admin/users"),
+    ("post", "/api/admin/users"),
+    ("get", "/api/admin/users/{id}"),
+    ("patch", "/api/admin/users/{id}"),
+    ("delete", "/api/admin/users/{id}"),
+    ("post", "/api/admin/users/{id}/invitation"),
+    ("delete", "/api/admin/users/{id}/invitation"),
+    ("get", "/api/admin/users/{id}/sessions"),
+    ("delete", "/api/admin/users/{id}/sessions"),
+    ("get", "/api/admin/audit"),
+    ("get", "/api/openapi.json"),
+];
+
+pub async fn serve(State(state): State<AppState>) -> Json<Value> {
+    Json(document(&state.config.product_name, state.config.public_url.as_str()))
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+/// Error answers an operation can give, each with the common error body.
+fn errors(codes: &[u16]) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        let description = match c {
+            400 => "Invalid input (see `error` for the code)",
+            401 => "Not signed in, or wrong credentials",
+            403 => "Not allowed (blocked account, suspended tenant, not an admin, bad CSRF)",
+            404 => "Not found (also for ids of other companies)",
+            409 => "Conflict (last_admin, email_taken, user_exists, not_invited)",
+            413 => "Body too large",
+            415 => "Content-Type is not application/json",
+            422 => "Body does not have the expected fields",
+            429 => "Too many attempts; see Retry-After",
+            503 => "Busy or the tenant's data is unavailable; see Retry-After",
+            _ => "Error",
+        };
+        let mut resp = json!({
+            "description": description,
+            "content": {"application/json": {"schema": r("Error")}}
+        });
+        if *c == 429 || *c == 503 {
+            resp["headers"] = json!({"Retry-After": {"schema": {"type": "string"}}});
+        }
+        m.insert(c.to_string(), resp);
+    }
+    m
+}
+
+fn op(summary: &str, tags: &[&str], mut responses: serde_json::Map<String, Value>, extra: Value) -> Value {
+    // Every operation may also fail with a generic 500 (logged with the request id).
+    responses.insert(
+        "500".into(),
+        json!({"description": "Unexpected failure", "content": {"application/json": {"schema": r("Error")}}}),
+    );
+    let mut o = json!({"summary": summary, "tags": tags, "responses": responses});
+    if let (Some(o), Some(extra)) = (o.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    o
+}
+
+fn with(mut m: serde_json::Map<String, Value>, code: &str, v: Value) -> serde_json::Map<String, Value> {
+    m.insert(code.into(), v);
+    m
+}
+
+fn id_param() -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}}])
+}
+
+const JSON_WRITE: &[u16] = &[400, 413, 415, 422, 429, 503];
+
+pub fn document(product: &str, public_url: &str) -> Value {
+    let cookie = json!([{"session": []}]);
+    let public = json!([]);
+    let admin_errors = |extra: &[u16]| {
+        let mut codes = vec![401, 403, 503];
+        codes.extend_from_slice(extra);
+        errors(&codes)
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": format!("{product} API"),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "One shared sign-in for every company; company admins manage their own users. \
+                The session is an HttpOnly cookie set by login and accept-invite. State-changing \
+                requests need Content-Type: application/json. Errors are {\"error\": code, \"message\": text}."
+        },
+        "servers": [{"url": public_url.trim_end_matches('/')}],
+        "security": cookie,
+        "paths": {
+            "/api/auth/login": {"post": op("Sign in with email and password", &["auth"],
+                with(with(errors(&[400, 401, 403, 413, 415, 422, 429, 503]), "200",
+                    ok("Signed in; the session cookie is set", r("SessionView"))), "401",
+                    json!({"description": "invalid_credentials", "content": {"application/json": {"schema": r("Error")}}})),
+                json!({"security": public, "requestBody": body(r("LoginRequest"))}))},
+            "/api/auth/logout": {"post": op("Sign out of this session", &["auth"],
+                with(errors(&[503]), "200", ok("Signed out", r("SignedOut"))), json!({"security": public}))},
+            "/api/auth/logout-all": {"post": op("Sign out of every session of the caller", &["sessions"],
+                with(errors(&[401, 403, 503]), "200", ok("Signed out everywhere", r("SignedOut"))), json!({}))},
+            "/api/session": {"get": op("Who is signed in (also for the vendor's app)", &["auth"],
+                with(errors(&[401, 403, 503]), "200", ok("The signed-in user and company", r("SessionView"))), json!({}))},
+            "/api/sessions": {"get": op("The caller's active sessions", &["sessions"],
+                with(errors(&[401, 403, 503]), "200", ok("Sessions", json!({
+                    "type": "object", "required": ["sessions"],
+                    "properties": {"sessions": {"type": "array", "items": r("OwnSession")}}}))), json!({}))},
+            "/api/sessions/{id}": {"delete": op("End one of the caller's sessions", &["sessions"],
+                with(errors(&[401, 403, 404, 503]), "204", json!({"description": "Ended"})),
+                json!({"parameters": id_param()}))},
+            "/api/auth/forgot": {"post": op("Ask for a password reset link", &["auth"],
+                with(errors(&[400, 413, 415, 422, 429]), "202", ok("Accepted, whether or not the account exists", r("Message"))),
+                json!({"security": public, "requestBody": body(r("ForgotRequest"))}))},
+            "/api/auth/reset": {"post": op("Set a new password with a reset link's token", &["auth"],
+                with(errors(JSON_WRITE), "200", ok("Password changed; every session ended", r("Message"))),
+                json!({"security": public, "requestBody": body(r("ResetRequest"))}))},
+            "/api/auth/accept-invite": {"post": op("Accept an invitation and choose a password", &["auth"],
+                with(errors(JSON_WRITE), "200", ok("Signed in; the session cookie is set", r("SessionView"))),
+                json!({"security": public, "requestBody": body(r("AcceptInviteRequest"))}))},
+            "/api/admin/users": {
+                "get": op("List the company's users", &["admin"],
+                    with(admin_errors(&[400]), "200", ok("A page of users", r("UserPage"))),
+                    json!({"parameters": [
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}}
+                    ]})),
+                "post": op("Invite a person", &["admin"],
+                    with(admin_errors(&[400, 409, 413, 415, 422]), "201", ok("Invited; the invitation is mailed", r("AdminUser"))),
+                    json!({"requestBody": body(r("InviteRequest"))}))
+            },
+            "/api/admin/users/{id}": {
+                "get": op("One user", &["admin"],
+                    with(admin_errors(&[404]), "200", ok("The user", r("AdminUser"))), json!({"parameters": id_param()})),
+                "patch": op("Change a user's role, or block or unblock them", &["admin"],
+                    with(admin_errors(&[400, 404, 409, 413, 415, 422]), "200", ok("The changed user", r("AdminUser"))),
+                    json!({"parameters": id_param(), "requestBody": body(r("UserChange"))})),
+                "delete": op("Delete a user", &["admin"],
+                    with(admin_errors(&[404, 409]), "204", json!({"description": "Deleted"})), json!({"parameters": id_param()}))
+            },
+            "/api/admin/users/{id}/invitation": {
+                "post": op("Re-send an invitation (the previous link stops working)", &["admin"],
+                    with(admin_errors(&[404, 409]), "200", ok("The invited user", r("AdminUser"))), json!({"parameters": id_param()})),
+                "delete": op("Revoke an invitation", &["admin"],
+                    with(admin_errors(&[404, 409]), "200", ok("The user", r("AdminUser"))), json!({"parameters": id_param()}))
+            },
+            "/api/admin/users/{id}/sessions": {
+                "get": op("A user's active sessions", &["admin"],
+                    with(admin_errors(&[404]), "200", ok("Sessions", json!({
+                        "type": "object", "required": ["sessions"],
+                        "properties": {"sessions": {"type": "array", "items": r("Session")}}}))),
+                    json!({"parameters": id_param()})),
+                "delete": op("Sign a user out everywhere", &["admin"],
+                    with(admin_errors(&[404]), "200", ok("Sessions ended", json!({
+                        "type": "object", "required": ["sessions_ended"],
+                        "properties": {"sessions_ended": {"type": "integer", "minimum": 0}}}))),
+                    json!({"parameters": id_param()}))
+            },
+            "/api/admin/audit": {"get": op("The company's audit log, newest first", &["admin"],
+                with(admin_errors(&[400]), "200", ok("A page of entries", r("AuditPage"))),
+                json!({"parameters": [
+                    {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Entries by or about this user id"},
+                    {"name": "action", "in": "query", "schema": {"type": "string"}},
+                    {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "next_before of the previous page"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}}
+                ]}))},
+            "/api/openapi.json": {"get": op("This document", &["meta"],
+                serde_json::Map::from_iter([("200".to_owned(), json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}))]),
+                json!({"security": public}))}
+        },
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "tenantd_session",
+                    "description": "Named __Host-tenantd_session when the public URL is https."}
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let string = |max: u32| json!({"type": "string", "maxLength": max});
+    json!({
+        "Error": {"type": "object", "required": ["error", "message"], "properties": {
+            "error": {"type": "string", "description": "Stable code, e.g. invalid_credentials"},
+            "message": {"type": "string"}}},
+        "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
+        "SignedOut": {"type": "object", "required": ["signed_out"], "properties": {
+            "signed_out": {"type": "boolean"}, "sessions_ended": {"type": "integer", "minimum": 0}}},
+        "Role": {"type": "string", "enum": ["admin", "member"]},
+        "Status": {"type": "string", "enum": ["invited", "active", "blocked"]},
+        "User": {"type": "object", "required": ["id", "email", "name", "role"], "properties": {
+            "id": {"type": "string"}, "email": {"type": "string"}, "name": {"type": "string"}, "role": r("Role")}},
+        "Tenant": {"type": "object", "required": ["id", "slug", "name"], "properties": {
+            "id": {"type": "string"}, "slug": {"type": "string"}, "name": {"type": "string"}}},
+        "SessionView": {"type": "object", "required": ["user", "tenant"], "properties": {
+            "user": r("User"), "tenant": r("Tenant")}},
+        "AdminUser": {"type": "object",
+            "required": ["id", "email", "name", "role", "status", "created_at", "updated_at", "last_login_at"],
+            "properties": {
+                "id": {"type": "string"}, "email": {"type": "string"}, "name": {"type": "string"},
+                "role": r("Role"), "status": r("Status"),
+                "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+                "last_login_at": {"type": ["integer", "null"]}}},
+        "UserPage": {"type": "object", "required": ["users", "total", "offset", "limit"], "properties": {
+            "users": {"type": "array", "items": r("AdminUser")},
+            "total": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 200}}},
+        "Session": {"type": "object", "required": ["id", "created_at", "last_seen_at", "expires_at", "user_agent", "ip"],
+            "properties": {
+                "id": {"type": "string"}, "created_at": {"type": "integer"}, "last_seen_at": {"type": "integer"},
+                "expires_at": {"type": "integer"}, "user_agent": {"type": "string"}, "ip": {"type": "string"}}},
+        "OwnSession": {"allOf": [r("Session"), {"type": "object", "required": ["current"], "properties": {"current": {"type": "boolean"}}}]},
+        "AuditEntry": {"type": "object", "required": ["id", "at", "actor", "action", "target", "details"], "properties": {
+            "id": {"type": "integer"}, "at": {"type": "integer"},
+            "actor": {"type": ["string", "null"]}, "action": {"type": "string"},
+            "target": {"type": ["string", "null"]}, "details": {}}},
+        "AuditPage": {"type": "object", "required": ["entries", "next_before"], "properties": {
+            "entries": {"type": "array", "items": r("AuditEntry")},
+            "next_before": {"type": ["integer", "null"]}}},
+        "LoginRequest": {"type": "object", "additionalProperties": false, "required": ["email", "password"], "properties": {
+            "email": string(320), "password": string(1024)}},
+        "ForgotRequest": {"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
+            "email": string(320)}},
+        "ResetRequest": {"type": "object", "additionalProperties": false, "required": ["token", "password"], "properties": {
+            "token": string(200), "password": {"type": "string", "minLength": 12, "maxLength": 256}}},
+        "AcceptInviteRequest": {"type": "object", "additionalProperties": false, "required": ["token", "password"], "properties": {
+            "token": string(200), "password": {"type": "string", "minLength": 12, "maxLength": 256},
+            "name": {"type": ["string", "null"], "maxLength": 100}}},
+        "InviteRequest": {"type": "object", "additionalProperties": false, "required": ["email", "role"], "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254}, "role": r("Role"),
+            "name": {"type": ["string", "null"], "maxLength": 100}}},
+        "UserChange": {"type": "object", "additionalProperties": false, "properties": {
+            "role": {"oneOf": [r("Role"), {"type": "null"}]}, "blocked": {"type": ["boolean", "null"]}}}
+    })
+}

@@ -1,0 +1,228 @@
+//! `/`, `/login` (email first, then password) and `/logout`.
+//!
+//! The email step never tells whether an account exists: every well-formed address gets the
+//! same password step. The password step signs in through the same service as the JSON API.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tenant_runtime::email;
+use tenant_runtime::store::users::Role;
+
+use super::forms::{self, Csrf, Form};
+use super::html::{self, Input, e};
+use super::{MAX_FIELD, Query, destination, home, is_admin, safe_next, signed};
+use crate::routes::extract::{ClientOrigin, clear_session_cookie, session_cookie, session_value};
+use crate::service::auth;
+use crate::state::AppState;
+
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed(&state, &headers).await {
+        Ok(Some(s)) => html::see_other(home(&s), &[]),
+        _ => html::see_other("/login", &[]),
+    }
+}
+
+/// What a login page shows.
+#[derive(Default)]
+struct View<'a> {
+    email: &'a str,
+    next: Option<&'static str>,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+fn next_field(next: Option<&str>) -> String {
+    next.map(|n| html::hidden("next", n)).unwrap_or_default()
+}
+
+fn email_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
+    let email = Input {
+        id: "email",
+        label: "Email",
+        kind: "email",
+        name: "email",
+        value: v.email,
+        autocomplete: "username",
+        attrs: "required autofocus spellcheck=\"false\" autocapitalize=\"none\" maxlength=\"320\"",
+        hint: None,
+    };
+    let main = format!(
+        "<h1>Sign in</h1>\n\
+<p class=\"lead\">Enter the email address of your work account.</p>\n\
+{notice}{error}\
+<form method=\"post\" action=\"/login\">\n\
+{csrf}{next}\n\
+{email}\
+<button type=\"submit\" class=\"btn btn-primary btn-block\">Continue</button>\n\
+</form>\n\
+<p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n",
+        notice = v.notice.map(html::notice_box).unwrap_or_default(),
+        error = html::maybe_error(v.error),
+        csrf = html::csrf_field(&csrf.token),
+        next = next_field(v.next),
+        email = email.html(v.error.is_some()),
+    );
+    html::document(
+        &state.config.product_name,
+        "Sign in",
+        html::Width::Narrow,
+        "",
+        &main,
+    )
+}
+
+fn password_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
+    let password = Input {
+        id: "password",
+        label: "Password",
+        kind: "password",
+        name: "password",
+        value: "",
+        autocomplete: "current-password",
+        attrs: "required autofocus maxlength=\"1024\"",
+        hint: None,
+    };
+    let main = format!(
+        "<h1>Enter your password</h1>\n\
+<p class=\"lead\">Enter the password of this account. <a href=\"/login\">Use another email</a></p>\n\
+{error}\
+<form method=\"post\" action=\"/login\">\n\
+{csrf}{next}\n\
+<div class=\"field\">\n\
+<label for=\"email\">Email</label>\n\
+<input id=\"email\" type=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"username\" readonly>\n\
+</div>\n\
+{password}\
+<button type=\"submit\" class=\"btn btn-primary btn-block\">Sign in</button>\n\
+</form>\n\
+<p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n",
+        email = e(v.email),
+        error = html::maybe_error(v.error),
+        csrf = html::csrf_field(&csrf.token),
+        next = next_field(v.next),
+        password = password.html(v.error.is_some()),
+    );
+    html::document(
+        &state.config.product_name,
+        "Enter your password",
+        html::Width::Narrow,
+        "",
+        &main,
+    )
+}
+
+pub async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = Query::parse(raw.as_deref());
+    let next = safe_next(q.get("next"));
+    // A live session goes home; a broken one (e.g. a suspended company) sees the form.
+    if let Ok(Some(s)) = signed(&state, &headers).await {
+        return html::see_other(destination(is_admin(&s), next), &[]);
+    }
+    let csrf = match forms::for_page(&state, &headers) {
+        Ok(c) => c,
+        Err(err) => return html::error_page(&state, &err, ("/login", "Try again")),
+    };
+    let notice = match q.get("done") {
+        Some("reset") => Some("Your password was changed. Sign in with the new one."),
+        Some("signed_out") => Some("You are signed out."),
+        _ => None,
+    };
+    let view = View {
+        next,
+        notice,
+        ..View::default()
+    };
+    html::respond(
+        StatusCode::OK,
+        std::slice::from_ref(&csrf.cookie),
+        email_step(&state, &csrf, &view),
+    )
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientOrigin(origin): ClientOrigin,
+    form: Form,
+) -> Response {
+    let csrf = match forms::for_page(&state, &headers) {
+        Ok(c) => c,
+        Err(err) => return html::error_page(&state, &err, ("/login", "Try again")),
+    };
+    let typed = form.text("email").trim();
+    let next = safe_next(form.get("next"));
+    let page = |step: fn(&AppState, &Csrf, &View<'_>) -> String, status, error: Option<&str>| {
+        let view = View {
+            email: if typed.len() > MAX_FIELD { "" } else { typed },
+            next,
+            error,
+            notice: None,
+        };
+        html::respond(
+            status,
+            std::slice::from_ref(&csrf.cookie),
+            step(&state, &csrf, &view),
+        )
+    };
+    if typed.is_empty() {
+        return page(
+            email_step,
+            StatusCode::BAD_REQUEST,
+            Some("Enter your email address."),
+        );
+    }
+    if typed.len() > MAX_FIELD || email::parse(typed).is_none() {
+        return page(
+            email_step,
+            StatusCode::BAD_REQUEST,
+            Some("Enter a valid email address, like name@example.com."),
+        );
+    }
+    let Some(password) = form.get("password") else {
+        // The email step: the same answer for every address.
+        return page(password_step, StatusCode::OK, None);
+    };
+    if password.is_empty() {
+        return page(
+            password_step,
+            StatusCode::BAD_REQUEST,
+            Some("Enter your password."),
+        );
+    }
+    match auth::login(&state, typed, password, origin).await {
+        Ok(done) => {
+            let Ok(fresh) = forms::fresh(&state) else {
+                return page(
+                    password_step,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Some("Something went wrong on our side. Try again later."),
+                );
+            };
+            let to = destination(done.view.user.role == Role::Admin, next);
+            html::see_other(to, &[session_cookie(&state, &done.cookie), fresh.cookie])
+        }
+        Err(err) => {
+            let mut res = page(password_step, err.status, Some(err.message.as_ref()));
+            html::with_retry_after(&mut res, &err);
+            res
+        }
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _form: Form) -> Response {
+    if let Some(value) = session_value(&state, &headers)
+        && let Err(err) = auth::logout(&state, &value).await
+    {
+        return html::error_page(&state, &err, ("/account", "Back"));
+    }
+    let mut cookies = vec![clear_session_cookie(&state)];
+    if let Ok(fresh) = forms::fresh(&state) {
+        cookies.push(fresh.cookie);
+    }
+    html::see_other("/login?done=signed_out", &cookies)
+}

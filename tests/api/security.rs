@@ -1,0 +1,852 @@
+//! Abuse resistance, sessions, audit, headers and input limits (in-process, with a manual
+//! clock and exact attempt counts).
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use crate::inproc::{InProc, PASSWORD};
+
+// ---- throttling ----
+
+#[tokio::test]
+async fn aa_04_fifty_parallel_failures_count_as_fifty() {
+    let t = InProc::new().await;
+    t.company("acme").await;
+    let attempts = (0..50).map(|_| t.login("admin@acme.test", "wrong-password-123"));
+    let answers = futures_join_all(attempts).await;
+    let unauthorized = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(
+        unauthorized, 5,
+        "only the allowed attempts reach the password check"
+    );
+    assert_eq!(throttled.len(), 45);
+    for a in throttled {
+        assert_eq!(a.code(), "too_many_requests");
+        let retry: u64 = a.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+    }
+    // Even the right password waits out the back-off.
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    t.clock.advance(31);
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn aa_03_unknown_email_is_throttled_exactly_like_a_known_one() {
+    let t = InProc::new().await;
+    t.company("acme").await;
+    for email in ["admin@acme.test", "ghost@acme.test"] {
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let a = t.login(email, "wrong-password-123").await;
+            seen.push((
+                a.status,
+                a.raw.clone(),
+                a.headers.get(header::RETRY_AFTER).cloned(),
+            ));
+        }
+        let statuses: Vec<_> = seen.iter().map(|s| s.0.as_u16()).collect();
+        assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429], "{email}");
+    }
+}
+
+#[tokio::test]
+async fn aa_03_a_throttled_account_can_still_reset_its_password() {
+    let t = InProc::new().await;
+    t.company("acme").await;
+    for _ in 0..6 {
+        t.login("admin@acme.test", "wrong-password-123").await;
+    }
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let a = t
+        .call(
+            Method::POST,
+            "/api/auth/forgot",
+            None,
+            Some(json!({"email": "admin@acme.test"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let link = t.last_link_to("admin@acme.test").await;
+    assert!(
+        link.starts_with("http://tenantd.test/reset?token="),
+        "{link}"
+    );
+}
+
+#[tokio::test]
+async fn aa_01_many_addresses_share_a_generous_window() {
+    let t = InProc::with(|_, s| s.ip_max_failures = 20).await;
+    t.company("acme").await;
+    // Twenty different people fail once each from the same (empty, in-process) address...
+    for i in 0..20 {
+        assert_eq!(
+            t.login(&format!("p{i}@acme.test"), "wrong-password-123")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // ...then the address waits, whoever signs in.
+    let a = t.login("admin@acme.test", PASSWORD).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    t.clock.advance(601);
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn aa_06_token_guessing_is_throttled_per_address() {
+    let t = InProc::with(|_, s| s.ip_max_failures = 10).await;
+    let (tenant, _) = t.company("acme").await;
+    for i in 0..10 {
+        let token = format!("{tenant}.{:0>43}", i);
+        let a = t
+            .call(
+                Method::POST,
+                "/api/auth/reset",
+                None,
+                Some(json!({"token": token, "password": "whatever-long-enough"})),
+            )
+            .await;
+        assert_eq!(a.code(), "invalid_token");
+    }
+    let a = t
+        .call(
+            Method::POST,
+            "/api/auth/accept-invite",
+            None,
+            Some(json!({"token": "x", "password": "whatever-long-enough"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn forgot_is_throttled_per_account_without_revealing_existence() {
+    let t = InProc::new().await;
+    t.company("acme").await;
+    for email in ["admin@acme.test", "ghost@acme.test"] {
+        let statuses: Vec<u16> = futures_join_all((0..5).map(|_| {
+            t.call(
+                Method::POST,
+                "/api/auth/forgot",
+                None,
+                Some(json!({"email": email})),
+            )
+        }))
+        .await
+        .iter()
+        .map(|a| a.status.as_u16())
+        .collect();
+        let accepted = statuses.iter().filter(|s| **s == 202).count();
+        assert_eq!(accepted, 3, "{email}: {statuses:?}");
+    }
+}
+
+// ---- sessions ----
+
+#[tokio::test]
+async fn sess_06_idle_timeout_is_enforced_on_the_server() {
+    let t = InProc::with(|_, s| s.session_idle_secs = 600).await;
+    let (_, admin) = t.company("acme").await;
+    t.clock.advance(599);
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&admin), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The check above counted as activity.
+    t.clock.advance(599);
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&admin), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    t.clock.advance(601);
+    let a = t
+        .call(Method::GET, "/api/session", Some(&admin), None)
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sess_06_absolute_lifetime_ends_even_an_active_session() {
+    let t = InProc::with(|_, s| {
+        s.session_idle_secs = 600;
+        s.session_absolute_secs = 3600;
+    })
+    .await;
+    let (_, admin) = t.company("acme").await;
+    for _ in 0..7 {
+        t.clock.advance(500);
+        assert_eq!(
+            t.call(Method::GET, "/api/session", Some(&admin), None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    t.clock.advance(101);
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&admin), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn sess_02_login_rotates_and_privilege_change_ends_sessions() {
+    let t = InProc::new().await;
+    let (_, admin) = t.company("acme").await;
+    let (bob_id, bob1) = t.member(&admin, "bob@acme.test").await;
+    let bob2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
+    assert_ne!(bob1, bob2, "a new session id at every login");
+    let a = t
+        .call(
+            Method::PATCH,
+            &format!("/api/admin/users/{bob_id}"),
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    for c in [&bob1, &bob2] {
+        assert_eq!(
+            t.call(Method::GET, "/api/session", Some(c), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Signing in again gives the new role.
+    let bob3 = t.login("bob@acme.test", PASSWORD).await;
+    assert_eq!(bob3.body["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn sess_10_users_list_and_end_their_sessions_and_admins_end_a_users() {
+    let t = InProc::new().await;
+    let (_, admin) = t.company("acme").await;
+    let (bob_id, bob1) = t.member(&admin, "bob@acme.test").await;
+    let bob2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
+    let list = t
+        .call(Method::GET, "/api/sessions", Some(&bob2), None)
+        .await;
+    let sessions = list.body["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    // End the other one by its id.
+    let other = sessions.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        t.call(
+            Method::DELETE,
+            &format!("/api/sessions/{other}"),
+            Some(&bob2),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&bob1), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&bob2), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Someone else's session id is not found.
+    let admin_sessions = t
+        .call(Method::GET, "/api/sessions", Some(&admin), None)
+        .await;
+    let admin_sid = admin_sessions.body["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        t.call(
+            Method::DELETE,
+            &format!("/api/sessions/{admin_sid}"),
+            Some(&bob2),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    // The admin sees and ends Bob's sessions.
+    let seen = t
+        .call(
+            Method::GET,
+            &format!("/api/admin/users/{bob_id}/sessions"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(seen.body["sessions"].as_array().unwrap().len(), 1);
+    let ended = t
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/users/{bob_id}/sessions"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(ended.body["sessions_ended"], 1);
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&bob2), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Sign out everywhere.
+    let a1 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
+    let a2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
+    let out = t
+        .call(Method::POST, "/api/auth/logout-all", Some(&a1), None)
+        .await;
+    assert_eq!(out.body["sessions_ended"], 2);
+    for c in [&a1, &a2] {
+        assert_eq!(
+            t.call(Method::GET, "/api/session", Some(c), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+// ---- audit ----
+
+#[tokio::test]
+async fn audit_records_every_event_and_stays_in_its_tenant() {
+    let t = InProc::new().await;
+    let (_, admin) = t.company("acme").await;
+    let (_, other_admin) = t.company("globex").await;
+    t.login("admin@acme.test", "wrong-password-123").await;
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, StatusCode::OK);
+    let (bob_id, _) = t.member(&admin, "bob@acme.test").await;
+    let patch = |body| {
+        t.call(
+            Method::PATCH,
+            &format!("/api/admin/users/{bob_id}"),
+            Some(&admin),
+            Some(body),
+        )
+    };
+    patch(json!({"role": "admin"})).await;
+    patch(json!({"blocked": true})).await;
+    patch(json!({"blocked": false})).await;
+    t.call(
+        Method::POST,
+        "/api/auth/forgot",
+        None,
+        Some(json!({"email": "bob@acme.test"})),
+    )
+    .await;
+    let link = t.last_link("bob@acme.test", "/reset").await;
+    let token = link.split("token=").nth(1).unwrap();
+    let reset = t
+        .call(
+            Method::POST,
+            "/api/auth/reset",
+            None,
+            Some(json!({"token": token, "password": "a-brand-new-passphrase"})),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{:?}", reset.body);
+    let carol = t
+        .call(
+            Method::POST,
+            "/api/admin/users",
+            Some(&admin),
+            Some(json!({"email": "carol@acme.test", "role": "member"})),
+        )
+        .await;
+    let carol_id = carol.body["id"].as_str().unwrap().to_owned();
+    t.call(
+        Method::DELETE,
+        &format!("/api/admin/users/{carol_id}/invitation"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    t.call(
+        Method::DELETE,
+        &format!("/api/admin/users/{carol_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+
+    let log = t
+        .call(
+            Method::GET,
+            "/api/admin/audit?limit=200",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = log.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "tenant.created",
+        "invitation.accepted",
+        "login.failed",
+        "invitation.sent",
+        "login.succeeded",
+        "user.role_changed",
+        "user.blocked",
+        "user.unblocked",
+        "password.reset_requested",
+        "password.reset",
+        "invitation.revoked",
+        "user.deleted",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "missing {expected} in {actions:?}"
+        );
+    }
+    // Filters.
+    let by_action = t
+        .call(
+            Method::GET,
+            "/api/admin/audit?action=user.blocked",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let entries = by_action.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["target"], bob_id.as_str());
+    let by_user = t
+        .call(
+            Method::GET,
+            &format!("/api/admin/audit?user={bob_id}&limit=200"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        by_user.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == bob_id.as_str() || e["target"] == bob_id.as_str())
+    );
+    // Paging: two at a time, newest first, no overlap.
+    let p1 = t
+        .call(Method::GET, "/api/admin/audit?limit=2", Some(&admin), None)
+        .await;
+    let next = p1.body["next_before"].as_i64().unwrap();
+    let p2 = t
+        .call(
+            Method::GET,
+            &format!("/api/admin/audit?limit=2&before={next}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let ids = |p: &crate::inproc::Answer| {
+        p.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (ids(&p1), ids(&p2));
+    assert!(a[0] > a[1] && a[1] > b[0] && b[0] > b[1]);
+    // The other company's admin sees none of it, and a member sees nothing at all.
+    let other = t
+        .call(
+            Method::GET,
+            "/api/admin/audit?limit=200",
+            Some(&other_admin),
+            None,
+        )
+        .await;
+    let other_entries = other.body["entries"].as_array().unwrap();
+    assert!(other_entries.iter().all(|e| e["target"] != bob_id.as_str()));
+    assert!(other_entries.len() <= 3, "{other_entries:?}");
+    let member = t
+        .login("bob@acme.test", "a-brand-new-passphrase")
+        .await
+        .session()
+        .unwrap();
+    // Bob was made admin above; demote first to check a member's view.
+    t.call(
+        Method::PATCH,
+        &format!("/api/admin/users/{bob_id}"),
+        Some(&admin),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    let member = t
+        .login("bob@acme.test", "a-brand-new-passphrase")
+        .await
+        .session()
+        .unwrap_or(member);
+    assert_eq!(
+        t.call(Method::GET, "/api/admin/audit", Some(&member), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+// ---- headers ----
+
+#[tokio::test]
+async fn hdr_01_security_headers_on_every_answer() {
+    let t = InProc::new().await;
+    for path in [
+        "/api/session",
+        "/login",
+        "/healthz",
+        "/api/nope",
+        "/reset?token=x",
+    ] {
+        let a = t.call(Method::GET, path, None, None).await;
+        let h = &a.headers;
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("script-src"), "no script at all: {csp}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(h.get("x-request-id").is_some());
+        assert!(
+            h.get(header::STRICT_TRANSPORT_SECURITY).is_none(),
+            "no HSTS over http"
+        );
+    }
+    let https =
+        InProc::with(|c, _| c.public_url = "https://login.vendor.test".parse().unwrap()).await;
+    let a = https.call(Method::GET, "/api/session", None, None).await;
+    assert!(
+        a.headers[header::STRICT_TRANSPORT_SECURITY]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+}
+
+#[tokio::test]
+async fn sess_03_https_cookies_are_secure_and_host_prefixed() {
+    let t = InProc::with(|c, _| c.public_url = "https://login.vendor.test".parse().unwrap()).await;
+    t.company("acme").await;
+    let a = t.login("admin@acme.test", PASSWORD).await;
+    let cookie = a.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-tenantd_session="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain="));
+}
+
+// ---- input limits ----
+
+#[tokio::test]
+async fn inp_03_bad_input_gets_a_stable_code_never_a_500() {
+    let t = InProc::new().await;
+    let (_, admin) = t.company("acme").await;
+    let raw = |method: Method, path: &str, ct: Option<&str>, body: Vec<u8>| {
+        let mut r = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, format!("tenantd_session={admin}"));
+        if let Some(ct) = ct {
+            r = r.header(header::CONTENT_TYPE, ct);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                br#"{"email":"a","password":"b"}"#.to_vec(),
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("text/plain"),
+                br#"{}"#.to_vec(),
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("application/json"),
+                b"{not json".to_vec(),
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("application/json"),
+                br#"{"email":1,"password":"x"}"#.to_vec(),
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("application/json"),
+                br#"{"email":"a@b.c"}"#.to_vec(),
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                br#"{"email":"x@acme.test","role":"member","role":"admin"}"#.to_vec(),
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                br#"{"email":"x@acme.test","role":"member","status":"active"}"#.to_vec(),
+            ),
+            422,
+            "invalid_body",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                br#"{"email":"x@acme.test","role":"owner"}"#.to_vec(),
+            ),
+            400,
+            "invalid_role",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                br#"{"email":"x@acme.test\r\nBcc: evil@x.test","role":"member"}"#.to_vec(),
+            ),
+            400,
+            "invalid_email",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                format!(
+                    r#"{{"email":"{}@acme.test","role":"member"}}"#,
+                    "a".repeat(2000)
+                )
+                .into_bytes(),
+            ),
+            400,
+            "field_too_long",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/admin/users",
+                Some("application/json"),
+                format!(
+                    r#"{{"email":"x@acme.test","role":"member","name":"{}"}}"#,
+                    "n".repeat(101)
+                )
+                .into_bytes(),
+            ),
+            400,
+            "invalid_name",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("application/json"),
+                vec![b' '; 70 * 1024],
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (
+            raw(Method::GET, "/api/admin/users?limit=abc", None, vec![]),
+            400,
+            "invalid_query",
+        ),
+        (
+            raw(Method::GET, "/api/admin/audit?before=x", None, vec![]),
+            400,
+            "invalid_query",
+        ),
+        (
+            raw(Method::PUT, "/api/admin/users", None, vec![]),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            raw(Method::GET, "/api/does-not-exist", None, vec![]),
+            404,
+            "not_found",
+        ),
+        (
+            raw(
+                Method::POST,
+                "/api/auth/reset",
+                Some("application/json"),
+                br#"{"token":"../../etc/passwd","password":"x"}"#.to_vec(),
+            ),
+            400,
+            "invalid_token",
+        ),
+    ];
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let a = t.send(req).await;
+        assert_eq!(
+            (a.status.as_u16(), a.code()),
+            (status, code),
+            "case {i}: {:?}",
+            String::from_utf8_lossy(&a.raw)
+        );
+        assert!(
+            a.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "case {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hash_flood_is_refused_quickly_while_session_checks_go_on() {
+    let t = InProc::with(|_, s| {
+        s.hash_concurrency = Some(1);
+        s.hash_queue = 2;
+        s.login_max_failures = 1000;
+        s.ip_max_failures = 100_000;
+    })
+    .await;
+    let (_, admin) = t.company("acme").await;
+    let flood = futures_join_all(
+        (0..40).map(|i| t.login(&format!("u{i}@acme.test"), "wrong-password-123")),
+    );
+    let check = async {
+        let mut ok = 0;
+        for _ in 0..20 {
+            if t.call(Method::GET, "/api/session", Some(&admin), None)
+                .await
+                .status
+                == StatusCode::OK
+            {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    let (answers, ok) = tokio::join!(flood, check);
+    assert_eq!(ok, 20, "session checks are served during the flood");
+    let busy = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(busy >= 30, "most of the flood is refused: {busy}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+            .all(|a| a.code() == "busy" && a.headers.contains_key(header::RETRY_AFTER))
+    );
+}
+
+/// Runs futures concurrently on the current task.
+pub async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}

@@ -1,0 +1,327 @@
+//! The commands, one module per group, and what they share: the connection to the fleet, the
+//! report each command returns, progress bars and a small worker pool.
+
+/// `backup` and `restore`.
+pub mod backup;
+/// `configtest` and `send-test-email`.
+pub mod config;
+/// `doctor`.
+pub mod doctor;
+/// `domain add|remove`.
+pub mod domain;
+/// `migrate`.
+pub mod migrate;
+/// `tenant create|list|show|suspend|resume|delete|undelete`.
+pub mod tenant;
+/// `user find`.
+pub mod user;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use control_plane::config::Config;
+use control_plane::directory::Directory;
+use control_plane::service::fleet::{Fleet, FleetError};
+use control_plane::service::provision::ProvisionError;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use tenant_runtime::{RouterConfig, TenantRouter};
+
+use crate::{Cli, Command, DomainCommand, TenantCommand, UserCommand};
+
+/// What a command prints, and whether it failed after doing part of its work.
+#[derive(Debug)]
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+    /// One line for stderr; the exit status is then 1.
+    pub failure: Option<Failure>,
+}
+
+/// A failure after partial work (e.g. one tenant of many did not migrate).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Report {
+    pub fn new(text: impl Into<String>, json: Value) -> Self {
+        Self {
+            text: text.into(),
+            json,
+            failure: None,
+        }
+    }
+
+    pub fn failed(mut self, code: &'static str, message: impl Into<String>) -> Self {
+        self.failure = Some(Failure {
+            code,
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Prints the report and returns the exit status.
+    pub fn finish(self, json: bool) -> ExitCode {
+        if json {
+            let mut v = self.json;
+            if let (Some(f), Value::Object(map)) = (&self.failure, &mut v) {
+                map.insert("error".into(), json!(f.code));
+                map.insert("message".into(), json!(f.message));
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else if !self.text.is_empty() {
+            print!("{}", self.text);
+            if !self.text.ends_with('\n') {
+                println!();
+            }
+        }
+        match self.failure {
+            Some(f) => {
+                eprintln!("tenantctl: {}", one_line(&f.message));
+                ExitCode::FAILURE
+            }
+            None => ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The stable code of an error, for `--json`.
+pub fn code_of(e: &anyhow::Error) -> &'static str {
+    if let Some(f) = e.downcast_ref::<FleetError>() {
+        return f.code();
+    }
+    if let Some(p) = e.downcast_ref::<ProvisionError>() {
+        return p.code();
+    }
+    if let Some(c) = e.downcast_ref::<Coded>() {
+        return c.code;
+    }
+    "error"
+}
+
+/// An error of this tool with a stable code.
+#[derive(Debug)]
+pub struct Coded {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// An error with a stable code and a message that says what to do.
+pub fn coded(code: &'static str, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Coded {
+        code,
+        message: message.into(),
+    })
+}
+
+/// Prints an error as one line on stderr (and as JSON on stdout with `--json`).
+pub fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
+    let message = one_line(&format!("{e:#}"));
+    if json {
+        println!("{}", json!({"error": code_of(e), "message": message}));
+    }
+    eprintln!("tenantctl: {message}");
+    ExitCode::FAILURE
+}
+
+/// What every command has: the settings and the output mode.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Opens the directory without changing its schema.
+    pub async fn directory_unmigrated(&self) -> anyhow::Result<Directory> {
+        Directory::connect_with(&self.config.directory_url(), false)
+            .await
+            .with_context(|| self.directory_problem())
+    }
+
+    /// Opens the directory (bringing its schema up to date, as tenantd does) and the tenant
+    /// files.
+    pub async fn fleet(&self) -> anyhow::Result<Fleet> {
+        std::fs::create_dir_all(&self.config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}; check --data-dir / TENANTD_DATA_DIR",
+                self.config.data_dir.display()
+            )
+        })?;
+        let directory = Directory::connect(&self.config.directory_url())
+            .await
+            .with_context(|| self.directory_problem())?;
+        let mut rc = RouterConfig::new(self.config.tenants_dir());
+        rc.max_connections = self.config.max_connections.max(8);
+        let router = TenantRouter::new(rc).with_context(|| {
+            format!(
+                "cannot open the tenants folder {}",
+                self.config.tenants_dir().display()
+            )
+        })?;
+        Ok(Fleet {
+            directory,
+            router,
+            config: self.config.clone(),
+        })
+    }
+
+    fn directory_problem(&self) -> String {
+        format!(
+            "cannot open the directory database {}; check --data-dir / TENANTD_DIRECTORY_URL",
+            redact(&self.config.directory_url())
+        )
+    }
+
+    /// A progress bar on stderr; hidden with `--json` or when stderr is not a terminal.
+    pub fn progress(&self, len: usize, what: &str) -> ProgressBar {
+        if self.json || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let style =
+            ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+        ProgressBar::new(len as u64)
+            .with_style(style)
+            .with_message(what.to_owned())
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    tenant_runtime::Clock::now(&tenant_runtime::SystemClock)
+}
+
+/// Runs `f` on every item with `jobs` threads, ticking `bar`; results keep the items' order.
+/// Blocking: call it from `tokio::task::block_in_place`.
+pub fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    bar: &ProgressBar,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = Vec::with_capacity(items.len());
+    out.resize_with(items.len(), || None);
+    let slots = std::sync::Mutex::new(out);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut v) = slots.lock() {
+                        v[i] = Some(r);
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    slots
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Worker threads for file work: `per_core` per core, at most `max`.
+pub fn default_jobs(requested: Option<usize>, per_core: usize, max: usize) -> usize {
+    requested.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (cores * per_core).min(max)
+    })
+}
+
+/// Aligned text columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, header.to_vec());
+    for r in rows {
+        line(&mut out, r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Dispatches a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Report> {
+    let ctx = Ctx {
+        config: Arc::new(cli.config),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Tenant(t) => match t {
+            TenantCommand::Create(a) => tenant::create(&ctx, a).await,
+            TenantCommand::List => tenant::list(&ctx).await,
+            TenantCommand::Show { slug } => tenant::show(&ctx, &slug).await,
+            TenantCommand::Suspend { slug } => tenant::set_status(&ctx, &slug, true).await,
+            TenantCommand::Resume { slug } => tenant::set_status(&ctx, &slug, false).await,
+            TenantCommand::Delete { slug, yes } => tenant::delete(&ctx, &slug, yes).await,
+            TenantCommand::Undelete { slug } => tenant::undelete(&ctx, &slug).await,
+        },
+        Command::Domain(d) => match d {
+            DomainCommand::Add { slug, domain } => domain::add(&ctx, &slug, &domain).await,
+            DomainCommand::Remove { slug, domain } => domain::remove(&ctx, &slug, &domain).await,
+        },
+        Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
+        Command::Migrate(a) => migrate::run(&ctx, a).await,
+        Command::Backup(a) => backup::backup(&ctx, a).await,
+        Command::Restore(a) => backup::restore(&ctx, a).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
+        Command::Configtest => config::configtest(&ctx).await,
+        Command::SendTestEmail { to } => config::send_test_email(&ctx, &to).await,
+    }
+}

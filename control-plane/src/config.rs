@@ -136,3 +136,33 @@ impl ServerConfig {
         }
     }
 }
+
+/// Settings of a node of a multi-node installation (all nodes share one PostgreSQL directory).
+/// A single node needs none of them.
+#[derive(Debug, Clone, Args)]
+pub struct NodeConfig {
+    /// This node's id in the directory: it serves the tenants placed on it and forwards the
+    /// others' requests to their node.
+    #[arg(long, env = "TENANTD_NODE_ID", default_value = "local")]
+    pub node_id: String,
+
+    /// Where the other nodes reach this one, e.g. http://10.0.0.2:8080 (default: http:// and
+    /// the address it listens on).
+    #[arg(long, env = "TENANTD_NODE_URL")]
+    pub node_url: Option<String>,
+
+    /// Secret shared by all nodes (and tenantctl): it authenticates forwarded requests and the
+    /// internal endpoints. Without it a node neither forwards nor accepts forwarded requests.
+    #[arg(long, env = "TENANTD_NODE_SECRET", hide_env_values = true)]
+    pub node_secret: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: "local".to_owned(),
+            node_url: None,
+            node_secret: None,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use control_plane::config::{Config, ServerConfig};
+use control_plane::config::{Config, NodeConfig, ServerConfig};
 use control_plane::startup::{Application, Overrides, shutdown_signal};
 
 /// The tenantd server: one shared sign-in for every company, each in its own database.
@@ -14,6 +14,8 @@ struct Cli {
     config: Config,
     #[command(flatten)]
     server: ServerConfig,
+    #[command(flatten, next_help_heading = "Nodes (several tenantd sharing one directory)")]
+    node: NodeConfig,
     /// Create a demo company with an admin (if missing) and print how to sign in.
     #[arg(long)]
     demo: bool,
@@ -33,7 +35,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let app = Application::build(cli.config, cli.server, Overrides::default()).await?;
+    let app =
+        Application::build_node(cli.config, cli.server, &cli.node, Overrides::default()).await?;
     control_plane::service::demo::greet(&app.state, app.port, cli.demo).await?;
     app.run_until(shutdown_signal()).await
 }

@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::config::{Config, ServerConfig};
+use crate::cluster::Cluster;
+use crate::config::{Config, NodeConfig, ServerConfig};
 use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::hasher::Hasher;
@@ -33,10 +34,22 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
 }
 
-/// Opens the directory and the tenant router and makes the mailer.
+/// Opens the directory and the tenant router and makes the mailer (a single node, `local`).
 pub async fn build_state(
     config: Config,
     server: ServerConfig,
+    overrides: Overrides,
+) -> anyhow::Result<AppState> {
+    let url = format!("http://{}", server.listen);
+    build_node_state(config, server, &NodeConfig::default(), url, overrides).await
+}
+
+/// [`build_state`] for a node of a multi-node installation, reachable at `node_url`.
+pub async fn build_node_state(
+    config: Config,
+    server: ServerConfig,
+    node: &NodeConfig,
+    node_url: String,
     overrides: Overrides,
 ) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)?;
@@ -62,6 +75,8 @@ pub async fn build_state(
         hasher,
         tenant_cache: TenantCache::default(),
         throttles,
+        metrics: crate::metrics::Metrics::default(),
+        cluster: Cluster::new(node, node_url),
     })
 }
 
@@ -71,6 +86,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(|| async { "ok\n" }))
+        .route("/metrics", get(crate::metrics::serve))
         .merge(routes::api::router())
         .merge(routes::pages::router())
         .fallback(not_found)
@@ -83,6 +99,10 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::observe,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
@@ -161,9 +181,24 @@ impl Application {
         server: ServerConfig,
         overrides: Overrides,
     ) -> anyhow::Result<Self> {
+        Self::build_node(config, server, &NodeConfig::default(), overrides).await
+    }
+
+    /// [`Application::build`] for a node of a multi-node installation.
+    pub async fn build_node(
+        config: Config,
+        server: ServerConfig,
+        node: &NodeConfig,
+        overrides: Overrides,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(server.listen).await?;
-        let port = listener.local_addr()?.port();
-        let state = build_state(config, server, overrides).await?;
+        let bound = listener.local_addr()?;
+        let port = bound.port();
+        let url = node
+            .node_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let state = build_node_state(config, server, node, url, overrides).await?;
         Ok(Self {
             port,
             state,
@@ -177,7 +212,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
+        crate::cluster::register(&state).await?;
         let housekeeping = tokio::spawn(housekeeping(state.clone()));
+        let heartbeat = tokio::spawn(crate::cluster::heartbeat(state.clone()));
         axum::serve(
             self.listener,
             app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
@@ -185,6 +222,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await?;
         housekeeping.abort();
+        heartbeat.abort();
         state.directory.close().await;
         Ok(())
     }

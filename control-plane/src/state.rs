@@ -22,6 +22,8 @@ pub struct AppState {
     pub hasher: Hasher,
     pub tenant_cache: TenantCache,
     pub throttles: crate::throttle::Throttles,
+    pub metrics: crate::metrics::Metrics,
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl AppState {

@@ -42,7 +42,7 @@ struct Account {
     last: i64,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Window {
     start: i64,
     count: u32,
@@ -98,7 +98,10 @@ impl Throttle {
             e.locked_until = now + wait;
         }
         drop(e);
-        let mut w = self.addresses.entry(ip.to_owned()).or_default();
+        let mut w = self
+            .addresses
+            .entry(ip.to_owned())
+            .or_insert(Window { start: now, count: 0 });
         if now >= w.start + self.limits.ip_window_secs {
             *w = Window {
                 start: now,

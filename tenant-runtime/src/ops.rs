@@ -425,10 +425,10 @@ mod tests {
         let prepared = prepare_restore(&router, &id, &copy, "t1", 5, 2)?;
         assert_eq!(prepared.auth_epoch, 5);
         assert_eq!(install(&router, &id, prepared)?, Installed::Replaced);
-        let emails = router.read_blocking(&id, |c| users::all_emails(c))?;
+        let emails = router.read_blocking(&id, users::all_emails)?;
         assert_eq!(emails.len(), 1);
         assert_eq!(emails[0].1, "a@x.test");
-        assert_eq!(router.read_blocking(&id, |c| meta::auth_epoch(c))?, 5);
+        assert_eq!(router.read_blocking(&id, meta::auth_epoch)?, 5);
         Ok(())
     }
 

@@ -40,11 +40,10 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
 pub const TENANT_LATEST: u32 = TENANT_MIGRATIONS.len() as u32;
 
 /// Steps of the directory, oldest first; the SQL is portable between SQLite and PostgreSQL.
-pub const DIRECTORY_MIGRATIONS: &[Migration] = &[migration!(
-    1,
-    "directory",
-    "0001_tenants_domains_user_index"
-)];
+pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
+    migration!(1, "directory", "0001_tenants_domains_user_index"),
+    migration!(2, "directory", "0002_nodes"),
+];
 
 /// The version the directory has after every step of this binary.
 pub const DIRECTORY_LATEST: u32 = DIRECTORY_MIGRATIONS.len() as u32;

@@ -3,6 +3,7 @@
 mod admin;
 mod authz;
 mod cli;
+mod directory;
 mod helpers;
 mod inproc;
 mod login;

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! - provision: `control_plane::service::provision::create_tenant` (what `tenantctl tenant
-//!   create` runs, without the mail), 8 at a time, each with its domain and invited admin;
+//!   create` runs, without the mail), 4 at a time, each with its domain and invited admin;
 //! - migrate: the real `tenantctl migrate` over N tenant files at schema version 1, then again
 //!   (every tenant current: the skip path);
 //! - backup: the real `tenantctl backup` of the N provisioned tenants.
@@ -91,7 +91,7 @@ async fn provision(data: &Path, n: usize) -> anyhow::Result<f64> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..8 {
+    for _ in 0..4 {
         let (directory, router, config, next) = (
             directory.clone(),
             router.clone(),

@@ -26,13 +26,13 @@ mod failpoint;
 /// tenantctl reads the same settings as tenantd (flags or TENANTD_* variables), so point it at
 /// the same data directory. It is safe to run while tenantd serves.
 #[derive(Debug, Parser)]
-#[command(name = "tenantctl", version, max_term_width = 100)]
+#[command(name = "tenantctl", version)]
 pub struct Cli {
     #[command(flatten, next_help_heading = "Installation (same as tenantd)")]
     pub config: Config,
 
     /// Print JSON on stdout instead of text (errors too: {"error": code, "message": ...}).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
 
     #[command(subcommand)]

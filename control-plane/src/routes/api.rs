@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{id}", delete(end_session))
         .route("/api/auth/logout-all", post(logout_all))
+        .route("/api/account/password", post(change_password))
         .route(
             "/api/admin/users/{id}/sessions",
             get(list_user_sessions).delete(end_user_sessions),
@@ -349,4 +350,30 @@ async fn end_user_sessions(
 ) -> ApiResult<Json<serde_json::Value>> {
     let ended = admin::end_user_sessions(&state, &admin, &id).await?;
     Ok(Json(json!({"sessions_ended": ended})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Auth(signed): Auth,
+    ClientOrigin(origin): ClientOrigin,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> ApiResult<Json<serde_json::Value>> {
+    auth::change_password(
+        &state,
+        &signed,
+        &body.current_password,
+        &body.new_password,
+        &origin.ip,
+    )
+    .await?;
+    Ok(Json(
+        json!({"message": "Your password was changed. Your other sessions were signed out."}),
+    ))
 }

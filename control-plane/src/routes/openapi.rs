@@ -14,6 +14,7 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/auth/logout"),
     ("post", "/api/auth/logout-all"),
     ("get", "/api/session"),
+    ("post", "/api/account/password"),
     ("get", "/api/sessions"),
     ("delete", "/api/sessions/{id}"),
     ("post", "/api/auth/forgot"),
@@ -132,6 +133,9 @@ pub fn document(product: &str, public_url: &str) -> Value {
                 with(errors(&[503]), "200", ok("Signed out", r("SignedOut"))), json!({"security": public}))},
             "/api/auth/logout-all": {"post": op("Sign out of every session of the caller", &["sessions"],
                 with(errors(&[401, 403, 503]), "200", ok("Signed out everywhere", r("SignedOut"))), json!({}))},
+            "/api/account/password": {"post": op("Change the caller's password (needs the current one; ends other sessions)", &["sessions"],
+                with(errors(&[400, 401, 403, 413, 415, 422, 429, 503]), "200", ok("Changed", r("Message"))),
+                json!({"requestBody": body(r("PasswordChangeRequest"))}))},
             "/api/session": {"get": op("Who is signed in (also for the vendor's app)", &["auth"],
                 with(errors(&[401, 403, 503]), "200", ok("The signed-in user and company", r("SessionView"))), json!({}))},
             "/api/sessions": {"get": op("The caller's active sessions", &["sessions"],
@@ -252,6 +256,8 @@ fn schemas() -> Value {
             "next_before": {"type": ["integer", "null"]}}},
         "LoginRequest": {"type": "object", "additionalProperties": false, "required": ["email", "password"], "properties": {
             "email": string(320), "password": string(1024)}},
+        "PasswordChangeRequest": {"type": "object", "additionalProperties": false, "required": ["current_password", "new_password"], "properties": {
+            "current_password": string(1024), "new_password": {"type": "string", "minLength": 12, "maxLength": 256}}},
         "ForgotRequest": {"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
             "email": string(320)}},
         "ResetRequest": {"type": "object", "additionalProperties": false, "required": ["token", "password"], "properties": {

@@ -118,8 +118,22 @@ async fn find_user(state: &AppState, id: &TenantId, email: &str) -> ApiResult<Op
 
 /// Signs in with email and password. Unknown email, wrong password and an invitation not yet
 /// accepted give one answer after the same work; blocked and suspended are told only after the
-/// password is verified.
+/// password is verified. Each attempt is counted by outcome (`tenantd_logins_total`).
 pub async fn login(
+    state: &AppState,
+    raw_email: &str,
+    password: &str,
+    origin: Origin,
+) -> ApiResult<SignedIn> {
+    let result = login_attempt(state, raw_email, password, origin).await;
+    state.metrics.login(match &result {
+        Ok(_) => crate::metrics::LoginOutcome::Success,
+        Err(e) => crate::metrics::LoginOutcome::of_code(e.code),
+    });
+    result
+}
+
+async fn login_attempt(
     state: &AppState,
     raw_email: &str,
     password: &str,
@@ -626,4 +640,51 @@ pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> ApiResult<us
             Ok(n)
         })
         .await?)
+}
+
+/// Changes the caller's password: needs the current one, ends every other session.
+pub async fn change_password(
+    state: &AppState,
+    signed: &Signed,
+    current: &str,
+    new: &str,
+    ip: &str,
+) -> ApiResult<()> {
+    let key = signed.user.email.clone();
+    state
+        .throttles
+        .login
+        .begin(&key, ip, state.now())
+        .map_err(|t| ApiError::too_many_requests(t.0))?;
+    let stored = signed.user.password_hash.clone().unwrap_or_default();
+    if current.chars().count() > policy::MAX_LEN || !state.hasher.verify(current, &stored).await? {
+        return Err(ApiError::bad_request(
+            "wrong_password",
+            "Your current password is not correct.",
+        ));
+    }
+    state.throttles.login.succeeded(&key, ip);
+    policy::check(new, &signed.user.email)?;
+    let hash = state.hasher.hash(new).await?;
+    let (user_id, keep, now) = (signed.user.id.clone(), signed.secret.clone(), state.now());
+    state
+        .tenants
+        .write(&signed.tenant_id, move |tx| {
+            users::set_password_hash(tx, &user_id, &hash, now)?;
+            sessions::revoke_all(tx, &user_id, Some(&keep))?;
+            tokens::revoke(tx, &user_id, Some(Purpose::Reset), now)?;
+            audit::append(
+                tx,
+                &audit::NewEntry {
+                    actor: Some(&user_id),
+                    action: "password.changed",
+                    target: Some(&user_id),
+                    details: json!({}),
+                },
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }

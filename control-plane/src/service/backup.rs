@@ -131,7 +131,8 @@ pub async fn backup_directory(directory: &Directory, out: &Path) -> FleetResult<
 }
 
 /// Copies one tenant into `out/tenants/<id>.db` while it stays in use (`VACUUM INTO` sees one
-/// snapshot), checks the copy and describes it. Blocking.
+/// snapshot, and the copy is synced), checks the copy (`integrity_check`, identity) and
+/// describes it. Blocking.
 pub fn backup_tenant(
     router: &TenantRouter,
     tenant: &Tenant,
@@ -145,11 +146,23 @@ pub fn backup_tenant(
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let result = router.backup_blocking(&id, &dest);
-    // A backup visits every tenant once: do not keep its connections.
-    router.close_blocking(&id);
-    result?;
+    // One read transaction of a plain connection: no pool kept, no migration as a side effect.
+    ops::snapshot(router, &id, &dest)?;
+    let problems = tenant_runtime::router::integrity_check(&dest)?;
+    if !problems.is_empty() {
+        return Err(FleetError::Backup(format!(
+            "the copy of {} failed integrity_check ({}); its live file may be damaged, run `tenantctl doctor`",
+            tenant.slug,
+            problems.join("; ")
+        )));
+    }
     let insp = ops::inspect_file(&dest)?;
+    if insp.version == 0 || insp.tenant_id.as_deref() != Some(tenant.id.as_str()) {
+        return Err(FleetError::Backup(format!(
+            "the file of {} is not this tenant's database; run `tenantctl doctor`",
+            tenant.slug
+        )));
+    }
     Ok(TenantCopy {
         tenant_id: tenant.id.clone(),
         slug: tenant.slug.clone(),
@@ -369,7 +382,7 @@ pub async fn restore_tenant(
             let copy_id = TenantId::parse(&copy.tenant_id)?;
             let probe = copy_id.clone();
             let file_exists = fleet.blocking(move |r| Ok(r.exists(&probe))).await?;
-            let (trash, _) = trash_list(&fleet.config)?;
+            let trash = trash_list(&fleet.config)?.entries;
             let used = file_exists || trash.iter().any(|e| e.note.tenant_id == copy.tenant_id);
             let id = if used { TenantId::generate() } else { copy_id };
             let _lock = lock(&fleet.config, &copy.slug)?;

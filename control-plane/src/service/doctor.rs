@@ -124,7 +124,10 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
     let dir = &fleet.directory;
     let tenants = dir.tenants().await?;
     let listing = fleet.blocking(|r| Ok(ops::list(r)?)).await?;
-    let (trash, partial) = trash_list(&fleet.config)?;
+    let super::fleet::Trash {
+        entries: trash,
+        partial,
+    } = trash_list(&fleet.config)?;
     let files: HashSet<&str> = listing.tenants.iter().map(TenantId::as_str).collect();
     let known: HashMap<&str, &Tenant> = tenants.iter().map(|t| (t.id.as_str(), t)).collect();
     let young = |at: i64| now - at < opts.grace_secs;

@@ -238,15 +238,25 @@ impl TrashEntry {
 const NOTE: &str = "trash.json";
 const COPY: &str = "tenant.db";
 
-/// Complete entries of the trash, oldest first, and leftovers of interrupted writes
-/// (`.…partial` folders) with their age in seconds.
-pub fn trash_list(config: &Config) -> FleetResult<(Vec<TrashEntry>, Vec<(PathBuf, u64)>)> {
+/// The trash's content.
+#[derive(Debug, Default)]
+pub struct Trash {
+    /// Complete entries, oldest first.
+    pub entries: Vec<TrashEntry>,
+    /// Leftovers of interrupted writes (`.…partial` folders) with their age in seconds.
+    pub partial: Vec<(PathBuf, u64)>,
+}
+
+/// Reads the trash folder.
+pub fn trash_list(config: &Config) -> FleetResult<Trash> {
     let dir = config.trash_dir();
     let mut entries = Vec::new();
     let mut partial = Vec::new();
     let read = match std::fs::read_dir(&dir) {
         Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((entries, partial)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Trash { entries, partial });
+        }
         Err(e) => return Err(e.into()),
     };
     for item in read {
@@ -275,7 +285,7 @@ pub fn trash_list(config: &Config) -> FleetResult<(Vec<TrashEntry>, Vec<(PathBuf
         }
     }
     entries.sort_by(|a, b| (a.note.deleted_at, &a.path).cmp(&(b.note.deleted_at, &b.path)));
-    Ok((entries, partial))
+    Ok(Trash { entries, partial })
 }
 
 /// What is known of a tenant when it goes to the trash.
@@ -476,8 +486,8 @@ pub const UNDELETE_STEPS: &[&str] = &[
 
 /// The newest `deleted` trash entry of a slug.
 pub fn find_deleted(config: &Config, slug: &str) -> FleetResult<Option<TrashEntry>> {
-    let (entries, _) = trash_list(config)?;
-    Ok(entries
+    Ok(trash_list(config)?
+        .entries
         .into_iter()
         .filter(|e| e.note.kind == TrashKind::Deleted && e.note.slug == slug)
         .max_by_key(|e| e.note.deleted_at))

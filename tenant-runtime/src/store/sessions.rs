@@ -90,29 +90,27 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// The session behind a cookie secret, if it is live and its user is active.
+/// The session behind a cookie secret, if it is live and its user is active. One statement, so
+/// the session and the user are read from the same snapshot.
 pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result<Option<Current>> {
     let hash = secret::hash(token);
-    let mut stmt = conn.prepare_cached(
-        "SELECT s.user_id, s.created_at, s.last_seen_at FROM sessions s
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT s.created_at, s.last_seen_at, {} FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3
-           AND s.epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)",
-    )?;
-    let row: Option<(String, i64, i64)> = stmt
+           AND s.epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)
+           AND u.status = 'active'",
+        users::COLUMNS_OF_U
+    ))?;
+    let row = stmt
         .query_row(params![&hash[..], now, idle_secs], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                users::from_row_at(r, 2)?,
+            ))
         })
         .optional()?;
-    let Some((user_id, created_at, last_seen_at)) = row else {
-        return Ok(None);
-    };
-    let Some(user) = users::get(conn, &user_id)? else {
-        return Ok(None);
-    };
-    if user.status != users::Status::Active {
-        return Ok(None);
-    }
-    Ok(Some(Current {
+    Ok(row.map(|(created_at, last_seen_at, user)| Current {
         id: public_id(&hash),
         user,
         created_at,

@@ -94,22 +94,30 @@ pub struct NewUser<'a> {
 const COLUMNS: &str =
     "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
 
+/// [`COLUMNS`] qualified with the alias `u`, for joins.
+pub(crate) const COLUMNS_OF_U: &str = "u.id, u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at, u.last_login_at";
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
-    let role: String = r.get(3)?;
-    let status: String = r.get(4)?;
+    from_row_at(r, 0)
+}
+
+/// A user from the columns of [`COLUMNS`] starting at column `at`.
+pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<User> {
+    let role: String = r.get(at + 3)?;
+    let status: String = r.get(at + 4)?;
     let bad = |i, v: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, v.into())
     };
     Ok(User {
-        id: r.get(0)?,
-        email: r.get(1)?,
-        name: r.get(2)?,
-        role: Role::parse(&role).ok_or_else(|| bad(3, role))?,
-        status: Status::parse(&status).ok_or_else(|| bad(4, status))?,
-        password_hash: r.get(5)?,
-        created_at: r.get(6)?,
-        updated_at: r.get(7)?,
-        last_login_at: r.get(8)?,
+        id: r.get(at)?,
+        email: r.get(at + 1)?,
+        name: r.get(at + 2)?,
+        role: Role::parse(&role).ok_or_else(|| bad(at + 3, role))?,
+        status: Status::parse(&status).ok_or_else(|| bad(at + 4, status))?,
+        password_hash: r.get(at + 5)?,
+        created_at: r.get(at + 6)?,
+        updated_at: r.get(at + 7)?,
+        last_login_at: r.get(at + 8)?,
     })
 }
 

@@ -1,0 +1,366 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4), and the one log line
+//! per request.
+//!
+//! Counters live in memory per process; gauges (hash queue depth, open tenants, connections)
+//! are read when scraped. Label values come from a bounded set: the matched route template
+//! (never the raw path, which may carry ids), the method, the status, a login outcome, a node
+//! id. Nothing a user typed becomes a label.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+
+use crate::state::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How a sign-in attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LoginOutcome {
+    Success,
+    Invalid,
+    Blocked,
+    Suspended,
+    Throttled,
+    Busy,
+    Error,
+}
+
+impl LoginOutcome {
+    const ALL: [Self; 7] = [
+        Self::Success,
+        Self::Invalid,
+        Self::Blocked,
+        Self::Suspended,
+        Self::Throttled,
+        Self::Busy,
+        Self::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Invalid => "invalid",
+            Self::Blocked => "blocked",
+            Self::Suspended => "suspended",
+            Self::Throttled => "throttled",
+            Self::Busy => "busy",
+            Self::Error => "error",
+        }
+    }
+
+    /// The outcome of a sign-in from its error code.
+    pub fn of_code(code: &str) -> Self {
+        match code {
+            "invalid_credentials" => Self::Invalid,
+            "account_blocked" => Self::Blocked,
+            "tenant_suspended" => Self::Suspended,
+            "too_many_requests" => Self::Throttled,
+            "busy" => Self::Busy,
+            _ => Self::Error,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    /// Count per bucket (not cumulative), plus one for +Inf.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; BUCKETS.len() + 1],
+            sum: 0.0,
+        }
+    }
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum += secs;
+    }
+}
+
+type RequestKey = (String, String, u16);
+
+#[derive(Default)]
+struct Inner {
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    logins: [AtomicU64; LoginOutcome::ALL.len()],
+    forwarded: Mutex<BTreeMap<(String, &'static str), u64>>,
+    forward_latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// The process's counters; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        *self
+            .inner
+            .requests
+            .lock()
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        self.inner
+            .latency
+            .lock()
+            .entry((route.to_owned(), method.to_owned()))
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn login(&self, outcome: LoginOutcome) {
+        let i = LoginOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(LoginOutcome::ALL.len() - 1);
+        self.inner.logins[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn logins(&self, outcome: LoginOutcome) -> u64 {
+        LoginOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.inner.logins[i].load(Ordering::Relaxed))
+    }
+
+    /// A request proxied to node `to`: `result` is `ok` (an answer came back) or `unavailable`.
+    pub fn forwarded(&self, to: &str, result: &'static str, took: Duration) {
+        *self
+            .inner
+            .forwarded
+            .lock()
+            .entry((to.to_owned(), result))
+            .or_default() += 1;
+        self.inner
+            .forward_latency
+            .lock()
+            .entry(to.to_owned())
+            .or_default()
+            .observe(took.as_secs_f64());
+    }
+
+    /// Requests proxied to other nodes so far, whatever the result.
+    pub fn forwarded_total(&self) -> u64 {
+        self.inner.forwarded.lock().values().sum()
+    }
+
+    /// The text exposition of every metric, with the gauges read now.
+    pub fn render(&self, state: &AppState) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let node = escape(&state.cluster.node_id);
+
+        family(
+            &mut out,
+            "tenantd_http_requests_total",
+            "counter",
+            "HTTP requests answered, by matched route, method and status.",
+        );
+        for ((route, method, status), n) in self.inner.requests.lock().iter() {
+            let _ = writeln!(
+                out,
+                "tenantd_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape(route),
+                escape(method)
+            );
+        }
+        family(
+            &mut out,
+            "tenantd_http_request_duration_seconds",
+            "histogram",
+            "Time to answer an HTTP request, by matched route and method.",
+        );
+        for ((route, method), h) in self.inner.latency.lock().iter() {
+            let labels = format!("route=\"{}\",method=\"{}\"", escape(route), escape(method));
+            histogram(&mut out, "tenantd_http_request_duration_seconds", &labels, h);
+        }
+
+        family(
+            &mut out,
+            "tenantd_logins_total",
+            "counter",
+            "Sign-in attempts by outcome.",
+        );
+        for (i, o) in LoginOutcome::ALL.iter().enumerate() {
+            let n = self.inner.logins[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "tenantd_logins_total{{outcome=\"{}\"}} {n}", o.as_str());
+        }
+
+        family(
+            &mut out,
+            "tenantd_forwarded_requests_total",
+            "counter",
+            "Requests proxied to the node holding the tenant, by node and result.",
+        );
+        for ((to, result), n) in self.inner.forwarded.lock().iter() {
+            let _ = writeln!(
+                out,
+                "tenantd_forwarded_requests_total{{to=\"{}\",result=\"{result}\"}} {n}",
+                escape(to)
+            );
+        }
+        family(
+            &mut out,
+            "tenantd_forward_duration_seconds",
+            "histogram",
+            "Round trip of a proxied request, by target node.",
+        );
+        for (to, h) in self.inner.forward_latency.lock().iter() {
+            let labels = format!("to=\"{}\"", escape(to));
+            histogram(&mut out, "tenantd_forward_duration_seconds", &labels, h);
+        }
+
+        let stats = state.tenants.stats();
+        gauge(
+            &mut out,
+            "tenantd_hash_queue_depth",
+            "Password hash jobs running or waiting.",
+            state.hasher.depth() as u64,
+        );
+        gauge(
+            &mut out,
+            "tenantd_open_tenants",
+            "Tenants with an open connection pool.",
+            stats.open_tenants as u64,
+        );
+        gauge(
+            &mut out,
+            "tenantd_open_connections",
+            "Open tenant database connections.",
+            stats.open_connections as u64,
+        );
+        family(
+            &mut out,
+            "tenantd_tenant_opens_total",
+            "counter",
+            "Times a closed tenant was opened.",
+        );
+        let _ = writeln!(out, "tenantd_tenant_opens_total {}", stats.tenant_opens);
+        family(
+            &mut out,
+            "tenantd_tenant_evictions_total",
+            "counter",
+            "Idle tenants closed to stay under the connection cap.",
+        );
+        let _ = writeln!(out, "tenantd_tenant_evictions_total {}", stats.evictions);
+        family(
+            &mut out,
+            "tenantd_node_info",
+            "gauge",
+            "This node's id (always 1).",
+        );
+        let _ = writeln!(out, "tenantd_node_info{{node=\"{node}\"}} 1");
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (i, le) in BUCKETS.iter().enumerate() {
+        cumulative += h.counts[i];
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += h.counts[BUCKETS.len()];
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
+/// A label value as the exposition format wants it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(&state),
+    )
+        .into_response()
+}
+
+/// Counts every request by route and status, times it, and logs one line for it: method,
+/// route template, status, latency and request id. Never the path, query, cookies or body,
+/// which may carry tokens and emails.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let res = next.run(req).await;
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    state
+        .metrics
+        .observe_request(&route, method.as_str(), status, took);
+    let forwarded_to = res
+        .extensions()
+        .get::<crate::cluster::ForwardedTo>()
+        .map(|f| f.0.clone());
+    tracing::info!(
+        target: "tenantd::request",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
+        request_id = %request_id,
+        forwarded_to = forwarded_to.as_deref(),
+        "request"
+    );
+    res
+}

@@ -1,0 +1,797 @@
+//! The directory suite: the same tests against the embedded SQLite directory (a temp file) and
+//! against PostgreSQL (a fresh database per test on the server of `TENANTD_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`, dropped at the end).
+//!
+//! Without a reachable PostgreSQL the PostgreSQL variants fail when `CI=true` (or when
+//! `TENANTD_TEST_POSTGRES_URL` is set) and are skipped with a message otherwise.
+
+use std::time::Duration;
+
+use control_plane::directory::{Directory, DirectoryError, Tenant, TenantStatus};
+use sqlx::{Connection, Row};
+use tenant_runtime::TenantId;
+
+/// Which engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty directory database; removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+/// The PostgreSQL server the tests use (any database on it; tests create their own).
+pub fn postgres_admin_url() -> String {
+    std::env::var("TENANTD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Whether a missing PostgreSQL must fail the run rather than skip the PostgreSQL tests.
+fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("TENANTD_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is unreachable and not required.
+    pub async fn new(engine: Engine) -> Option<Self> {
+        match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("directory.db").display()
+                );
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                })
+            }
+            Engine::Postgres => {
+                let admin = postgres_admin_url();
+                let mut conn = match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    sqlx::PgConnection::connect(&admin),
+                )
+                .await
+                {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) if !postgres_required() => {
+                        eprintln!("SKIPPED: PostgreSQL unreachable at {admin}: {e}");
+                        return None;
+                    }
+                    Err(_) if !postgres_required() => {
+                        eprintln!("SKIPPED: PostgreSQL at {admin} did not answer");
+                        return None;
+                    }
+                    Ok(Err(e)) => panic!("PostgreSQL unreachable at {admin}: {e}"),
+                    Err(_) => panic!("PostgreSQL at {admin} did not answer within 10 s"),
+                };
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let mut url = reqwest::Url::parse(&admin).expect("postgres url");
+                url.set_path(&format!("/{name}"));
+                Some(Self {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn connect(&self) -> Directory {
+        Directory::connect(&self.url).await.expect("connect")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        // A thread of its own: Drop may run inside the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database");
+        }
+    }
+}
+
+/// Runs each listed test on SQLite and on PostgreSQL.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = super::TestDb::new(super::Engine::Sqlite).await {
+                        super::$name(&db).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = super::TestDb::new(super::Engine::Postgres).await {
+                        super::$name(&db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+both_engines!(
+    tenants_crud,
+    bulk_insert_is_one_transaction,
+    slug_domain_and_email_are_unique,
+    reserve_confirm_and_remove_email,
+    route_email_tries_the_exact_address_then_the_domain,
+    migrations_are_idempotent,
+    a_newer_directory_is_refused,
+    concurrent_migrations_take_turns_on_the_lock_row,
+    a_stale_lock_row_is_taken_over,
+    nodes_register_heartbeat_and_count_tenants,
+    placement_moves_only_from_the_expected_node_and_epoch,
+);
+
+fn id() -> TenantId {
+    TenantId::generate()
+}
+
+async fn tenants_crud(db: &TestDb) {
+    // Arrange
+    let dir = db.connect().await;
+    let (a, b) = (id(), id());
+
+    // Act
+    let ta = dir
+        .insert_tenant(&a, "acme", "Acme Ltd", "local")
+        .await
+        .expect("insert a");
+    dir.insert_tenant(&b, "beta", "Beta", "node-2")
+        .await
+        .expect("insert b");
+
+    // Assert: the row as written, with the defaults of a new tenant.
+    assert_eq!(ta.id, a.as_str());
+    assert_eq!(ta.slug, "acme");
+    assert_eq!(ta.name, "Acme Ltd");
+    assert_eq!(ta.status, TenantStatus::Provisioning);
+    assert_eq!(ta.schema_version, 0);
+    assert_eq!(ta.node, "local");
+    assert_eq!(ta.placement_epoch, 1);
+    assert_eq!(ta.auth_epoch, 1);
+    assert!(ta.created_at > 1_600_000_000 && ta.created_at == ta.updated_at);
+    let by_slug = dir
+        .tenant_by_slug("beta")
+        .await
+        .expect("by slug")
+        .expect("b");
+    assert_eq!(by_slug.id, b.as_str());
+    assert_eq!(by_slug.node, "node-2");
+    assert!(dir.tenant("nope").await.expect("lookup").is_none());
+    assert!(dir.tenant_by_slug("nope").await.expect("lookup").is_none());
+    let slugs: Vec<String> = dir
+        .tenants()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.slug)
+        .collect();
+    assert_eq!(slugs, ["acme", "beta"]);
+
+    assert!(
+        dir.set_tenant_status(a.as_str(), TenantStatus::Active)
+            .await
+            .expect("status")
+    );
+    assert!(
+        !dir.set_tenant_status("nope", TenantStatus::Active)
+            .await
+            .expect("status of a missing tenant")
+    );
+    dir.set_schema_version(a.as_str(), 3)
+        .await
+        .expect("version");
+    assert_eq!(dir.bump_auth_epoch(a.as_str()).await.expect("bump"), 2);
+    assert_eq!(
+        dir.raise_auth_epoch_to(a.as_str(), 7).await.expect("raise"),
+        7
+    );
+    assert_eq!(
+        dir.raise_auth_epoch_to(a.as_str(), 5)
+            .await
+            .expect("no lower"),
+        7
+    );
+    let t = dir.tenant(a.as_str()).await.expect("get").expect("a");
+    assert_eq!(
+        (t.status, t.schema_version, t.auth_epoch),
+        (TenantStatus::Active, 3, 7)
+    );
+    dir.set_schema_versions(&[(a.as_str().to_owned(), 4), (b.as_str().to_owned(), 5)])
+        .await
+        .expect("versions");
+    assert_eq!(
+        dir.tenant(b.as_str())
+            .await
+            .expect("get")
+            .expect("b")
+            .schema_version,
+        5
+    );
+
+    // Delete takes domains and index rows along, and only this tenant's.
+    dir.add_domain(a.as_str(), "acme.test")
+        .await
+        .expect("domain");
+    dir.add_domain(b.as_str(), "beta.test")
+        .await
+        .expect("domain");
+    dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+        .await
+        .expect("reserve");
+    dir.reserve_email("bob@beta.test", b.as_str(), "u2")
+        .await
+        .expect("reserve");
+    assert!(dir.delete_tenant(a.as_str()).await.expect("delete"));
+    assert!(!dir.delete_tenant(a.as_str()).await.expect("delete again"));
+    assert!(dir.tenant(a.as_str()).await.expect("get").is_none());
+    assert!(
+        dir.domain_owner("acme.test")
+            .await
+            .expect("owner")
+            .is_none()
+    );
+    assert!(
+        dir.lookup_email("ann@acme.test")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(
+        dir.domain_owner("beta.test")
+            .await
+            .expect("owner")
+            .as_deref(),
+        Some(b.as_str())
+    );
+    assert!(
+        dir.lookup_email("bob@beta.test")
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    dir.close().await;
+}
+
+fn row(id: &TenantId, slug: &str) -> Tenant {
+    Tenant {
+        id: id.as_str().to_owned(),
+        slug: slug.to_owned(),
+        name: format!("Name of {slug}"),
+        status: TenantStatus::Active,
+        schema_version: 3,
+        node: "n1".to_owned(),
+        placement_epoch: 4,
+        auth_epoch: 9,
+        created_at: 1_700_000_000,
+        updated_at: 1_700_000_001,
+    }
+}
+
+async fn bulk_insert_is_one_transaction(db: &TestDb) {
+    let dir = db.connect().await;
+    let (a, b, c) = (id(), id(), id());
+    dir.insert_tenants(&[row(&a, "one"), row(&b, "two")])
+        .await
+        .expect("bulk insert");
+    let t = dir.tenant(a.as_str()).await.expect("get").expect("a");
+    assert_eq!(
+        (
+            t.placement_epoch,
+            t.auth_epoch,
+            t.created_at,
+            t.updated_at,
+            t.node.as_str()
+        ),
+        (4, 9, 1_700_000_000, 1_700_000_001, "n1")
+    );
+
+    // A duplicate slug in the batch: nothing of the batch is written.
+    let err = dir
+        .insert_tenants(&[row(&c, "three"), row(&id(), "one")])
+        .await
+        .expect_err("duplicate slug");
+    assert!(matches!(err, DirectoryError::SlugTaken), "{err:?}");
+    assert!(dir.tenant(c.as_str()).await.expect("get").is_none());
+    assert_eq!(dir.tenants().await.expect("list").len(), 2);
+    dir.close().await;
+}
+
+async fn slug_domain_and_email_are_unique(db: &TestDb) {
+    let dir = db.connect().await;
+    let (a, b) = (id(), id());
+    dir.insert_tenant(&a, "acme", "Acme", "local")
+        .await
+        .expect("a");
+    dir.insert_tenant(&b, "beta", "Beta", "local")
+        .await
+        .expect("b");
+
+    let err = dir
+        .insert_tenant(&id(), "acme", "Other", "local")
+        .await
+        .expect_err("slug taken");
+    assert!(matches!(err, DirectoryError::SlugTaken), "{err:?}");
+
+    dir.add_domain(a.as_str(), "acme.test")
+        .await
+        .expect("domain");
+    for owner in [&a, &b] {
+        let err = dir
+            .add_domain(owner.as_str(), "acme.test")
+            .await
+            .expect_err("domain taken");
+        assert!(matches!(err, DirectoryError::DomainTaken), "{err:?}");
+    }
+    assert_eq!(
+        dir.domains_of(a.as_str()).await.expect("domains"),
+        ["acme.test"]
+    );
+    assert!(
+        dir.domains_of(b.as_str())
+            .await
+            .expect("domains")
+            .is_empty()
+    );
+
+    assert!(
+        dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+            .await
+            .expect("reserve")
+            .is_none()
+    );
+    let err = dir
+        .reserve_email("ann@acme.test", b.as_str(), "u2")
+        .await
+        .expect_err("email of another tenant");
+    assert!(matches!(err, DirectoryError::EmailTaken), "{err:?}");
+    let err = dir
+        .upsert_email("ann@acme.test", b.as_str(), "u2")
+        .await
+        .expect_err("upsert over another tenant");
+    assert!(matches!(err, DirectoryError::EmailTaken), "{err:?}");
+    // The failed attempts changed nothing.
+    let e = dir
+        .lookup_email("ann@acme.test")
+        .await
+        .expect("lookup")
+        .expect("entry");
+    assert_eq!(
+        (e.tenant_id.as_str(), e.user_id.as_str()),
+        (a.as_str(), "u1")
+    );
+    dir.close().await;
+}
+
+async fn reserve_confirm_and_remove_email(db: &TestDb) {
+    let dir = db.connect().await;
+    let (a, b) = (id(), id());
+    dir.insert_tenant(&a, "acme", "Acme", "local")
+        .await
+        .expect("a");
+    dir.insert_tenant(&b, "beta", "Beta", "local")
+        .await
+        .expect("b");
+
+    // Reserved: pending; the same tenant reserving again gets the row back to reconcile.
+    assert!(
+        dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+            .await
+            .expect("reserve")
+            .is_none()
+    );
+    let again = dir
+        .reserve_email("ann@acme.test", a.as_str(), "u9")
+        .await
+        .expect("reserve again")
+        .expect("existing row");
+    assert_eq!(
+        (again.user_id.as_str(), again.state.as_str()),
+        ("u1", "pending")
+    );
+
+    // Confirmed: active, with the user id the tenant database settled on.
+    dir.confirm_email("ann@acme.test", a.as_str(), "u1b")
+        .await
+        .expect("confirm");
+    let e = dir
+        .lookup_email("ann@acme.test")
+        .await
+        .expect("lookup")
+        .expect("entry");
+    assert_eq!((e.user_id.as_str(), e.state.as_str()), ("u1b", "active"));
+    // Confirming for another tenant changes nothing.
+    dir.confirm_email("ann@acme.test", b.as_str(), "evil")
+        .await
+        .expect("confirm other");
+    assert_eq!(
+        dir.lookup_email("ann@acme.test")
+            .await
+            .expect("lookup")
+            .expect("entry")
+            .user_id,
+        "u1b"
+    );
+
+    // Upsert: inserts active, or confirms a row of the same tenant.
+    dir.upsert_email("cid@acme.test", a.as_str(), "u3")
+        .await
+        .expect("upsert new");
+    dir.reserve_email("bob@acme.test", a.as_str(), "u2")
+        .await
+        .expect("reserve bob");
+    dir.upsert_email("bob@acme.test", a.as_str(), "u2")
+        .await
+        .expect("upsert existing");
+    let index = dir.index_of(a.as_str()).await.expect("index");
+    let listed: Vec<(&str, &str)> = index
+        .iter()
+        .map(|e| (e.email.as_str(), e.state.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("ann@acme.test", "active"),
+            ("bob@acme.test", "active"),
+            ("cid@acme.test", "active")
+        ]
+    );
+    assert_eq!(dir.all_index().await.expect("all").len(), 3);
+
+    // Removal only by the owning tenant.
+    assert!(
+        !dir.remove_email("ann@acme.test", b.as_str())
+            .await
+            .expect("remove by other")
+    );
+    assert!(
+        dir.lookup_email("ann@acme.test")
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+    assert!(
+        dir.remove_email("ann@acme.test", a.as_str())
+            .await
+            .expect("remove")
+    );
+    assert!(
+        dir.lookup_email("ann@acme.test")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    // Free again: another tenant may take it.
+    dir.reserve_email("ann@acme.test", b.as_str(), "u7")
+        .await
+        .expect("reserve for b");
+    dir.close().await;
+}
+
+async fn route_email_tries_the_exact_address_then_the_domain(db: &TestDb) {
+    let dir = db.connect().await;
+    let (a, b) = (id(), id());
+    dir.insert_tenant(&a, "acme", "Acme", "local")
+        .await
+        .expect("a");
+    dir.insert_tenant(&b, "beta", "Beta", "local")
+        .await
+        .expect("b");
+    dir.add_domain(a.as_str(), "acme.test")
+        .await
+        .expect("domain");
+    // A contractor of beta with an acme address: the exact entry wins over the domain.
+    dir.upsert_email("contractor@acme.test", b.as_str(), "u1")
+        .await
+        .expect("index");
+
+    let routed = |email: &'static str| {
+        let dir = dir.clone();
+        async move { dir.route_email(email).await.expect("route").map(|t| t.id) }
+    };
+    assert_eq!(
+        routed("contractor@acme.test").await.as_deref(),
+        Some(b.as_str())
+    );
+    assert_eq!(
+        routed("anyone@acme.test").await.as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(routed("someone@elsewhere.test").await, None);
+    assert_eq!(routed("not-an-email").await, None);
+    // Subdomains are other domains.
+    assert_eq!(routed("x@sub.acme.test").await, None);
+    dir.close().await;
+}
+
+async fn schema_rows(dir: &Directory) -> Vec<i64> {
+    sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+        .fetch_all(dir.pool())
+        .await
+        .expect("schema rows")
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0).expect("version"))
+        .collect()
+}
+
+async fn lock_rows(dir: &Directory) -> i64 {
+    sqlx::query("SELECT count(*) FROM schema_lock")
+        .fetch_one(dir.pool())
+        .await
+        .expect("lock rows")
+        .try_get(0)
+        .expect("count")
+}
+
+fn all_versions() -> Vec<i64> {
+    (1..=i64::from(tenant_schema::DIRECTORY_LATEST)).collect()
+}
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    // A directory looked at before any migration has every step pending.
+    let raw = Directory::connect_with(&db.url, false)
+        .await
+        .expect("connect without migrating");
+    assert_eq!(
+        raw.pending_migrations().await.expect("pending").len(),
+        tenant_schema::DIRECTORY_MIGRATIONS.len()
+    );
+    raw.close().await;
+
+    let first = db.connect().await;
+    first
+        .insert_tenant(&id(), "acme", "Acme", "local")
+        .await
+        .expect("insert");
+    first.close().await;
+    // Again, and once more through the operator's entry point: nothing changes, data stays.
+    let second = db.connect().await;
+    second.apply_migrations().await.expect("again");
+    assert_eq!(
+        second.version().await.expect("version"),
+        i64::from(tenant_schema::DIRECTORY_LATEST)
+    );
+    assert!(
+        second
+            .pending_migrations()
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert_eq!(schema_rows(&second).await, all_versions());
+    assert_eq!(lock_rows(&second).await, 0, "the lock row is released");
+    assert_eq!(second.tenants().await.expect("list").len(), 1);
+    second.close().await;
+}
+
+async fn a_newer_directory_is_refused(db: &TestDb) {
+    let dir = db.connect().await;
+    let newer = i64::from(tenant_schema::DIRECTORY_LATEST) + 1;
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+        .bind(newer)
+        .bind("from_the_future")
+        .bind(1_700_000_000_i64)
+        .execute(dir.pool())
+        .await
+        .expect("record a newer step");
+    dir.close().await;
+
+    let err = Directory::connect(&db.url).await.expect_err("newer schema");
+    match err {
+        DirectoryError::TooNew { found, supported } => {
+            assert_eq!(found, newer);
+            assert_eq!(supported, i64::from(tenant_schema::DIRECTORY_LATEST));
+        }
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+    // The operator's dry run can still look at it.
+    let look = Directory::connect_with(&db.url, false)
+        .await
+        .expect("look without migrating");
+    assert_eq!(look.version().await.expect("version"), newer);
+    look.close().await;
+}
+
+async fn concurrent_migrations_take_turns_on_the_lock_row(db: &TestDb) {
+    // Several processes starting at once on an empty directory: connected first, then all
+    // migrating at the same moment.
+    let mut dirs = Vec::new();
+    for _ in 0..6 {
+        dirs.push(
+            Directory::connect_with(&db.url, false)
+                .await
+                .expect("connect without migrating"),
+        );
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(dirs.len()));
+    let runs: Vec<_> = dirs
+        .iter()
+        .map(|d| {
+            let (d, start) = (d.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                d.apply_migrations().await
+            })
+        })
+        .collect();
+    for r in runs {
+        r.await.expect("task").expect("concurrent migration");
+    }
+    // Each step applied exactly once, the lock released, the schema usable from every handle.
+    assert_eq!(schema_rows(&dirs[0]).await, all_versions());
+    assert_eq!(lock_rows(&dirs[0]).await, 0);
+    for (i, dir) in dirs.iter().enumerate() {
+        dir.insert_tenant(&id(), &format!("t-{i}"), "T", "local")
+            .await
+            .expect("usable");
+    }
+    for dir in dirs {
+        dir.close().await;
+    }
+}
+
+async fn a_stale_lock_row_is_taken_over(db: &TestDb) {
+    // A process died holding the lock an hour ago, before applying anything.
+    let raw = Directory::connect_with(&db.url, false)
+        .await
+        .expect("connect without migrating");
+    sqlx::raw_sql(
+        "CREATE TABLE schema_lock (id BIGINT PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)",
+    )
+    .execute(raw.pool())
+    .await
+    .expect("lock table");
+    sqlx::query("INSERT INTO schema_lock (id, holder, acquired_at) VALUES (1, 'dead', $1)")
+        .bind(tenant_runtime::Clock::now(&tenant_runtime::SystemClock) - 3600)
+        .execute(raw.pool())
+        .await
+        .expect("stale lock");
+    raw.close().await;
+
+    let started = std::time::Instant::now();
+    let dir = db.connect().await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(schema_rows(&dir).await, all_versions());
+    assert_eq!(lock_rows(&dir).await, 0);
+    dir.close().await;
+}
+
+async fn nodes_register_heartbeat_and_count_tenants(db: &TestDb) {
+    let dir = db.connect().await;
+    dir.register_node("n1", "http://127.0.0.1:1")
+        .await
+        .expect("register n1");
+    dir.register_node("n2", "http://127.0.0.1:2")
+        .await
+        .expect("register n2");
+    // Registering again updates the address.
+    dir.register_node("n1", "http://127.0.0.1:11")
+        .await
+        .expect("register n1 again");
+    let nodes = dir.nodes().await.expect("nodes");
+    let listed: Vec<(&str, &str)> = nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.url.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("n1", "http://127.0.0.1:11"), ("n2", "http://127.0.0.1:2")]
+    );
+    assert_eq!(
+        dir.node("n2")
+            .await
+            .expect("node")
+            .map(|n| n.url)
+            .as_deref(),
+        Some("http://127.0.0.1:2")
+    );
+    assert!(dir.node("n3").await.expect("node").is_none());
+    assert!(dir.heartbeat("n2").await.expect("heartbeat"));
+    assert!(!dir.heartbeat("n3").await.expect("heartbeat of unknown"));
+
+    dir.insert_tenant(&id(), "one", "One", "n1")
+        .await
+        .expect("t");
+    dir.insert_tenant(&id(), "two", "Two", "n1")
+        .await
+        .expect("t");
+    dir.insert_tenant(&id(), "three", "Three", "n2")
+        .await
+        .expect("t");
+    let load = dir.node_load().await.expect("load");
+    assert_eq!(load.get("n1"), Some(&2));
+    assert_eq!(load.get("n2"), Some(&1));
+    assert_eq!(load.get("n3"), None);
+    dir.close().await;
+}
+
+async fn placement_moves_only_from_the_expected_node_and_epoch(db: &TestDb) {
+    let dir = db.connect().await;
+    let t = id();
+    dir.insert_tenant(&t, "acme", "Acme", "n1")
+        .await
+        .expect("t");
+
+    // Wrong source or wrong epoch: nothing moves.
+    assert_eq!(
+        dir.move_placement(t.as_str(), "n2", 1, "n3")
+            .await
+            .expect("cas"),
+        None
+    );
+    assert_eq!(
+        dir.move_placement(t.as_str(), "n1", 2, "n3")
+            .await
+            .expect("cas"),
+        None
+    );
+    assert_eq!(
+        dir.move_placement("nope", "n1", 1, "n3")
+            .await
+            .expect("cas"),
+        None
+    );
+    let same = dir.tenant(t.as_str()).await.expect("get").expect("t");
+    assert_eq!((same.node.as_str(), same.placement_epoch), ("n1", 1));
+
+    // The expected source and epoch: flipped and bumped together.
+    assert_eq!(
+        dir.move_placement(t.as_str(), "n1", 1, "n3")
+            .await
+            .expect("cas"),
+        Some(2)
+    );
+    let moved = dir.tenant(t.as_str()).await.expect("get").expect("t");
+    assert_eq!((moved.node.as_str(), moved.placement_epoch), ("n3", 2));
+    // The same move again finds the tenant gone from n1.
+    assert_eq!(
+        dir.move_placement(t.as_str(), "n1", 1, "n3")
+            .await
+            .expect("cas"),
+        None
+    );
+    dir.close().await;
+}

@@ -612,3 +612,62 @@ async fn dead_links_get_a_clear_page() {
     let r = form(&p, "/forgot", &[("csrf", &t), ("email", "")]).await;
     assert_page(&r, 400, "Enter your email address.");
 }
+
+#[tokio::test]
+async fn account_page_changes_the_password_with_the_current_one() {
+    let app = TestApp::spawn().await;
+    let company = app.company("pwchange").await;
+    let member = app
+        .add_user(&company.admin, "pat@pwchange.test", "member")
+        .await;
+    let other = app.person();
+    assert_eq!(other.login("pat@pwchange.test", PASSWORD).await.status, 200);
+
+    let csrf = token(&member.person, "/account").await;
+    let wrong = form(
+        &member.person,
+        "/account/password",
+        &[
+            ("csrf", &csrf),
+            ("current_password", "not-my-password"),
+            ("new_password", "sunlit-copper-kettle-19"),
+            ("confirm_password", "sunlit-copper-kettle-19"),
+        ],
+    )
+    .await;
+    assert_page(&wrong, 400, "current password is not correct");
+    let ok = form(
+        &member.person,
+        "/account/password",
+        &[
+            ("csrf", &csrf),
+            ("current_password", PASSWORD),
+            ("new_password", "sunlit-copper-kettle-19"),
+            ("confirm_password", "sunlit-copper-kettle-19"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&ok), "/account?done=password_changed");
+    assert_page(
+        &member.person.get("/account?done=password_changed").await,
+        200,
+        "Your password was changed",
+    );
+    // This session stays; the other one ended; only the new password signs in.
+    assert_eq!(member.person.session_status().await, 200);
+    assert_eq!(other.session_status().await, 401);
+    assert_eq!(
+        app.person()
+            .login("pat@pwchange.test", PASSWORD)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.person()
+            .login("pat@pwchange.test", "sunlit-copper-kettle-19")
+            .await
+            .status,
+        200
+    );
+}

@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
             get(invitation::invite_page).post(invitation::accept),
         )
         .route("/account", get(account::account_page))
+        .route("/account/password", post(account::change_password))
         .route("/admin", get(admin::admin_page))
         .route("/admin/invite", post(admin::invite))
         .route("/admin/users/{id}/role", post(admin::change_role))

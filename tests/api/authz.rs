@@ -32,7 +32,7 @@ struct Endpoint {
     path: &'static str,
 }
 
-const ENDPOINTS: [Endpoint; 8] = [
+const ENDPOINTS: [Endpoint; 10] = [
     Endpoint {
         method: "GET",
         path: "/api/admin/users",
@@ -64,6 +64,14 @@ const ENDPOINTS: [Endpoint; 8] = [
     Endpoint {
         method: "GET",
         path: "/api/admin/audit",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/admin/users/{id}/sessions",
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/api/admin/users/{id}/sessions",
     },
 ];
 
@@ -279,6 +287,10 @@ async fn admin_endpoints_authorisation_matrix() {
         )
         .await;
     assert_eq!(r.code(), "invalid_token");
+    let r = w.acme.admin.get(&format!("{own}/sessions")).await;
+    assert_eq!((r.status, r.json()["sessions"].clone()), (200, json!([])));
+    let r = w.acme.admin.delete(&format!("{own}/sessions")).await;
+    assert_eq!((r.status, r.json()["sessions_ended"].clone()), (200, json!(0)));
     let r = w.acme.admin.delete(&own).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(w.acme.admin.get(&own).await.status, 404);

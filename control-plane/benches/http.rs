@@ -434,7 +434,7 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     let mut users_now = 0u64;
     for (id, _) in tenants.iter() {
         let id = tenant_runtime::TenantId::parse(id).expect("id");
-        users_now += srv.state.tenants.read(&id, |c| users::count(c)).await.expect("count");
+        users_now += srv.state.tenants.read(&id, users::count).await.expect("count");
     }
     let expected = (tenants.len() * 25) as u64 + invited.load(Ordering::Relaxed);
     println!(

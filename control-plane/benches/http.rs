@@ -283,7 +283,7 @@ fn row(what: &str, figure: String, baseline: String, ratio: f64, target: &str, p
 #[tokio::main]
 async fn main() {
     // Server errors (the causes of any 5xx) go to stderr.
-    control_plane::telemetry::init();
+    control_plane::telemetry::init_with_default("warn");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let srv = start(64).await;
     let tenants = seed(&srv.state, 50, 25).await;

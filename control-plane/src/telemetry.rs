@@ -3,9 +3,14 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
+    init_with_default("info");
+}
+
+/// Like [`init`], with another level when neither `TENANTD_LOG` nor `RUST_LOG` is set.
+pub fn init_with_default(level: &str) {
     let filter = EnvFilter::try_from_env("TENANTD_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(level));
     let json = std::env::var("TENANTD_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -148,14 +148,12 @@ pub async fn invite(
                 Err(e) => return Err(e),
             };
             let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&actor),
-                    action: "invitation.sent",
-                    target: Some(&user.id),
-                    details: json!({"email": user.email, "role": role.as_str()}),
-                },
+                Some(&actor),
+                "invitation.sent",
+                Some(&user.id),
+                json!({"email": user.email, "role": role.as_str()}),
                 now,
             )?;
             Ok(Some((user, token)))
@@ -246,16 +244,7 @@ pub async fn update_user(
                 return Ok(Outcome::LastAdmin);
             }
             let audit = |action: &str, details: serde_json::Value| {
-                audit::append(
-                    tx,
-                    &audit::NewEntry {
-                        actor: Some(&actor),
-                        action,
-                        target: Some(&before.id),
-                        details,
-                    },
-                    now,
-                )
+                audit::record(tx, Some(&actor), action, Some(&before.id), details, now)
             };
             if after.role != before.role {
                 users::set_role(tx, &id, after.role, now)?;
@@ -298,14 +287,12 @@ pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> Api
                 return Ok(Outcome::LastAdmin);
             }
             users::delete(tx, &id)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&actor),
-                    action: "user.deleted",
-                    target: Some(&id),
-                    details: json!({"email": user.email}),
-                },
+                Some(&actor),
+                "user.deleted",
+                Some(&id),
+                json!({"email": user.email}),
                 now,
             )?;
             Ok(Outcome::Done(user))
@@ -344,14 +331,12 @@ pub async fn resend_invitation(
                 ));
             }
             let token = tokens::issue(tx, &id, Purpose::Invite, INVITE_TTL_SECS, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&actor),
-                    action: "invitation.sent",
-                    target: Some(&id),
-                    details: json!({"email": user.email, "resent": true}),
-                },
+                Some(&actor),
+                "invitation.sent",
+                Some(&id),
+                json!({"email": user.email, "resent": true}),
                 now,
             )?;
             Ok((Outcome::Done(user), Some(token)))
@@ -387,14 +372,12 @@ pub async fn revoke_invitation(
                 ));
             }
             tokens::revoke(tx, &id, Some(Purpose::Invite), now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&actor),
-                    action: "invitation.revoked",
-                    target: Some(&id),
-                    details: json!({}),
-                },
+                Some(&actor),
+                "invitation.revoked",
+                Some(&id),
+                json!({}),
                 now,
             )?;
             Ok(Outcome::Done(user))
@@ -447,14 +430,12 @@ pub async fn end_user_sessions(
                 return Ok(None);
             }
             let n = sessions::revoke_all(tx, &id, None)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&actor),
-                    action: "session.revoked_all",
-                    target: Some(&id),
-                    details: json!({"count": n}),
-                },
+                Some(&actor),
+                "session.revoked_all",
+                Some(&id),
+                json!({"count": n}),
                 now,
             )?;
             Ok(Some(n))

@@ -40,6 +40,27 @@ pub fn append(conn: &Connection, e: &NewEntry<'_>, now: i64) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
+/// Appends an entry; the short form of [`append`].
+pub fn record(
+    conn: &Connection,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    details: serde_json::Value,
+    now: i64,
+) -> Result<i64> {
+    append(
+        conn,
+        &NewEntry {
+            actor,
+            action,
+            target,
+            details,
+        },
+        now,
+    )
+}
+
 /// Filters for reading the log; entries come newest first.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -61,7 +61,9 @@ async fn start(hash_queue: usize) -> Server {
         mailer: Some(Arc::new(MemoryMailer::default())),
         clock: None,
     };
-    let app = Application::build(config, server, overrides).await.expect("build");
+    let app = Application::build(config, server, overrides)
+        .await
+        .expect("build");
     let base = format!("http://127.0.0.1:{}", app.port);
     let state = app.state.clone();
     tokio::spawn(app.run_until(std::future::pending()));
@@ -237,7 +239,12 @@ async fn get_status(c: &reqwest::Client, url: &str, cookie: Option<&str>) -> u16
 /// client leaves more of the two cores to the server than the in-process one.
 fn wrk(url: &str, cookie: Option<&str>, dur: Duration) -> Option<(f64, f64, f64)> {
     let mut cmd = std::process::Command::new("wrk");
-    cmd.args(["-t1", "-c64", "--latency", &format!("-d{}s", dur.as_secs().max(1))]);
+    cmd.args([
+        "-t1",
+        "-c64",
+        "--latency",
+        &format!("-d{}s", dur.as_secs().max(1)),
+    ]);
     if let Some(c) = cookie {
         cmd.args(["-H", &format!("Cookie: {c}")]);
     }
@@ -321,8 +328,15 @@ async fn main() {
     };
     row(
         "login throughput (logins/s)",
-        format!("{login_rate:.1} (p99 {:.0} ms, {} non-2xx)", ls.pct(0.99), ls.err4 + ls.err5),
-        format!("argon2 alone: {cores} cores / {:.1} ms = {capacity:.1}/s", one * 1000.0),
+        format!(
+            "{login_rate:.1} (p99 {:.0} ms, {} non-2xx)",
+            ls.pct(0.99),
+            ls.err4 + ls.err5
+        ),
+        format!(
+            "argon2 alone: {cores} cores / {:.1} ms = {capacity:.1}/s",
+            one * 1000.0
+        ),
         login_rate / capacity,
         ">= 0.90",
         login_rate / capacity >= 0.9,
@@ -385,7 +399,9 @@ async fn main() {
             p99 < 10.0,
         );
     } else {
-        println!("| (wrk not installed: `apt-get install wrk` for the C-client figures) | | | | | |");
+        println!(
+            "| (wrk not installed: `apt-get install wrk` for the C-client figures) | | | | | |"
+        );
     }
 
     // 3. Session checks during a login flood at 10x capacity.
@@ -408,7 +424,11 @@ async fn main() {
     let (_, fs) = flood.await.expect("flood");
     row(
         "GET /api/session during login flood (req/s)",
-        format!("{flooded_rate:.0} (flood: {} clients, {} answered 503/429)", flood_clients, fs.err5 + fs.err4),
+        format!(
+            "{flooded_rate:.0} (flood: {} clients, {} answered 503/429)",
+            flood_clients,
+            fs.err5 + fs.err4
+        ),
         format!("unloaded: {session_rate:.0}"),
         flooded_rate / session_rate,
         ">= 0.50",
@@ -432,7 +452,9 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     let mut cookies = Vec::new();
     for (i, (_, emails)) in tenants.iter().enumerate() {
         let admin = login(&c, &base, &emails[0]).await.expect("admin login");
-        let member = login(&c, &base, &emails[1 + i % (emails.len() - 1)]).await.expect("member login");
+        let member = login(&c, &base, &emails[1 + i % (emails.len() - 1)])
+            .await
+            .expect("member login");
         cookies.push((admin, member));
     }
     let cookies = Arc::new(cookies);
@@ -442,8 +464,14 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..64usize {
-        let (c, base, cookies, tenants, invited, logins) =
-            (c.clone(), base.clone(), cookies.clone(), tenants.clone(), invited.clone(), logins.clone());
+        let (c, base, cookies, tenants, invited, logins) = (
+            c.clone(),
+            base.clone(),
+            cookies.clone(),
+            tenants.clone(),
+            invited.clone(),
+            logins.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut kinds: [Stats; 4] = Default::default();
             let mut seq = 0u64;
@@ -467,9 +495,16 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
                     }
                     (0, s)
                 } else if roll < 70 {
-                    (1, get_status(&c, &format!("{base}/api/session"), Some(member)).await)
+                    (
+                        1,
+                        get_status(&c, &format!("{base}/api/session"), Some(member)).await,
+                    )
                 } else if roll < 95 {
-                    (2, get_status(&c, &format!("{base}/api/admin/users?limit=50"), Some(admin)).await)
+                    (
+                        2,
+                        get_status(&c, &format!("{base}/api/admin/users?limit=50"), Some(admin))
+                            .await,
+                    )
                 } else {
                     let email = format!("load-{w}-{seq}@{}.test", tenants[t].0);
                     let s = match c
@@ -482,7 +517,10 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
                         Ok(r) => {
                             let s = r.status().as_u16();
                             if s >= 500 {
-                                eprintln!("invitation answered {s}: {}", r.text().await.unwrap_or_default());
+                                eprintln!(
+                                    "invitation answered {s}: {}",
+                                    r.text().await.unwrap_or_default()
+                                );
                             }
                             s
                         }
@@ -512,7 +550,12 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     let mut users_now = 0u64;
     for (id, _) in tenants.iter() {
         let id = tenant_runtime::TenantId::parse(id).expect("id");
-        users_now += srv.state.tenants.read(&id, users::count).await.expect("count");
+        users_now += srv
+            .state
+            .tenants
+            .read(&id, users::count)
+            .await
+            .expect("count");
     }
     let expected = (tenants.len() * 25) as u64 + invited.load(Ordering::Relaxed);
     println!(
@@ -538,7 +581,11 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     println!(
         "\n5xx: {fives} (target 0) {}; users after: {users_now}, expected {expected} (seeded + acknowledged invitations) {}; successful logins: {}",
         if fives == 0 { "PASS" } else { "MISS" },
-        if users_now == expected { "PASS" } else { "MISS (lost or extra writes)" },
+        if users_now == expected {
+            "PASS"
+        } else {
+            "MISS (lost or extra writes)"
+        },
         logins.load(Ordering::Relaxed)
     );
 }

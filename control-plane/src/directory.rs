@@ -819,9 +819,9 @@ impl Directory {
     /// Writes a consistent copy of an SQLite directory to `dest` (`VACUUM INTO`), while the
     /// server goes on. PostgreSQL directories are backed up with `pg_dump`.
     pub async fn vacuum_into(&self, dest: &std::path::Path) -> Result<()> {
-        let dest = dest.to_str().ok_or_else(|| {
-            sqlx::Error::Configuration("backup path is not UTF-8".into())
-        })?;
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| sqlx::Error::Configuration("backup path is not UTF-8".into()))?;
         sqlx::query("VACUUM INTO $1")
             .bind(dest)
             .execute(&self.pool)

@@ -24,7 +24,9 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("depth", &self.depth()).finish()
+        f.debug_struct("Hasher")
+            .field("depth", &self.depth())
+            .finish()
     }
 }
 
@@ -62,13 +64,18 @@ impl Hasher {
         self.depth.load(Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let (done, result) = oneshot::channel();
         let depth = self.depth.clone();
         depth.fetch_add(1, Ordering::SeqCst);
         let job: Job = Box::new(move || {
-            let _ = done.send(f());
+            let out = f();
+            // Before the answer goes out, so a caller that got it never sees its job counted.
             depth.fetch_sub(1, Ordering::SeqCst);
+            let _ = done.send(out);
         });
         match self.jobs.try_send(job) {
             Ok(()) => {}
@@ -86,7 +93,8 @@ impl Hasher {
 
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, ApiError> {
         let (p, h) = (password.to_owned(), hash.to_owned());
-        self.run(move || tenant_runtime::password::verify(&p, &h)).await
+        self.run(move || tenant_runtime::password::verify(&p, &h))
+            .await
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, ApiError> {

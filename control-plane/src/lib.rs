@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod failpoint;
 pub mod hasher;
 pub mod mail;
 pub mod metrics;

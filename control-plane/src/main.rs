@@ -14,7 +14,10 @@ struct Cli {
     config: Config,
     #[command(flatten)]
     server: ServerConfig,
-    #[command(flatten, next_help_heading = "Nodes (several tenantd sharing one directory)")]
+    #[command(
+        flatten,
+        next_help_heading = "Nodes (several tenantd sharing one directory)"
+    )]
     node: NodeConfig,
     /// Create a demo company with an admin (if missing) and print how to sign in.
     #[arg(long)]

@@ -202,7 +202,12 @@ impl Metrics {
         );
         for ((route, method), h) in self.inner.latency.lock().iter() {
             let labels = format!("route=\"{}\",method=\"{}\"", escape(route), escape(method));
-            histogram(&mut out, "tenantd_http_request_duration_seconds", &labels, h);
+            histogram(
+                &mut out,
+                "tenantd_http_request_duration_seconds",
+                &labels,
+                h,
+            );
         }
 
         family(
@@ -213,7 +218,11 @@ impl Metrics {
         );
         for (i, o) in LoginOutcome::ALL.iter().enumerate() {
             let n = self.inner.logins[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "tenantd_logins_total{{outcome=\"{}\"}} {n}", o.as_str());
+            let _ = writeln!(
+                out,
+                "tenantd_logins_total{{outcome=\"{}\"}} {n}",
+                o.as_str()
+            );
         }
 
         family(

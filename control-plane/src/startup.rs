@@ -89,12 +89,17 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::serve))
         .merge(routes::api::router())
         .merge(routes::pages::router())
+        .merge(crate::cluster::internal_router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::cluster::route_request,
         ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()

@@ -98,10 +98,10 @@ impl Throttle {
             e.locked_until = now + wait;
         }
         drop(e);
-        let mut w = self
-            .addresses
-            .entry(ip.to_owned())
-            .or_insert(Window { start: now, count: 0 });
+        let mut w = self.addresses.entry(ip.to_owned()).or_insert(Window {
+            start: now,
+            count: 0,
+        });
         if now >= w.start + self.limits.ip_window_secs {
             *w = Window {
                 start: now,

@@ -309,6 +309,76 @@ pub fn prepare_restore(
     })
 }
 
+/// A new file for tenant `id` in the tenants folder, under a temporary name that
+/// [`list`] reports (and `doctor` cleans up) if it is left behind.
+pub fn incoming(router: &TenantRouter, id: &TenantId) -> Result<tempfile::NamedTempFile> {
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".{id}."))
+        .suffix(".restoring")
+        .tempfile_in(&router.config().tenants_dir)?)
+}
+
+/// Checks a copy of tenant `id` moved here from another node (a `VACUUM INTO` snapshot) and
+/// readies it for [`install`] as it is: same tenant, schema not newer than this binary, sound
+/// (`integrity_check`), in WAL mode and synced. Unlike a restore, sessions and tokens stay:
+/// a move changes where the data lives, not what it says.
+pub fn prepare_transfer(id: &TenantId, tmp: tempfile::TempPath) -> Result<Prepared> {
+    let inspection = {
+        let conn = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let version = verify_identity(&conn, id)?;
+        tenant_schema::check_not_newer(version)?;
+        let problems = check_integrity(&conn)?;
+        if !problems.is_empty() {
+            return Err(Error::Unexpected(anyhow::anyhow!(
+                "moved copy failed integrity_check: {}",
+                problems.join("; ")
+            )));
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if mode != "wal" {
+            return Err(Error::PragmaMismatch {
+                pragma: "journal_mode",
+                expected: "wal".into(),
+                found: mode,
+            });
+        }
+        inspect_conn(&conn)?
+    };
+    std::fs::File::open(&tmp)?.sync_all()?;
+    Ok(Prepared {
+        tmp,
+        auth_epoch: inspection.auth_epoch,
+        inspection,
+    })
+}
+
+/// Moves a tenant's file out of the tenants folder to `dest` (after the tenant moved to
+/// another node), closing it first; its `-wal` (empty once closed) and `-shm` go.
+pub fn move_out(router: &TenantRouter, id: &TenantId, dest: &Path) -> Result<()> {
+    router.close_blocking(id);
+    let path = router.path_of(id);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::rename(&path, dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    // Closing checkpointed the WAL unless another process held the file: keep it with the copy.
+    match std::fs::rename(sidecar(&path, "-wal"), sidecar(dest, "-wal")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(sidecar(&path, "-shm")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    sync_dir(&router.config().tenants_dir)
+}
+
 /// How a prepared copy went live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Installed {

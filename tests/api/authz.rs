@@ -290,7 +290,10 @@ async fn admin_endpoints_authorisation_matrix() {
     let r = w.acme.admin.get(&format!("{own}/sessions")).await;
     assert_eq!((r.status, r.json()["sessions"].clone()), (200, json!([])));
     let r = w.acme.admin.delete(&format!("{own}/sessions")).await;
-    assert_eq!((r.status, r.json()["sessions_ended"].clone()), (200, json!(0)));
+    assert_eq!(
+        (r.status, r.json()["sessions_ended"].clone()),
+        (200, json!(0))
+    );
     let r = w.acme.admin.delete(&own).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(w.acme.admin.get(&own).await.status, 404);

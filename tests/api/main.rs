@@ -3,11 +3,15 @@
 mod admin;
 mod authz;
 mod cli;
+mod cluster;
+mod crash;
 mod directory;
 mod helpers;
 mod inproc;
 mod login;
 mod mail;
+mod nodes;
+mod observability;
 mod openapi;
 mod pages;
 mod security;

@@ -355,7 +355,11 @@ async fn sess_10_users_list_and_end_their_sessions_and_admins_end_a_users() {
 async fn auth_06_changing_the_password_needs_the_current_one_and_ends_other_sessions() {
     let t = InProc::new().await;
     let (_, admin) = t.company("acme").await;
-    let other = t.login("admin@acme.test", PASSWORD).await.session().unwrap();
+    let other = t
+        .login("admin@acme.test", PASSWORD)
+        .await
+        .session()
+        .unwrap();
     let change = |current: &str, new: &str| {
         t.call(
             Method::POST,
@@ -364,13 +368,39 @@ async fn auth_06_changing_the_password_needs_the_current_one_and_ends_other_sess
             Some(json!({"current_password": current, "new_password": new})),
         )
     };
-    assert_eq!(change("not-the-password", "a-brand-new-passphrase").await.code(), "wrong_password");
+    assert_eq!(
+        change("not-the-password", "a-brand-new-passphrase")
+            .await
+            .code(),
+        "wrong_password"
+    );
     assert_eq!(change(PASSWORD, "short").await.code(), "password_too_short");
-    assert_eq!(change(PASSWORD, "a-brand-new-passphrase").await.status, StatusCode::OK);
-    assert_eq!(t.call(Method::GET, "/api/session", Some(&admin), None).await.status, StatusCode::OK);
-    assert_eq!(t.call(Method::GET, "/api/session", Some(&other), None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(t.login("admin@acme.test", "a-brand-new-passphrase").await.status, StatusCode::OK);
+    assert_eq!(
+        change(PASSWORD, "a-brand-new-passphrase").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&admin), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&other), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        t.login("admin@acme.test", "a-brand-new-passphrase")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 // ---- audit ----
@@ -381,7 +411,10 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
     let (_, admin) = t.company("acme").await;
     let (_, other_admin) = t.company("globex").await;
     t.login("admin@acme.test", "wrong-password-123").await;
-    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(
+        t.login("admin@acme.test", PASSWORD).await.status,
+        StatusCode::OK
+    );
     let (bob_id, _) = t.member(&admin, "bob@acme.test").await;
     let patch = |body| {
         t.call(

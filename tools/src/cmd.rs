@@ -11,6 +11,8 @@ pub mod doctor;
 pub mod domain;
 /// `migrate`.
 pub mod migrate;
+/// Nodes: placement of new tenants, `tenant move`.
+pub mod placement;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
 pub mod tenant;
 /// `user find`.
@@ -311,6 +313,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
             TenantCommand::Resume { slug } => tenant::set_status(&ctx, &slug, false).await,
             TenantCommand::Delete { slug, yes } => tenant::delete(&ctx, &slug, yes).await,
             TenantCommand::Undelete { slug } => tenant::undelete(&ctx, &slug).await,
+            TenantCommand::Move(a) => placement::move_tenant(&ctx, a).await,
         },
         Command::Domain(d) => match d {
             DomainCommand::Add { slug, domain } => domain::add(&ctx, &slug, &domain).await,

@@ -122,6 +122,12 @@ pub enum TenantCommand {
         /// The deleted tenant's slug.
         slug: String,
     },
+    /// Move a tenant to another node: writes pause for the copy, reads go on.
+    ///
+    /// The tenant's node freezes its writes, sends a consistent snapshot, the target checks
+    /// and installs it, and the directory switches node and placement epoch in one transaction;
+    /// the old node then refuses the tenant. Needs TENANTD_NODE_SECRET.
+    Move(cmd::placement::MoveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +147,9 @@ pub struct CreateArgs {
     /// Name of the first admin.
     #[arg(long)]
     pub admin_name: Option<String>,
+    /// Node to place the tenant on (default: the live node with the fewest tenants).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

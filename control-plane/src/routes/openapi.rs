@@ -34,7 +34,10 @@ pub const OPERATIONS: &[(&str, &str)] = &[
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
-    Json(document(&state.config.product_name, state.config.public_url.as_str()))
+    Json(document(
+        &state.config.product_name,
+        state.config.public_url.as_str(),
+    ))
 }
 
 fn r(name: &str) -> Value {
@@ -78,7 +81,12 @@ fn errors(codes: &[u16]) -> serde_json::Map<String, Value> {
     m
 }
 
-fn op(summary: &str, tags: &[&str], mut responses: serde_json::Map<String, Value>, extra: Value) -> Value {
+fn op(
+    summary: &str,
+    tags: &[&str],
+    mut responses: serde_json::Map<String, Value>,
+    extra: Value,
+) -> Value {
     // Every operation may also fail with a generic 500 (logged with the request id).
     responses.insert(
         "500".into(),
@@ -93,7 +101,11 @@ fn op(summary: &str, tags: &[&str], mut responses: serde_json::Map<String, Value
     o
 }
 
-fn with(mut m: serde_json::Map<String, Value>, code: &str, v: Value) -> serde_json::Map<String, Value> {
+fn with(
+    mut m: serde_json::Map<String, Value>,
+    code: &str,
+    v: Value,
+) -> serde_json::Map<String, Value> {
     m.insert(code.into(), v);
     m
 }

@@ -129,6 +129,7 @@ pub async fn invite(
         }
         user_id = existing.user_id;
     }
+    crate::failpoint::crash_point("invite.reserved");
     let now = state.now();
     let actor = admin.actor();
     let (e, uid) = (email.clone(), user_id.clone());
@@ -162,10 +163,12 @@ pub async fn invite(
     let Some((user, token)) = written else {
         return Err(user_exists());
     };
+    crate::failpoint::crash_point("invite.written");
     state
         .directory
         .confirm_email(&email, tenant_id.as_str(), &user.id)
         .await?;
+    crate::failpoint::crash_point("invite.confirmed");
     send_invitation(state, admin, &user, &token);
     Ok(AdminUserView::from(&user))
 }

@@ -78,17 +78,7 @@ fn audit_later(
     let now = state.now();
     tokio::spawn(async move {
         let entry = move |tx: &rusqlite::Transaction<'_>| {
-            audit::append(
-                tx,
-                &audit::NewEntry {
-                    actor: None,
-                    action,
-                    target: Some(&target),
-                    details,
-                },
-                now,
-            )
-            .map(|_| ())
+            audit::record(tx, None, action, Some(&target), details, now).map(|_| ())
         };
         if let Err(e) = router.write(&tenant, entry).await {
             tracing::warn!(error = %e, "audit entry not written");
@@ -104,6 +94,7 @@ async fn route(state: &AppState, email: &str) -> ApiResult<Option<(Tenant, Tenan
     if tenant.status == TenantStatus::Provisioning {
         return Ok(None);
     }
+    state.check_placement(&tenant)?;
     let id = tenant.tenant_id().map_err(ApiError::internal)?;
     Ok(Some((tenant, id)))
 }
@@ -216,14 +207,12 @@ async fn login_attempt(
             }
             users::record_login(tx, &user_id, now)?;
             let secret = sessions::create(tx, &user_id, lifetimes, &origin, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&user_id),
-                    action: "login.succeeded",
-                    target: Some(&user_id),
-                    details: json!({"ip": origin.ip}),
-                },
+                Some(&user_id),
+                "login.succeeded",
+                Some(&user_id),
+                json!({"ip": origin.ip}),
                 now,
             )?;
             Ok(Some(secret))
@@ -260,6 +249,7 @@ pub async fn current(state: &AppState, cookie: &str) -> ApiResult<Option<Signed>
         TenantStatus::Suspended => return Err(suspended()),
         TenantStatus::Provisioning => return Ok(None),
     }
+    state.check_placement(&tenant)?;
     let now = state.now();
     let idle = state.server.session_idle_secs;
     let token = secret.to_owned();
@@ -292,8 +282,9 @@ pub async fn logout(state: &AppState, cookie: &str) -> ApiResult<()> {
     let Some((tenant_id, secret)) = split_bearer(cookie) else {
         return Ok(());
     };
-    if state.directory.tenant(tenant_id.as_str()).await?.is_none() {
-        return Ok(());
+    match state.directory.tenant(tenant_id.as_str()).await? {
+        None => return Ok(()),
+        Some(t) => state.check_placement(&t)?,
     }
     let token = secret.to_owned();
     let now = state.now();
@@ -304,14 +295,12 @@ pub async fn logout(state: &AppState, cookie: &str) -> ApiResult<()> {
             if sessions::revoke(tx, &token)?
                 && let Some(u) = user
             {
-                audit::append(
+                audit::record(
                     tx,
-                    &audit::NewEntry {
-                        actor: Some(&u.user.id),
-                        action: "logout",
-                        target: Some(&u.user.id),
-                        details: json!({}),
-                    },
+                    Some(&u.user.id),
+                    "logout",
+                    Some(&u.user.id),
+                    json!({}),
                     now,
                 )?;
             }
@@ -362,14 +351,12 @@ async fn forgot_now(state: &AppState, email: &str, origin: Origin) -> ApiResult<
                 return Ok(None);
             }
             let token = tokens::issue(tx, &user.id, Purpose::Reset, RESET_TTL_SECS, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: None,
-                    action: "password.reset_requested",
-                    target: Some(&user.id),
-                    details: json!({"ip": origin.ip}),
-                },
+                None,
+                "password.reset_requested",
+                Some(&user.id),
+                json!({"ip": origin.ip}),
                 now,
             )?;
             // Mail goes to the stored address, never to the string that was typed.
@@ -429,6 +416,7 @@ async fn peek_now(
     else {
         return Ok(None);
     };
+    state.check_placement(&tenant)?;
     let now = state.now();
     let secret = secret.to_owned();
     let user = state
@@ -479,14 +467,12 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> ApiResult<(
             users::set_password_hash(tx, &user_id, &hash, now)?;
             sessions::revoke_all(tx, &user_id, None)?;
             tokens::revoke(tx, &user_id, Some(Purpose::Reset), now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&user_id),
-                    action: "password.reset",
-                    target: Some(&user_id),
-                    details: json!({}),
-                },
+                Some(&user_id),
+                "password.reset",
+                Some(&user_id),
+                json!({}),
                 now,
             )?;
             Ok(true)
@@ -536,14 +522,12 @@ pub async fn accept_invite(
             }
             users::record_login(tx, &user_id, now)?;
             let session = sessions::create(tx, &user_id, lifetimes, &origin, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&user_id),
-                    action: "invitation.accepted",
-                    target: Some(&user_id),
-                    details: json!({"ip": origin.ip}),
-                },
+                Some(&user_id),
+                "invitation.accepted",
+                Some(&user_id),
+                json!({"ip": origin.ip}),
                 now,
             )?;
             let user = users::get(tx, &user_id)?;
@@ -599,14 +583,12 @@ pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> ApiResu
         .write(&signed.tenant_id, move |tx| {
             let ended = sessions::revoke_by_id(tx, &user_id, &id)?;
             if ended {
-                audit::append(
+                audit::record(
                     tx,
-                    &audit::NewEntry {
-                        actor: Some(&user_id),
-                        action: "session.revoked",
-                        target: Some(&user_id),
-                        details: json!({"session": id}),
-                    },
+                    Some(&user_id),
+                    "session.revoked",
+                    Some(&user_id),
+                    json!({"session": id}),
                     now,
                 )?;
             }
@@ -627,14 +609,12 @@ pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> ApiResult<us
         .tenants
         .write(&signed.tenant_id, move |tx| {
             let n = sessions::revoke_all(tx, &user_id, None)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&user_id),
-                    action: "session.revoked_all",
-                    target: Some(&user_id),
-                    details: json!({"count": n}),
-                },
+                Some(&user_id),
+                "session.revoked_all",
+                Some(&user_id),
+                json!({"count": n}),
                 now,
             )?;
             Ok(n)
@@ -673,14 +653,12 @@ pub async fn change_password(
             users::set_password_hash(tx, &user_id, &hash, now)?;
             sessions::revoke_all(tx, &user_id, Some(&keep))?;
             tokens::revoke(tx, &user_id, Some(Purpose::Reset), now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some(&user_id),
-                    action: "password.changed",
-                    target: Some(&user_id),
-                    details: json!({}),
-                },
+                Some(&user_id),
+                "password.changed",
+                Some(&user_id),
+                json!({}),
                 now,
             )?;
             Ok(())

@@ -36,6 +36,12 @@ pub enum ProvisionError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Runtime(#[from] tenant_runtime::Error),
+    #[error(
+        "tenant {slug:?} is being created on node {node:?}; finish it there (without --node, or with --node {node})"
+    )]
+    OtherNode { slug: String, node: String },
+    #[error(transparent)]
+    Node(#[from] crate::cluster::NodeError),
 }
 
 impl ProvisionError {
@@ -50,6 +56,8 @@ impl ProvisionError {
             Self::EmailTaken(_) => "email_taken",
             Self::Directory(_) => "directory_error",
             Self::Runtime(e) => e.code(),
+            Self::OtherNode { .. } => "other_node",
+            Self::Node(e) => e.code(),
         }
     }
 }
@@ -108,10 +116,54 @@ pub const CREATE_STEPS: &[&str] = &[
     "activated",
 ];
 
+/// Where a new tenant's file is written.
+#[derive(Clone, Copy)]
+pub enum Files<'a> {
+    /// The tenants folder of this process.
+    Local(&'a TenantRouter),
+    /// Another node's, through its internal API (`POST /internal/tenants/{id}/provision`).
+    Remote {
+        client: &'a crate::cluster::NodeClient,
+        url: &'a str,
+    },
+}
+
+/// The first admin of a new tenant, as the file step needs it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct FirstAdmin {
+    pub email: String,
+    pub user_id: String,
+    pub name: String,
+    pub now: i64,
+}
+
 /// [`create_tenant`], calling `checkpoint` after each step of [`CREATE_STEPS`].
 pub async fn create_tenant_with(
     directory: &Directory,
     router: &TenantRouter,
+    config: &Config,
+    req: &NewTenant,
+    now: i64,
+    checkpoint: Checkpoint<'_>,
+) -> Result<Provisioned, ProvisionError> {
+    create_tenant_placed(
+        directory,
+        Files::Local(router),
+        "local",
+        config,
+        req,
+        now,
+        checkpoint,
+    )
+    .await
+}
+
+/// [`create_tenant_with`] placing the tenant on `node`, whose tenants folder `files` writes
+/// to. A creation resumed after a crash stays on the node it started on.
+pub async fn create_tenant_placed(
+    directory: &Directory,
+    files: Files<'_>,
+    node: &str,
     config: &Config,
     req: &NewTenant,
     now: i64,
@@ -138,6 +190,12 @@ pub async fn create_tenant_with(
     }
     let existing = directory.tenant_by_slug(&req.slug).await?;
     let resuming = match &existing {
+        Some(t) if t.status == TenantStatus::Provisioning && t.node != node => {
+            return Err(ProvisionError::OtherNode {
+                slug: t.slug.clone(),
+                node: t.node.clone(),
+            });
+        }
         Some(t) if t.status == TenantStatus::Provisioning => Some(t.id.clone()),
         Some(_) => return Err(ProvisionError::SlugTaken(req.slug.clone())),
         None => None,
@@ -161,7 +219,7 @@ pub async fn create_tenant_with(
         Some(id) => TenantId::parse(&id)?,
         None => {
             let id = TenantId::generate();
-            match directory.insert_tenant(&id, &req.slug, name, "local").await {
+            match directory.insert_tenant(&id, &req.slug, name, node).await {
                 Ok(_) => id,
                 Err(DirectoryError::SlugTaken) => {
                     return Err(ProvisionError::SlugTaken(req.slug.clone()));
@@ -194,45 +252,24 @@ pub async fn create_tenant_with(
     }
     checkpoint("email_reserved");
     // 3. The database file and the first admin, invited.
-    if !router.exists(&tenant_id) {
-        match router.create_tenant(&tenant_id, now).await {
-            Ok(()) | Err(tenant_runtime::Error::TenantExists(_)) => {}
-            Err(e) => return Err(e.into()),
+    let first = FirstAdmin {
+        email: admin_email.clone(),
+        user_id: admin_id,
+        name: admin_name,
+        now,
+    };
+    let (admin_id, token) = match files {
+        Files::Local(router) => {
+            create_file(router, &tenant_id, now).await?;
+            checkpoint("file_created");
+            write_first_admin(router, &tenant_id, &first).await?
         }
-    }
-    checkpoint("file_created");
-    let (e, uid) = (admin_email.clone(), admin_id.clone());
-    let (admin_id, token) = router
-        .write(&tenant_id, move |tx| {
-            let user = match users::find_by_email(tx, &e)? {
-                Some(u) => u,
-                None => users::insert_with_id(
-                    tx,
-                    &uid,
-                    &NewUser {
-                        email: &e,
-                        name: &admin_name,
-                        role: Role::Admin,
-                        status: Status::Invited,
-                        password_hash: None,
-                    },
-                    now,
-                )?,
-            };
-            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
-            audit::append(
-                tx,
-                &audit::NewEntry {
-                    actor: Some("operator"),
-                    action: "tenant.created",
-                    target: Some(&user.id),
-                    details: json!({"admin_email": user.email}),
-                },
-                now,
-            )?;
-            Ok((user.id, token))
-        })
-        .await?;
+        Files::Remote { client, url } => {
+            let done = client.provision(url, &tenant_id, &first).await?;
+            checkpoint("file_created");
+            done
+        }
+    };
     checkpoint("admin_written");
     directory
         .confirm_email(&admin_email, tenant_id.as_str(), &admin_id)
@@ -264,6 +301,65 @@ pub async fn create_tenant_with(
         invite_link,
         mail,
     })
+}
+
+/// Creates a tenant's file unless it exists (step 3 of a creation).
+pub async fn create_file(
+    router: &TenantRouter,
+    tenant_id: &TenantId,
+    now: i64,
+) -> Result<(), ProvisionError> {
+    if !router.exists(tenant_id) {
+        match router.create_tenant(tenant_id, now).await {
+            Ok(()) | Err(tenant_runtime::Error::TenantExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the first admin (invited) into a new tenant's file, or finds them there, and issues
+/// a fresh invitation; returns the admin's id and the invitation token.
+pub async fn write_first_admin(
+    router: &TenantRouter,
+    tenant_id: &TenantId,
+    first: &FirstAdmin,
+) -> Result<(String, String), ProvisionError> {
+    let (e, uid, admin_name, now) = (
+        first.email.clone(),
+        first.user_id.clone(),
+        first.name.clone(),
+        first.now,
+    );
+    Ok(router
+        .write(tenant_id, move |tx| {
+            let user = match users::find_by_email(tx, &e)? {
+                Some(u) => u,
+                None => users::insert_with_id(
+                    tx,
+                    &uid,
+                    &NewUser {
+                        email: &e,
+                        name: &admin_name,
+                        role: Role::Admin,
+                        status: Status::Invited,
+                        password_hash: None,
+                    },
+                    now,
+                )?,
+            };
+            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            audit::record(
+                tx,
+                Some("operator"),
+                "tenant.created",
+                Some(&user.id),
+                json!({"admin_email": user.email}),
+                now,
+            )?;
+            Ok((user.id, token))
+        })
+        .await?)
 }
 
 /// When `req` repeats the creation of a tenant that exists exactly as asked (same slug, name
@@ -311,14 +407,12 @@ pub async fn reinvite_if_same(
                 return Ok(None);
             }
             let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
-            audit::append(
+            audit::record(
                 tx,
-                &audit::NewEntry {
-                    actor: Some("operator"),
-                    action: "invitation.resent",
-                    target: Some(&user.id),
-                    details: json!({}),
-                },
+                Some("operator"),
+                "invitation.resent",
+                Some(&user.id),
+                json!({}),
                 now,
             )?;
             Ok(Some((user.id, token)))

@@ -80,7 +80,12 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     let elapsed = started.elapsed().as_secs_f64();
     let n = manifest.tenants.len();
     let mut text = format!(
-        "Backed up {n} tenant(s) and the directory to {} ({:.1} MB in {elapsed:.1}s).\n",
+        "Backed up {n} tenant(s){} to {} ({:.1} MB in {elapsed:.1}s).\n",
+        if manifest.directory.file.is_some() {
+            " and the directory"
+        } else {
+            ""
+        },
         out.display(),
         bytes as f64 / 1e6
     );

@@ -39,11 +39,11 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
         admin_name: a.admin_name.clone(),
     };
     let now = now();
-    let (p, again) = match provision::create_tenant_with(
-        &fleet.directory,
-        &fleet.router,
+    let (p, again) = match super::placement::create(
+        &fleet,
         &ctx.config,
         &req,
+        a.node.as_deref(),
         now,
         &crash_point,
     )

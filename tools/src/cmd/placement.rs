@@ -1,0 +1,145 @@
+//! Nodes: where `tenant create` puts a new tenant, and `tenant move`.
+
+use clap::Args;
+use control_plane::cluster::{self, MoveError, NodeClient, NodeError};
+use control_plane::config::Config;
+use control_plane::directory::TenantStatus;
+use control_plane::service::fleet::Fleet;
+use control_plane::service::provision::{
+    self, Checkpoint, Files, NewTenant, ProvisionError, Provisioned,
+};
+use serde_json::json;
+
+use super::{Ctx, Report, coded};
+
+/// `tenant move`.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The tenant's slug.
+    pub slug: String,
+    /// The node to move it to (its TENANTD_NODE_ID).
+    #[arg(long = "to", value_name = "NODE")]
+    pub to: String,
+    /// Secret shared by the nodes, to call their internal endpoints.
+    #[arg(long, env = "TENANTD_NODE_SECRET", hide_env_values = true)]
+    pub node_secret: Option<String>,
+}
+
+/// This machine's node: the one whose tenants folder is `--data-dir`.
+fn own_node() -> String {
+    std::env::var("TENANTD_NODE_ID")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+fn node_client() -> Result<NodeClient, NodeError> {
+    match std::env::var("TENANTD_NODE_SECRET") {
+        Ok(s) if !s.is_empty() => Ok(NodeClient::new(&s)),
+        _ => Err(NodeError::Invalid(
+            "creating a tenant on another node needs the nodes' secret: set TENANTD_NODE_SECRET"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Creates a tenant on `node`, or on the live node with the fewest tenants (this machine's
+/// when no node is registered). A creation resumed after a crash stays on its node. The
+/// file of a tenant placed on another node is written by that node.
+pub async fn create(
+    fleet: &Fleet,
+    config: &Config,
+    req: &NewTenant,
+    node: Option<&str>,
+    now: i64,
+    checkpoint: Checkpoint<'_>,
+) -> Result<Provisioned, ProvisionError> {
+    let own = own_node();
+    let chosen = match fleet.directory.tenant_by_slug(&req.slug).await? {
+        Some(t) if t.status == TenantStatus::Provisioning => t.node,
+        _ => match node {
+            Some(n) => n.to_owned(),
+            None => fleet
+                .directory
+                .least_loaded_node(cluster::LIVE_SECS)
+                .await?
+                .unwrap_or_else(|| own.clone()),
+        },
+    };
+    if !cluster::valid_node_id(&chosen) {
+        return Err(NodeError::Invalid(format!(
+            "invalid node id {chosen:?}: use 1 to 64 of a-z, 0-9, '-' and '_'"
+        ))
+        .into());
+    }
+    if chosen == own {
+        return provision::create_tenant_placed(
+            &fleet.directory,
+            Files::Local(&fleet.router),
+            &chosen,
+            config,
+            req,
+            now,
+            checkpoint,
+        )
+        .await;
+    }
+    let Some(target) = fleet.directory.node(&chosen).await? else {
+        return Err(NodeError::Invalid(format!(
+            "no node {chosen:?} is registered: start tenantd there with TENANTD_NODE_ID={chosen}"
+        ))
+        .into());
+    };
+    let client = node_client()?;
+    provision::create_tenant_placed(
+        &fleet.directory,
+        Files::Remote {
+            client: &client,
+            url: &target.url,
+        },
+        &chosen,
+        config,
+        req,
+        now,
+        checkpoint,
+    )
+    .await
+}
+
+/// `tenant move SLUG --to NODE`.
+pub async fn move_tenant(ctx: &Ctx, a: MoveArgs) -> anyhow::Result<Report> {
+    let secret = a.node_secret.filter(|s| !s.is_empty()).ok_or_else(|| {
+        coded(
+            "node_secret_required",
+            "moving a tenant needs the nodes' secret: set TENANTD_NODE_SECRET (or --node-secret)",
+        )
+    })?;
+    let fleet = ctx.fleet().await?;
+    let t = fleet.tenant_by_slug(&a.slug).await?;
+    let client = NodeClient::new(&secret);
+    let scratch = ctx.config.data_dir.join("tmp");
+    let moved = match cluster::move_tenant(&fleet.directory, &client, &t, &a.to, &scratch).await {
+        Ok(m) => m,
+        Err(MoveError::AlreadyThere(node)) => {
+            return Ok(Report::new(
+                format!("{} is already on node {node}.\n", t.slug),
+                json!({"slug": t.slug, "id": t.id, "node": node, "moved": false}),
+            ));
+        }
+        Err(e) => return Err(coded(e.code(), format!("cannot move {}: {e}", t.slug))),
+    };
+    Ok(Report::new(
+        format!(
+            "Moved {} from node {} to node {} (placement epoch {}): {} bytes, {} users, SHA-256 {}.\nWrites waited {} ms; reads went on.\n",
+            t.slug,
+            moved.from,
+            moved.to,
+            moved.epoch,
+            moved.bytes,
+            moved.users,
+            moved.sha256,
+            moved.writes_paused_ms
+        ),
+        json!({"slug": t.slug, "moved": true, "move": moved}),
+    ))
+}

@@ -261,3 +261,85 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
         );
     }
 }
+
+/// Operator actions on a tenant show in that tenant's audit log, for its admins.
+#[tokio::test]
+async fn operator_actions_are_in_the_tenants_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let (ok, out) = tenantctl(
+        &data,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "opsco",
+            "--name",
+            "Ops Co",
+            "--admin-email",
+            "ada@opsco.test",
+        ],
+    );
+    assert!(ok, "{out}");
+    let link = outbox_link(&data, "ada@opsco.test").expect("invitation");
+    let server = start(&data, None);
+    let admin = client();
+    let (s, _) = post(
+        &admin,
+        &format!("{}/api/auth/accept-invite", server.url),
+        json!({"token": token_of(&link), "password": PASSWORD}),
+    )
+    .await
+    .expect("accept");
+    assert_eq!(s, 200);
+    for args in [
+        &["tenant", "suspend", "opsco"][..],
+        &["tenant", "resume", "opsco"],
+        &["domain", "add", "opsco", "ops.example"],
+        &["domain", "remove", "opsco", "ops.example"],
+    ] {
+        let (ok, out) = tenantctl(&data, args);
+        assert!(ok, "{args:?}: {out}");
+    }
+    // Resuming ended nothing: sign in again in case the suspension was seen, then read the log.
+    let (s, _) = post(
+        &admin,
+        &format!("{}/api/auth/login", server.url),
+        json!({"email": "ada@opsco.test", "password": PASSWORD}),
+    )
+    .await
+    .expect("login");
+    assert_eq!(s, 200);
+    let log: Value = admin
+        .get(format!("{}/api/admin/audit?limit=50", server.url))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let ops: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["actor"] == "operator")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_owned(),
+                e["details"]["domain"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("tenant.created", ""),
+        ("tenant.suspended", ""),
+        ("tenant.resumed", ""),
+        ("domain.added", "ops.example"),
+        ("domain.removed", "ops.example"),
+    ] {
+        assert!(
+            ops.iter().any(|(a, d)| a == expected.0 && d == expected.1),
+            "missing {expected:?} in {ops:?}"
+        );
+    }
+}

@@ -353,6 +353,9 @@ pub async fn restore_tenant(
             dir.set_schema_version(&t.id, i64::from(tenant_schema::TENANT_LATEST))
                 .await?;
             checkpoint("epoch_raised");
+            fleet
+                .audit(&t, "tenant.restored", serde_json::json!({"auth_epoch": epoch}))
+                .await;
             Ok(Restored {
                 slug: t.slug,
                 tenant_id: t.id,

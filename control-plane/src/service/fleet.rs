@@ -120,6 +120,29 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Records an operator action in the tenant's own audit log, so its admins see it. Best
+    /// effort: a tenant whose file is on another node is told on stderr, not failed.
+    pub async fn audit(&self, tenant: &Tenant, action: &'static str, details: serde_json::Value) {
+        let Ok(id) = tenant.tenant_id() else { return };
+        if !self.router.exists(&id) {
+            eprintln!(
+                "tenantctl: {action} not written to the audit log of {}: its file is not on this node",
+                tenant.slug
+            );
+            return;
+        }
+        let now = tenant_runtime::Clock::now(&tenant_runtime::SystemClock);
+        let written = self
+            .router
+            .write(&id, move |tx| {
+                tenant_runtime::store::audit::record(tx, Some("operator"), action, None, details, now)
+            })
+            .await;
+        if let Err(e) = written {
+            eprintln!("tenantctl: {action} not written to the audit log of {}: {e}", tenant.slug);
+        }
+    }
+
     pub async fn tenant_by_slug(&self, slug: &str) -> FleetResult<Tenant> {
         self.directory
             .tenant_by_slug(slug)

@@ -354,7 +354,11 @@ pub async fn restore_tenant(
                 .await?;
             checkpoint("epoch_raised");
             fleet
-                .audit(&t, "tenant.restored", serde_json::json!({"auth_epoch": epoch}))
+                .audit(
+                    &t,
+                    "tenant.restored",
+                    serde_json::json!({"auth_epoch": epoch}),
+                )
                 .await;
             Ok(Restored {
                 slug: t.slug,

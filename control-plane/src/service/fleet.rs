@@ -135,11 +135,21 @@ impl Fleet {
         let written = self
             .router
             .write(&id, move |tx| {
-                tenant_runtime::store::audit::record(tx, Some("operator"), action, None, details, now)
+                tenant_runtime::store::audit::record(
+                    tx,
+                    Some("operator"),
+                    action,
+                    None,
+                    details,
+                    now,
+                )
             })
             .await;
         if let Err(e) = written {
-            eprintln!("tenantctl: {action} not written to the audit log of {}: {e}", tenant.slug);
+            eprintln!(
+                "tenantctl: {action} not written to the audit log of {}: {e}",
+                tenant.slug
+            );
         }
     }
 

@@ -44,7 +44,9 @@ pub async fn add(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
         },
     };
     if added {
-        fleet.audit(&t, "domain.added", json!({"domain": domain})).await;
+        fleet
+            .audit(&t, "domain.added", json!({"domain": domain}))
+            .await;
     }
     let text = if added {
         format!("{domain} now maps to {}.\n", t.slug)
@@ -68,7 +70,9 @@ pub async fn remove(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> 
         }
         .into());
     }
-    fleet.audit(&t, "domain.removed", json!({"domain": domain})).await;
+    fleet
+        .audit(&t, "domain.removed", json!({"domain": domain}))
+        .await;
     Ok(Report::new(
         format!("{domain} no longer maps to {}.\n", t.slug),
         json!({"slug": t.slug, "domain": domain, "removed": true}),

@@ -248,7 +248,11 @@ pub async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::Result<
     let changed = t.status != status;
     if changed {
         fleet.directory.set_tenant_status(&t.id, status).await?;
-        let action = if suspend { "tenant.suspended" } else { "tenant.resumed" };
+        let action = if suspend {
+            "tenant.suspended"
+        } else {
+            "tenant.resumed"
+        };
         fleet.audit(&t, action, json!({})).await;
     }
     let text = match (suspend, changed) {

@@ -984,3 +984,82 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
         }
     }
 }
+
+/// INP-01: SQL is parameterised. SQL text built with `format!` may only splice in constants
+/// (column lists, a configured number); this ratchet lists every such place, so a new one has
+/// to be reviewed and added here.
+#[test]
+fn inp_01_sql_is_never_built_from_input() {
+    const REVIEWED: &[(&str, usize)] = &[
+        // TENANT_COLUMNS, a constant column list.
+        ("control-plane/src/directory.rs", 3),
+        // cache_size from configuration (a number).
+        ("tenant-runtime/src/router.rs", 1),
+        // users::COLUMNS_OF_U, a constant column list.
+        ("tenant-runtime/src/store/sessions.rs", 1),
+        // COLUMNS, a constant column list.
+        ("tenant-runtime/src/store/users.rs", 3),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found: Vec<(String, usize)> = Vec::new();
+    let mut stack = vec![
+        root.join("control-plane/src"),
+        root.join("tenant-runtime/src"),
+        root.join("tenant-schema/src"),
+        root.join("tools/src"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).expect("read source");
+            // Only production code: stop at the unit tests of the file.
+            let src = src.split("#[cfg(test)]").next().unwrap_or("");
+            let mut n = 0;
+            for piece in src.split("format!(").skip(1) {
+                let lit = piece.trim_start();
+                let Some(lit) = lit.strip_prefix('"') else {
+                    continue;
+                };
+                let end = [lit.find("\","), lit.find("\")")]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(lit.len());
+                // Our SQL keywords are upper case; prose is not.
+                let text = &lit[..end];
+                if [
+                    "SELECT ", "INSERT ", "UPDATE ", "DELETE ", "PRAGMA ", "VACUUM ",
+                ]
+                .iter()
+                .any(|k| text.contains(k))
+                {
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                let rel = path
+                    .strip_prefix(&root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                found.push((rel, n));
+            }
+        }
+    }
+    found.sort();
+    let reviewed: Vec<(String, usize)> = REVIEWED
+        .iter()
+        .map(|(f, n)| ((*f).to_owned(), *n))
+        .collect();
+    assert_eq!(
+        found, reviewed,
+        "SQL built with format!: review each new place, then list it here"
+    );
+}

@@ -1,6 +1,6 @@
-//! REL-02: an invitation through the real server, killed (abort, as `kill -9`) after each of its
-//! durable steps. After `tenantctl doctor --repair` the state is consistent, the person is never
-//! routed to another company, and inviting again ends with a working invitation.
+//! Through the real binaries: an invitation killed at each durable step and repaired (REL-02),
+//! operator actions in the tenant's audit log, an SMTP outage (REL-10), and throttling that
+//! ignores client-sent forwarding headers (AA-02).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,13 +38,18 @@ fn command(name: &str, data: &Path) -> Command {
 }
 
 fn start(data: &Path, crash_at: Option<&str>) -> Server {
+    match crash_at {
+        Some(step) => start_with(data, &[("TENANTD_CRASH_AT", step)]),
+        None => start_with(data, &[]),
+    }
+}
+
+fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
     let mut cmd = command("tenantd", data);
     cmd.args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(step) = crash_at {
-        cmd.env("TENANTD_CRASH_AT", step);
-    }
+        .stderr(Stdio::null())
+        .envs(env.iter().copied());
     let mut child = cmd.spawn().expect("spawn tenantd");
     let stdout = child.stdout.take().expect("stdout");
     let mut url = String::new();
@@ -342,4 +347,103 @@ async fn operator_actions_are_in_the_tenants_audit_log() {
             "missing {expected:?} in {ops:?}"
         );
     }
+}
+
+/// REL-10 / ERR-06: with the mail server down, invitations and reset requests still get their
+/// normal answers (mail is retried in the background), never a 5xx.
+#[tokio::test]
+async fn rel_10_an_smtp_outage_never_fails_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let (ok, out) = tenantctl(
+        &data,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "mailless",
+            "--name",
+            "Mailless",
+            "--admin-email",
+            "ada@mailless.test",
+        ],
+    );
+    assert!(ok, "{out}");
+    let link = outbox_link(&data, "ada@mailless.test").expect("invitation");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp = format!(
+        "smtp://127.0.0.1:{}",
+        closed.local_addr().expect("addr").port()
+    );
+    drop(closed);
+    let server = start_with(&data, &[("TENANTD_SMTP_URL", &smtp)]);
+    let admin = client();
+    let (s, _) = post(
+        &admin,
+        &format!("{}/api/auth/accept-invite", server.url),
+        json!({"token": token_of(&link), "password": PASSWORD}),
+    )
+    .await
+    .expect("accept");
+    assert_eq!(s, 200);
+    let (s, body) = post(
+        &admin,
+        &format!("{}/api/admin/users", server.url),
+        json!({"email": "bob@mailless.test", "role": "member"}),
+    )
+    .await
+    .expect("invite");
+    assert_eq!(s, 201, "{body}");
+    let (s, _) = post(
+        &client(),
+        &format!("{}/api/auth/forgot", server.url),
+        json!({"email": "ada@mailless.test"}),
+    )
+    .await
+    .expect("forgot");
+    assert_eq!(s, 202);
+    let list = admin
+        .get(format!("{}/api/admin/users", server.url))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(list.status(), 200);
+}
+
+/// AA-02: the address a throttle counts is the peer's; a client-sent X-Forwarded-For changes
+/// nothing, so rotating it does not escape the per-account back-off.
+#[tokio::test]
+async fn aa_02_rotating_x_forwarded_for_does_not_escape_throttling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let (ok, out) = tenantctl(
+        &data,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "xffco",
+            "--name",
+            "Xff",
+            "--admin-email",
+            "ada@xffco.test",
+        ],
+    );
+    assert!(ok, "{out}");
+    let server = start(&data, None);
+    let c = client();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = c
+            .post(format!("{}/api/auth/login", server.url))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .header("x-real-ip", format!("198.51.100.{i}"))
+            .json(&json!({"email": "ada@xffco.test", "password": "wrong-password-123"}))
+            .send()
+            .await
+            .expect("login");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
 }

@@ -72,14 +72,18 @@ impl Throttle {
         }
     }
 
+    /// Seconds the address must wait, if its window is used up.
+    pub fn address_wait(&self, ip: &str, now: i64) -> Option<u64> {
+        let w = self.addresses.get(ip)?;
+        let end = w.start + self.limits.ip_window_secs;
+        (now < end && w.count >= self.limits.ip_max_failures).then(|| (end - now).max(1) as u64)
+    }
+
     /// Starts an attempt: refused while the account or the address is throttled, otherwise
     /// counted as a failure until [`Throttle::succeeded`] says otherwise.
     pub fn begin(&self, account: &str, ip: &str, now: i64) -> Result<(), Throttled> {
-        if let Some(w) = self.addresses.get(ip) {
-            let end = w.start + self.limits.ip_window_secs;
-            if now < end && w.count >= self.limits.ip_max_failures {
-                return Err(Throttled((end - now).max(1) as u64));
-            }
+        if let Some(wait) = self.address_wait(ip, now) {
+            return Err(Throttled(wait));
         }
         self.prune(now);
         let mut e = self.accounts.entry(account.to_owned()).or_default();

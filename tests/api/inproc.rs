@@ -215,6 +215,11 @@ impl InProc {
         (id, a.session().expect("cookie"))
     }
 
+    /// Mails sent so far to an address.
+    pub fn mail_count(&self, to: &str) -> usize {
+        self.mail.sent.lock().iter().filter(|m| m.to == to).count()
+    }
+
     pub fn clock_now(&self) -> i64 {
         tenant_runtime::Clock::now(&self.clock)
     }

@@ -146,11 +146,11 @@ async fn aa_06_token_guessing_is_throttled_per_address() {
 }
 
 #[tokio::test]
-async fn forgot_is_throttled_per_account_without_revealing_existence() {
+async fn aa_05_forgot_always_answers_202_and_mails_at_most_three_times() {
     let t = InProc::new().await;
     t.company("acme").await;
     for email in ["admin@acme.test", "ghost@acme.test"] {
-        let statuses: Vec<u16> = futures_join_all((0..5).map(|_| {
+        let statuses: Vec<u16> = futures_join_all((0..6).map(|_| {
             t.call(
                 Method::POST,
                 "/api/auth/forgot",
@@ -162,9 +162,45 @@ async fn forgot_is_throttled_per_account_without_revealing_existence() {
         .iter()
         .map(|a| a.status.as_u16())
         .collect();
-        let accepted = statuses.iter().filter(|s| **s == 202).count();
-        assert_eq!(accepted, 3, "{email}: {statuses:?}");
+        assert_eq!(statuses, [202; 6], "{email}");
     }
+    // Mail goes out in the background: wait for the allowed three, then check no more came.
+    t.last_link("admin@acme.test", "/reset").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.mail_count("admin@acme.test") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(t.mail_count("admin@acme.test"), 3);
+    assert_eq!(t.mail_count("ghost@acme.test"), 0);
+}
+
+#[tokio::test]
+async fn aa_05_a_forgot_flood_from_one_address_gets_429() {
+    let t = InProc::with(|_, s| s.ip_max_failures = 10).await;
+    for i in 0..10 {
+        let a = t
+            .call(
+                Method::POST,
+                "/api/auth/forgot",
+                None,
+                Some(json!({"email": format!("p{i}@acme.test")})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED);
+    }
+    let a = t
+        .call(
+            Method::POST,
+            "/api/auth/forgot",
+            None,
+            Some(json!({"email": "p99@acme.test"})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+    );
+    assert!(a.headers.contains_key(header::RETRY_AFTER));
 }
 
 // ---- sessions ----

@@ -312,13 +312,19 @@ pub async fn logout(state: &AppState, cookie: &str) -> ApiResult<()> {
 
 /// Mails a reset link if the email belongs to an active user. The caller answers 202 at once,
 /// whatever happens here, so neither the answer nor its timing tells whether the account exists.
+///
+/// Throttling: a flood from one address gets 429; past the per-account limit the answer stays
+/// the same 202 and simply no mail goes out (AA-05), so one person never sees an error here.
 pub fn forgot(state: &AppState, raw_email: &str, origin: Origin) -> ApiResult<()> {
     let key = email::canonicalize(raw_email);
-    state
-        .throttles
-        .forgot
-        .begin(&key, &origin.ip, state.now())
-        .map_err(|t| ApiError::too_many_requests(t.0))?;
+    let now = state.now();
+    let throttle = &state.throttles.forgot;
+    if let Some(wait) = throttle.address_wait(&origin.ip, now) {
+        return Err(ApiError::too_many_requests(wait));
+    }
+    if throttle.begin(&key, &origin.ip, now).is_err() {
+        return Ok(());
+    }
     let Some(email) = email::parse(raw_email) else {
         return Ok(());
     };

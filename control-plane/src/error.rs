@@ -19,6 +19,18 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+tokio::task_local! {
+    /// The request id of the request being served, so 5xx answers and their log lines carry it.
+    pub static REQUEST_ID: String;
+}
+
+fn request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
 impl ApiError {
     pub fn new(
         status: StatusCode,
@@ -101,7 +113,7 @@ impl ApiError {
 
     /// An unexpected failure: logged here with its cause, answered with an opaque 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        tracing::error!(error = %cause, request_id = request_id().as_deref().unwrap_or(""), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -118,7 +130,14 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({"error": self.code, "message": self.message}));
+        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        // A 5xx names its request, so a report can be matched with the server's log.
+        if self.status.is_server_error()
+            && let Some(id) = request_id()
+        {
+            body["request_id"] = serde_json::Value::String(id);
+        }
+        let body = Json(body);
         let mut res = (self.status, body).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

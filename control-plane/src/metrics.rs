@@ -351,7 +351,9 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .chars()
         .take(64)
         .collect::<String>();
-    let res = next.run(req).await;
+    let res = crate::error::REQUEST_ID
+        .scope(request_id.clone(), next.run(req))
+        .await;
     let took = started.elapsed();
     let status = res.status().as_u16();
     state

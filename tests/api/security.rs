@@ -1099,3 +1099,47 @@ fn inp_01_sql_is_never_built_from_input() {
         "SQL built with format!: review each new place, then list it here"
     );
 }
+
+/// ERR-01 / REL-06: a tenant whose file went bad answers a generic 503 that names its request
+/// id (as in the log), and every other tenant keeps working.
+#[tokio::test]
+async fn err_01_a_broken_tenant_gets_a_generic_503_with_its_request_id_and_others_go_on() {
+    let t = InProc::new().await;
+    let (acme_id, acme_admin) = t.company("acme").await;
+    let (_, globex_admin) = t.company("globex").await;
+    let id = tenant_runtime::TenantId::parse(&acme_id).unwrap();
+    t.state.tenants.close_blocking(&id);
+    let path = t.state.tenants.path_of(&id);
+    std::fs::write(&path, b"this is not a database, and certainly not acme's").unwrap();
+    let _ = std::fs::remove_file(path.with_extension("db-wal"));
+    let _ = std::fs::remove_file(path.with_extension("db-shm"));
+    let req = Request::builder()
+        .uri("/api/session")
+        .header(header::COOKIE, format!("tenantd_session={acme_admin}"))
+        .header("x-request-id", "support-ticket-4711")
+        .body(Body::empty())
+        .unwrap();
+    let a = t.send(req).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
+    );
+    assert_eq!(a.body["request_id"], "support-ticket-4711");
+    assert_eq!(a.headers["x-request-id"], "support-ticket-4711");
+    let text = String::from_utf8_lossy(&a.raw);
+    assert!(
+        !text.contains("database") && !text.contains(&acme_id),
+        "{text}"
+    );
+    // The other company is untouched.
+    assert_eq!(
+        t.call(Method::GET, "/api/session", Some(&globex_admin), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.login("admin@globex.test", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}

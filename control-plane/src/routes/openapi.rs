@@ -231,7 +231,8 @@ fn schemas() -> Value {
     json!({
         "Error": {"type": "object", "required": ["error", "message"], "properties": {
             "error": {"type": "string", "description": "Stable code, e.g. invalid_credentials"},
-            "message": {"type": "string"}}},
+            "message": {"type": "string"},
+            "request_id": {"type": "string", "description": "On 5xx: the x-request-id of the request, as in the server's log"}}},
         "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
         "SignedOut": {"type": "object", "required": ["signed_out"], "properties": {
             "signed_out": {"type": "boolean"}, "sessions_ended": {"type": "integer", "minimum": 0}}},

@@ -20,6 +20,9 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Hasher {
     jobs: Sender<Job>,
     depth: Arc<AtomicUsize>,
+    /// Sign-in checks running or waiting, per tenant: one tenant's flood cannot take every slot.
+    per_tenant: Arc<dashmap::DashMap<String, usize>>,
+    per_tenant_limit: usize,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -56,7 +59,29 @@ impl Hasher {
         Self {
             jobs: tx,
             depth: Arc::new(AtomicUsize::new(0)),
+            per_tenant: Arc::new(dashmap::DashMap::new()),
+            // A quarter of all slots, so at least three other tenants always find room.
+            per_tenant_limit: ((concurrency.max(1) + queue) / 4).max(1),
         }
+    }
+
+    /// Verifies a sign-in password on behalf of a tenant (`key`: its id, or one shared key for
+    /// emails that route nowhere), within that tenant's share of the queue.
+    pub async fn verify_for(
+        &self,
+        key: &str,
+        password: &str,
+        hash: &str,
+    ) -> Result<bool, ApiError> {
+        {
+            let mut n = self.per_tenant.entry(key.to_owned()).or_insert(0);
+            if *n >= self.per_tenant_limit {
+                return Err(busy());
+            }
+            *n += 1;
+        }
+        let _share = Share(self.per_tenant.clone(), key.to_owned());
+        self.verify(password, hash).await
     }
 
     /// Hash jobs running or waiting.
@@ -81,11 +106,7 @@ impl Hasher {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.depth.fetch_sub(1, Ordering::SeqCst);
-                return Err(ApiError::unavailable(
-                    "busy",
-                    "Too many sign-ins at once. Try again in a moment.",
-                    1,
-                ));
+                return Err(busy());
             }
         }
         result.await.map_err(ApiError::internal)
@@ -102,5 +123,25 @@ impl Hasher {
         self.run(move || tenant_runtime::password::hash(&p))
             .await?
             .map_err(ApiError::internal)
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::unavailable(
+        "busy",
+        "Too many sign-ins at once. Try again in a moment.",
+        1,
+    )
+}
+
+/// Gives a tenant's queue share back when its check is done (or abandoned).
+struct Share(Arc<dashmap::DashMap<String, usize>>, String);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.0.remove_if_mut(&self.1, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }

@@ -1143,3 +1143,53 @@ async fn err_01_a_broken_tenant_gets_a_generic_503_with_its_request_id_and_other
         StatusCode::OK
     );
 }
+
+/// AA-07: one company's sign-in flood takes at most its share of the hashing queue, so another
+/// company's people can still sign in.
+#[tokio::test]
+async fn aa_07_a_flood_on_one_tenant_leaves_room_for_the_others() {
+    let t = InProc::with(|_, s| {
+        s.hash_concurrency = Some(1);
+        s.hash_queue = 11; // twelve slots: three per tenant
+        s.login_max_failures = 1000;
+        s.ip_max_failures = 100_000;
+    })
+    .await;
+    t.company("acme").await;
+    t.company("globex").await;
+    let app = t.app.clone();
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/auth/login")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(
+                        json!({"email": format!("u{i}@acme.test"), "password": "wrong-password-123"}).to_string(),
+                    ))
+                    .unwrap();
+                tower::ServiceExt::oneshot(app, req).await.unwrap().status()
+            })
+        })
+        .collect();
+    // Wait until acme holds its whole share of the queue.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.state.hasher.depth() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood never reached the hasher"
+        );
+        tokio::task::yield_now().await;
+    }
+    let a = t.login("admin@globex.test", PASSWORD).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let mut busy = 0;
+    for f in flood {
+        if f.await.unwrap() == StatusCode::SERVICE_UNAVAILABLE {
+            busy += 1;
+        }
+    }
+    assert!(busy >= 30, "acme's excess is refused: {busy}");
+}

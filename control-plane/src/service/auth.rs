@@ -152,9 +152,11 @@ async fn login_attempt(
         .as_ref()
         .filter(|u| u.status != Status::Invited)
         .and_then(|u| u.password_hash.clone());
+    let share = routed.as_ref().map_or("-", |(_, id)| id.as_str());
     let verified = state
         .hasher
-        .verify(
+        .verify_for(
+            share,
             password,
             hash.as_deref()
                 .unwrap_or(tenant_runtime::password::dummy_hash()),

@@ -81,6 +81,11 @@ fn tenantctl(data: &Path, args: &[&str]) -> (bool, String) {
 
 /// The newest invitation link mailed to `to` (outbox mode).
 fn outbox_link(data: &Path, to: &str) -> Option<String> {
+    outbox_link_to(data, to, "/invite?token=")
+}
+
+/// The newest link with this path mailed to `to` (outbox mode).
+fn outbox_link_to(data: &Path, to: &str, path: &str) -> Option<String> {
     let mut newest: Option<(std::time::SystemTime, String)> = None;
     for entry in std::fs::read_dir(data.join("outbox")).ok()?.flatten() {
         let raw = std::fs::read_to_string(entry.path()).ok()?;
@@ -92,7 +97,7 @@ fn outbox_link(data: &Path, to: &str) -> Option<String> {
         if !text.contains(&format!("To: {to}")) {
             continue;
         }
-        let Some(start) = text.find("http://login.tenantd.test/invite?token=") else {
+        let Some(start) = text.find(&format!("http://login.tenantd.test{path}")) else {
             continue;
         };
         let link: String = text[start..]
@@ -446,4 +451,169 @@ async fn aa_02_rotating_x_forwarded_for_does_not_escape_throttling() {
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+}
+
+/// REL-03: a server killed in the middle of a reset or a block leaves no half change: the
+/// password, the sessions and the link are as before, and the action can be done again.
+#[tokio::test]
+async fn rel_03_security_writes_are_all_or_nothing_under_a_crash() {
+    for step in control_plane::failpoint::SECURITY_STEPS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data: PathBuf = dir.path().join("data");
+        let (ok, out) = tenantctl(
+            &data,
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "secco",
+                "--name",
+                "Sec Co",
+                "--domain",
+                "secco.test",
+                "--admin-email",
+                "ada@secco.test",
+            ],
+        );
+        assert!(ok, "{out}");
+        let admin_link = outbox_link(&data, "ada@secco.test").expect("invitation");
+        let server = start(&data, Some(step));
+        let base = server.url.clone();
+        let admin = client();
+        let (s, _) = post(
+            &admin,
+            &format!("{base}/api/auth/accept-invite"),
+            json!({"token": token_of(&admin_link), "password": PASSWORD}),
+        )
+        .await
+        .expect("accept");
+        assert_eq!(s, 200);
+        let (s, body) = post(
+            &admin,
+            &format!("{base}/api/admin/users"),
+            json!({"email": "bob@secco.test", "role": "member"}),
+        )
+        .await
+        .expect("invite");
+        assert_eq!(s, 201, "{body}");
+        let bob_id = body["id"].as_str().expect("id").to_owned();
+        let bob_link = wait_for_link(&data, "bob@secco.test").await;
+        let bob = client();
+        let (s, _) = post(
+            &bob,
+            &format!("{base}/api/auth/accept-invite"),
+            json!({"token": token_of(&bob_link), "password": PASSWORD}),
+        )
+        .await
+        .expect("bob accepts");
+        assert_eq!(s, 200);
+
+        // The action that dies half-way.
+        let reset_token = if *step == "reset.password_set" {
+            let (s, _) = post(
+                &client(),
+                &format!("{base}/api/auth/forgot"),
+                json!({"email": "bob@secco.test"}),
+            )
+            .await
+            .expect("forgot");
+            assert_eq!(s, 202);
+            let link = wait_for_reset(&data, "bob@secco.test").await;
+            let token = token_of(&link);
+            let r = post(
+                &client(),
+                &format!("{base}/api/auth/reset"),
+                json!({"token": token, "password": "fresh-granite-lantern-8"}),
+            )
+            .await;
+            assert!(r.is_err(), "{step}: the server should have died");
+            Some(token)
+        } else {
+            let r = admin
+                .patch(format!("{base}/api/admin/users/{bob_id}"))
+                .json(&json!({"blocked": true}))
+                .send()
+                .await;
+            assert!(r.is_err(), "{step}: the server should have died");
+            None
+        };
+        drop(server);
+
+        // Nothing of it happened: Bob's session lives, his old password works.
+        let server = start(&data, None);
+        let base = server.url.clone();
+        let session = |c: &reqwest::Client| {
+            let req = c.get(format!("{base}/api/session"));
+            async move { req.send().await.expect("session").status().as_u16() }
+        };
+        assert_eq!(
+            session(&bob).await,
+            200,
+            "{step}: bob's session survived the crash"
+        );
+        let (s, _) = post(
+            &client(),
+            &format!("{base}/api/auth/login"),
+            json!({"email": "bob@secco.test", "password": PASSWORD}),
+        )
+        .await
+        .expect("login");
+        assert_eq!(s, 200, "{step}: the old password still works");
+
+        // Done again, it is all there.
+        match reset_token {
+            Some(token) => {
+                let (s, body) = post(
+                    &client(),
+                    &format!("{base}/api/auth/reset"),
+                    json!({"token": token, "password": "fresh-granite-lantern-8"}),
+                )
+                .await
+                .expect("reset");
+                assert_eq!(s, 200, "{step}: the unused link still works: {body}");
+                let (s, _) = post(
+                    &client(),
+                    &format!("{base}/api/auth/login"),
+                    json!({"email": "bob@secco.test", "password": PASSWORD}),
+                )
+                .await
+                .expect("login");
+                assert_eq!(s, 401);
+            }
+            None => {
+                let admin = client();
+                let (s, _) = post(
+                    &admin,
+                    &format!("{base}/api/auth/login"),
+                    json!({"email": "ada@secco.test", "password": PASSWORD}),
+                )
+                .await
+                .expect("admin login");
+                assert_eq!(s, 200);
+                let r = admin
+                    .patch(format!("{base}/api/admin/users/{bob_id}"))
+                    .json(&json!({"blocked": true}))
+                    .send()
+                    .await
+                    .expect("block");
+                assert_eq!(r.status(), 200);
+            }
+        }
+        assert_eq!(
+            session(&bob).await,
+            401,
+            "{step}: done again, the session ends"
+        );
+    }
+}
+
+async fn wait_for_reset(data: &Path, to: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(l) = outbox_link_to(data, to, "/reset?token=") {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no reset link to {to}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

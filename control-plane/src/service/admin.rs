@@ -258,6 +258,7 @@ pub async fn update_user(
             }
             if after.status != before.status {
                 users::set_status(tx, &id, after.status, now)?;
+                crate::failpoint::crash_point("block.status_set");
                 if after.status == Status::Blocked {
                     tokens::revoke(tx, &id, None, now)?;
                     audit("user.blocked", json!({}))?;

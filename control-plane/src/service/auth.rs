@@ -473,6 +473,7 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> ApiResult<(
                 _ => return Ok(false),
             }
             users::set_password_hash(tx, &user_id, &hash, now)?;
+            crate::failpoint::crash_point("reset.password_set");
             sessions::revoke_all(tx, &user_id, None)?;
             tokens::revoke(tx, &user_id, Some(Purpose::Reset), now)?;
             audit::record(

@@ -531,6 +531,24 @@ impl Directory {
         }
     }
 
+    /// Removes a `pending` reservation of this tenant and user (an invitation that failed).
+    pub async fn remove_pending_email(
+        &self,
+        email: &str,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM user_index WHERE email = $1 AND tenant_id = $2 AND user_id = $3 AND state = 'pending'",
+        )
+        .bind(email)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Removes an index row, only if it points at this tenant.
     pub async fn remove_email(&self, email: &str, tenant_id: &str) -> Result<bool> {
         let r = sqlx::query("DELETE FROM user_index WHERE email = $1 AND tenant_id = $2")

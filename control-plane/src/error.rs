@@ -171,9 +171,25 @@ impl From<tenant_runtime::Error> for ApiError {
                     5,
                 )
             }
+            E::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                storage_full(&e)
+            }
+            E::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => storage_full(&io),
             other => Self::internal(format_args!("{}: {other}", other.code())),
         }
     }
+}
+
+/// The disk is full: the write was refused whole (its transaction rolled back). Reads go on.
+fn storage_full(cause: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %cause, "storage full");
+    ApiError::unavailable(
+        "storage_full",
+        "The server cannot save changes right now. Try again later.",
+        30,
+    )
 }
 
 impl From<DirectoryError> for ApiError {
@@ -181,6 +197,10 @@ impl From<DirectoryError> for ApiError {
         match e {
             DirectoryError::EmailTaken => {
                 Self::conflict("email_taken", "This email cannot be invited.")
+            }
+            // SQLITE_FULL (13) from the directory database.
+            DirectoryError::Sqlx(sqlx::Error::Database(d)) if d.code().as_deref() == Some("13") => {
+                storage_full(&d)
             }
             other => Self::internal(other),
         }

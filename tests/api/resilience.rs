@@ -617,3 +617,168 @@ async fn wait_for_reset(data: &Path, to: &str) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Self { path, _dir: dir }
+    }
+
+    /// Writes a filler file until the disk refuses more.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        for chunk in [1 << 16, 4096, 512] {
+            let buf = vec![0u8; chunk];
+            while f.write_all(&buf).and_then(|()| f.flush()).is_ok() {}
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// REL-05: on a full disk, reads and sessions keep working, writes are refused whole with a
+/// generic 503 `storage_full` (never a 500), and once space is back everything is consistent
+/// and works.
+#[tokio::test]
+async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
+    let disk = SmallDisk::mount(24);
+    let data = disk.path.join("data");
+    let (ok, out) = tenantctl(
+        &data,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            "fullco",
+            "--name",
+            "Full Co",
+            "--domain",
+            "fullco.test",
+            "--admin-email",
+            "ada@fullco.test",
+        ],
+    );
+    assert!(ok, "{out}");
+    let link = outbox_link(&data, "ada@fullco.test").expect("invitation");
+    let server = start(&data, None);
+    let base = server.url.clone();
+    let admin = client();
+    let (s, _) = post(
+        &admin,
+        &format!("{base}/api/auth/accept-invite"),
+        json!({"token": token_of(&link), "password": PASSWORD}),
+    )
+    .await
+    .expect("accept");
+    assert_eq!(s, 200);
+
+    let filler = disk.fill();
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..60 {
+        let email = format!("p{i}@fullco.test");
+        let (s, body) = post(
+            &admin,
+            &format!("{base}/api/admin/users"),
+            json!({"email": email, "role": "member"}),
+        )
+        .await
+        .expect("invite");
+        match s {
+            201 => acknowledged.push(email),
+            503 => {
+                assert_eq!(body["error"], "storage_full", "{body}");
+                refused.push(email);
+            }
+            other => panic!("invitation on a full disk answered {other}: {body}"),
+        }
+        // Reads keep working throughout.
+        let r = admin
+            .get(format!("{base}/api/session"))
+            .send()
+            .await
+            .expect("session");
+        assert_eq!(r.status(), 200);
+    }
+    eprintln!(
+        "full disk: {} invitations acknowledged, {} refused",
+        acknowledged.len(),
+        refused.len()
+    );
+    assert!(
+        !refused.is_empty(),
+        "the disk never filled up: {} invitations went through",
+        acknowledged.len()
+    );
+
+    // Signing in writes a session: it works or is refused the same clean way.
+    let (s, body) = post(
+        &client(),
+        &format!("{base}/api/auth/login"),
+        json!({"email": "ada@fullco.test", "password": PASSWORD}),
+    )
+    .await
+    .expect("login");
+    assert!(
+        s == 200 || (s == 503 && body["error"] == "storage_full"),
+        "{s} {body}"
+    );
+
+    // Space is back: the same server takes writes again.
+    std::fs::remove_file(&filler).expect("free space");
+    let (s, body) = post(
+        &admin,
+        &format!("{base}/api/admin/users"),
+        json!({"email": "after@fullco.test", "role": "member"}),
+    )
+    .await
+    .expect("invite");
+    assert_eq!(s, 201, "{body}");
+    let list: Value = admin
+        .get(format!("{base}/api/admin/users?limit=200"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let emails: Vec<&str> = list["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    for e in &acknowledged {
+        assert!(emails.contains(&e.as_str()), "acknowledged {e} lost");
+    }
+    for e in &refused {
+        assert!(!emails.contains(&e.as_str()), "refused {e} half-written");
+    }
+    drop(server);
+    let (ok, out) = tenantctl(&data, &["doctor", "--grace", "0"]);
+    assert!(ok, "drift after the disk filled up: {out}");
+}

@@ -159,7 +159,22 @@ pub async fn invite(
             )?;
             Ok(Some((user, token)))
         })
-        .await?;
+        .await;
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            // The tenant refused the write (e.g. disk full): take the reservation back, so
+            // nothing half-done is left (doctor would also clear it later).
+            if let Err(undo) = state
+                .directory
+                .remove_pending_email(&email, tenant_id.as_str(), &user_id)
+                .await
+            {
+                tracing::warn!(error = %undo, "invitation reservation left for doctor");
+            }
+            return Err(e.into());
+        }
+    };
     let Some((user, token)) = written else {
         return Err(user_exists());
     };

@@ -123,6 +123,43 @@ async fn wait_for_link(data: &Path, to: &str) -> String {
     }
 }
 
+/// Creates a company with `tenantctl` (domain `<slug>.test`, admin `ada@<slug>.test`).
+fn create_company(data: &Path, slug: &str) {
+    let (domain, admin) = (format!("{slug}.test"), format!("ada@{slug}.test"));
+    let (ok, out) = tenantctl(
+        data,
+        &[
+            "tenant",
+            "create",
+            "--slug",
+            slug,
+            "--name",
+            slug,
+            "--domain",
+            &domain,
+            "--admin-email",
+            &admin,
+        ],
+    );
+    assert!(ok, "{out}");
+}
+
+/// Starts a server (with `env`) and accepts the company's admin invitation: the admin's client.
+async fn admin_of(data: &Path, slug: &str, env: &[(&str, &str)]) -> (Server, reqwest::Client) {
+    let link = outbox_link(data, &format!("ada@{slug}.test")).expect("admin invitation");
+    let server = start_with(data, env);
+    let admin = client();
+    let (s, body) = post(
+        &admin,
+        &format!("{}/api/auth/accept-invite", server.url),
+        json!({"token": token_of(&link), "password": PASSWORD}),
+    )
+    .await
+    .expect("accept");
+    assert_eq!(s, 200, "{body}");
+    (server, admin)
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
@@ -146,36 +183,9 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
         let dir = tempfile::tempdir().expect("tempdir");
         let data: PathBuf = dir.path().join("data");
         // Two companies; the admin of acme invites bob.
-        for (slug, admin) in [("acme", "ada@acme.test"), ("globex", "gil@globex.test")] {
-            let (ok, out) = tenantctl(
-                &data,
-                &[
-                    "tenant",
-                    "create",
-                    "--slug",
-                    slug,
-                    "--name",
-                    slug,
-                    "--domain",
-                    &format!("{slug}.test"),
-                    "--admin-email",
-                    admin,
-                ],
-            );
-            assert!(ok, "{out}");
-        }
-        let admin_link = outbox_link(&data, "ada@acme.test").expect("admin invitation");
-
-        let server = start(&data, Some(step));
-        let admin = client();
-        let (s, _) = post(
-            &admin,
-            &format!("{}/api/auth/accept-invite", server.url),
-            json!({"token": token_of(&admin_link), "password": PASSWORD}),
-        )
-        .await
-        .expect("accept");
-        assert_eq!(s, 200);
+        create_company(&data, "acme");
+        create_company(&data, "globex");
+        let (server, admin) = admin_of(&data, "acme", &[("TENANTD_CRASH_AT", step)]).await;
         // The invitation dies with the server at `step`: no answer comes back.
         let r = post(
             &admin,
@@ -277,31 +287,8 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
 async fn operator_actions_are_in_the_tenants_audit_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: PathBuf = dir.path().join("data");
-    let (ok, out) = tenantctl(
-        &data,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "opsco",
-            "--name",
-            "Ops Co",
-            "--admin-email",
-            "ada@opsco.test",
-        ],
-    );
-    assert!(ok, "{out}");
-    let link = outbox_link(&data, "ada@opsco.test").expect("invitation");
-    let server = start(&data, None);
-    let admin = client();
-    let (s, _) = post(
-        &admin,
-        &format!("{}/api/auth/accept-invite", server.url),
-        json!({"token": token_of(&link), "password": PASSWORD}),
-    )
-    .await
-    .expect("accept");
-    assert_eq!(s, 200);
+    create_company(&data, "opsco");
+    let (server, admin) = admin_of(&data, "opsco", &[]).await;
     for args in [
         &["tenant", "suspend", "opsco"][..],
         &["tenant", "resume", "opsco"],
@@ -360,21 +347,7 @@ async fn operator_actions_are_in_the_tenants_audit_log() {
 async fn rel_10_an_smtp_outage_never_fails_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: PathBuf = dir.path().join("data");
-    let (ok, out) = tenantctl(
-        &data,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "mailless",
-            "--name",
-            "Mailless",
-            "--admin-email",
-            "ada@mailless.test",
-        ],
-    );
-    assert!(ok, "{out}");
-    let link = outbox_link(&data, "ada@mailless.test").expect("invitation");
+    create_company(&data, "mailless");
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let smtp = format!(
@@ -382,16 +355,7 @@ async fn rel_10_an_smtp_outage_never_fails_the_api() {
         closed.local_addr().expect("addr").port()
     );
     drop(closed);
-    let server = start_with(&data, &[("TENANTD_SMTP_URL", &smtp)]);
-    let admin = client();
-    let (s, _) = post(
-        &admin,
-        &format!("{}/api/auth/accept-invite", server.url),
-        json!({"token": token_of(&link), "password": PASSWORD}),
-    )
-    .await
-    .expect("accept");
-    assert_eq!(s, 200);
+    let (server, admin) = admin_of(&data, "mailless", &[("TENANTD_SMTP_URL", &smtp)]).await;
     let (s, body) = post(
         &admin,
         &format!("{}/api/admin/users", server.url),
@@ -422,20 +386,7 @@ async fn rel_10_an_smtp_outage_never_fails_the_api() {
 async fn aa_02_rotating_x_forwarded_for_does_not_escape_throttling() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data: PathBuf = dir.path().join("data");
-    let (ok, out) = tenantctl(
-        &data,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "xffco",
-            "--name",
-            "Xff",
-            "--admin-email",
-            "ada@xffco.test",
-        ],
-    );
-    assert!(ok, "{out}");
+    create_company(&data, "xffco");
     let server = start(&data, None);
     let c = client();
     let mut statuses = Vec::new();
@@ -460,34 +411,9 @@ async fn rel_03_security_writes_are_all_or_nothing_under_a_crash() {
     for step in control_plane::failpoint::SECURITY_STEPS {
         let dir = tempfile::tempdir().expect("tempdir");
         let data: PathBuf = dir.path().join("data");
-        let (ok, out) = tenantctl(
-            &data,
-            &[
-                "tenant",
-                "create",
-                "--slug",
-                "secco",
-                "--name",
-                "Sec Co",
-                "--domain",
-                "secco.test",
-                "--admin-email",
-                "ada@secco.test",
-            ],
-        );
-        assert!(ok, "{out}");
-        let admin_link = outbox_link(&data, "ada@secco.test").expect("invitation");
-        let server = start(&data, Some(step));
+        create_company(&data, "secco");
+        let (server, admin) = admin_of(&data, "secco", &[("TENANTD_CRASH_AT", step)]).await;
         let base = server.url.clone();
-        let admin = client();
-        let (s, _) = post(
-            &admin,
-            &format!("{base}/api/auth/accept-invite"),
-            json!({"token": token_of(&admin_link), "password": PASSWORD}),
-        )
-        .await
-        .expect("accept");
-        assert_eq!(s, 200);
         let (s, body) = post(
             &admin,
             &format!("{base}/api/admin/users"),
@@ -667,34 +593,9 @@ impl Drop for SmallDisk {
 async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
     let disk = SmallDisk::mount(24);
     let data = disk.path.join("data");
-    let (ok, out) = tenantctl(
-        &data,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            "fullco",
-            "--name",
-            "Full Co",
-            "--domain",
-            "fullco.test",
-            "--admin-email",
-            "ada@fullco.test",
-        ],
-    );
-    assert!(ok, "{out}");
-    let link = outbox_link(&data, "ada@fullco.test").expect("invitation");
-    let server = start(&data, None);
+    create_company(&data, "fullco");
+    let (server, admin) = admin_of(&data, "fullco", &[]).await;
     let base = server.url.clone();
-    let admin = client();
-    let (s, _) = post(
-        &admin,
-        &format!("{base}/api/auth/accept-invite"),
-        json!({"token": token_of(&link), "password": PASSWORD}),
-    )
-    .await
-    .expect("accept");
-    assert_eq!(s, 200);
 
     let filler = disk.fill();
     let mut acknowledged = Vec::new();

@@ -123,20 +123,30 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn not_found(req: Request) -> Response {
-    if req.uri().path().starts_with("/api/") {
+/// JSON under `/api/` (and for the other machine endpoints), a page everywhere else.
+fn wants_json(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/internal/") || path == "/metrics"
+}
+
+async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    if wants_json(req.uri().path()) {
         ApiError::not_found().into_response()
     } else {
-        routes::pages::not_found_page()
+        routes::pages::not_found_page(&state.config.product_name)
     }
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "This method is not allowed here.",
-    )
+async fn method_not_allowed(State(state): State<AppState>, req: Request) -> Response {
+    if wants_json(req.uri().path()) {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        )
+        .into_response()
+    } else {
+        routes::pages::method_not_allowed_page(&state.config.product_name)
+    }
 }
 
 /// Headers on every answer: no framing, no sniffing, no referrer (links carry tokens), a strict

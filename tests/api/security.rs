@@ -1193,3 +1193,34 @@ async fn aa_07_a_flood_on_one_tenant_leaves_room_for_the_others() {
     }
     assert!(busy >= 30, "acme's excess is refused: {busy}");
 }
+
+/// Browsers get pages for unknown addresses and wrong methods; API clients get JSON.
+#[tokio::test]
+async fn pages_and_api_answer_404_and_405_in_their_own_format() {
+    let t = InProc::with(|c, _| c.product_name = "Acme Cloud".into()).await;
+    for (method, path, status) in [
+        (Method::GET, "/no-such-page", 404),
+        (Method::GET, "/logout", 405),
+        (Method::GET, "/admin/invite", 405),
+    ] {
+        let a = t.call(method.clone(), path, None, None).await;
+        assert_eq!(a.status.as_u16(), status, "{method} {path}");
+        assert!(
+            a.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            String::from_utf8_lossy(&a.raw).contains("Acme Cloud"),
+            "{path}"
+        );
+    }
+    for (method, path, status, code) in [
+        (Method::GET, "/api/no-such-thing", 404, "not_found"),
+        (Method::GET, "/api/auth/login", 405, "method_not_allowed"),
+    ] {
+        let a = t.call(method, path, None, None).await;
+        assert_eq!((a.status.as_u16(), a.code()), (status, code), "{path}");
+    }
+}

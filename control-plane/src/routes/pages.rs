@@ -59,8 +59,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The 404 page for paths outside the API.
-pub fn not_found_page() -> axum::response::Response {
-    html::not_found()
+pub fn not_found_page(product: &str) -> axum::response::Response {
+    html::not_found(product)
+}
+
+pub fn method_not_allowed_page(product: &str) -> axum::response::Response {
+    html::method_not_allowed(product)
 }
 
 /// The signed-in user of a request, if any.

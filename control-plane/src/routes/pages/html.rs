@@ -256,13 +256,25 @@ pub fn timestamp(secs: i64) -> String {
 
 /// The 404 page of every path that is neither a page nor the API.
 /// It has no state at hand, so it names no product.
-pub fn not_found() -> Response {
+pub fn not_found(product: &str) -> Response {
     let main = "<h1>Page not found</h1>\n\
 <p class=\"lead\">There is nothing at this address. Check the link, or start again from the sign-in page.</p>\n\
 <p class=\"actions\"><a class=\"btn btn-primary\" href=\"/\">Go to the start page</a></p>\n";
     respond(
         StatusCode::NOT_FOUND,
         &[],
-        document("", "Page not found", Width::Narrow, "", main),
+        document(product, "Page not found", Width::Narrow, "", main),
+    )
+}
+
+/// A page address used with the wrong method (e.g. a form's target opened as a link).
+pub fn method_not_allowed(product: &str) -> Response {
+    let main = "<h1>This page only takes forms</h1>\n\
+<p class=\"lead\">This address is where a form is sent; it cannot be opened directly.</p>\n\
+<p class=\"actions\"><a class=\"btn btn-primary\" href=\"/\">Go to the start page</a></p>\n";
+    respond(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &[],
+        document(product, "Not available", Width::Narrow, "", main),
     )
 }

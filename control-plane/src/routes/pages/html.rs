@@ -169,6 +169,44 @@ impl Input<'_> {
     }
 }
 
+/// The "choose a password" and "repeat it" fields of a form, with the policy's hint.
+pub fn new_password_fields(
+    label: &str,
+    again_label: &str,
+    autofocus: bool,
+    invalid: bool,
+) -> String {
+    let hint = format!(
+        "At least {} characters. A few unrelated words make a strong password that is easy to remember.",
+        crate::service::policy::MIN_LEN
+    );
+    let password = Input {
+        id: "password",
+        label,
+        kind: "password",
+        name: "password",
+        value: "",
+        autocomplete: "new-password",
+        attrs: if autofocus {
+            "required autofocus minlength=\"12\" maxlength=\"256\""
+        } else {
+            "required minlength=\"12\" maxlength=\"256\""
+        },
+        hint: Some(&hint),
+    };
+    let again = Input {
+        id: "password2",
+        label: again_label,
+        kind: "password",
+        name: "password2",
+        value: "",
+        autocomplete: "new-password",
+        attrs: "required minlength=\"12\" maxlength=\"256\"",
+        hint: None,
+    };
+    format!("{}{}", password.html(invalid), again.html(false))
+}
+
 /// An HTML answer with the given status and cookies.
 pub fn respond(status: StatusCode, cookies: &[String], html: String) -> Response {
     let mut res = (status, Html(html)).into_response();

@@ -13,7 +13,7 @@ use super::{MAX_FIELD, Query, destination};
 use crate::directory::Tenant;
 use crate::error::ApiError;
 use crate::routes::extract::{ClientOrigin, session_cookie};
-use crate::service::{admin, auth, policy};
+use crate::service::{admin, auth};
 use crate::state::AppState;
 
 fn dead_link(state: &AppState) -> Response {
@@ -48,30 +48,6 @@ fn invite_form(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
         attrs: "maxlength=\"100\"",
         hint: None,
     };
-    let hint = format!(
-        "At least {} characters. A few unrelated words make a strong password that is easy to remember.",
-        policy::MIN_LEN
-    );
-    let password = Input {
-        id: "password",
-        label: "Choose a password",
-        kind: "password",
-        name: "password",
-        value: "",
-        autocomplete: "new-password",
-        attrs: "required minlength=\"12\" maxlength=\"256\"",
-        hint: Some(&hint),
-    };
-    let again = Input {
-        id: "password2",
-        label: "Repeat the password",
-        kind: "password",
-        name: "password2",
-        value: "",
-        autocomplete: "new-password",
-        attrs: "required minlength=\"12\" maxlength=\"256\"",
-        hint: None,
-    };
     let main = format!(
         "<h1>Join {company}</h1>\n\
 <p class=\"lead\">{company} invited you to {product}. Choose a password to accept the invitation.</p>\n\
@@ -82,7 +58,7 @@ fn invite_form(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
 <label for=\"email\">Your email</label>\n\
 <input id=\"email\" type=\"email\" value=\"{email}\" autocomplete=\"username\" readonly>\n\
 </div>\n\
-{name}{password}{again}\
+{name}{passwords}\
 <button type=\"submit\" class=\"btn btn-primary btn-block\">Accept and sign in</button>\n\
 </form>\n",
         company = e(v.company),
@@ -92,8 +68,12 @@ fn invite_form(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
         token = html::hidden("token", v.token),
         email = e(v.email),
         name = name.html(false),
-        password = password.html(v.error.is_some()),
-        again = again.html(false),
+        passwords = html::new_password_fields(
+            "Choose a password",
+            "Repeat the password",
+            false,
+            v.error.is_some()
+        ),
     );
     html::document(
         product,

@@ -16,7 +16,6 @@ use super::{MAX_FIELD, Query};
 use crate::error::ApiError;
 use crate::routes::extract::{ClientOrigin, clear_session_cookie};
 use crate::service::auth;
-use crate::service::policy;
 use crate::state::AppState;
 
 fn forgot_form(state: &AppState, csrf: &Csrf, email: &str, error: Option<&str>) -> String {
@@ -146,30 +145,6 @@ fn reset_form(
     email: &str,
     error: Option<&str>,
 ) -> String {
-    let hint = format!(
-        "At least {} characters. A few unrelated words make a strong password that is easy to remember.",
-        policy::MIN_LEN
-    );
-    let password = Input {
-        id: "password",
-        label: "New password",
-        kind: "password",
-        name: "password",
-        value: "",
-        autocomplete: "new-password",
-        attrs: "required autofocus minlength=\"12\" maxlength=\"256\"",
-        hint: Some(&hint),
-    };
-    let again = Input {
-        id: "password2",
-        label: "Repeat the new password",
-        kind: "password",
-        name: "password2",
-        value: "",
-        autocomplete: "new-password",
-        attrs: "required minlength=\"12\" maxlength=\"256\"",
-        hint: None,
-    };
     let main = format!(
         "<h1>Choose a new password</h1>\n\
 <p class=\"lead\">After the change, every device signed in to this account is signed out.</p>\n\
@@ -180,15 +155,19 @@ fn reset_form(
 <label for=\"email\">Account</label>\n\
 <input id=\"email\" type=\"email\" value=\"{email}\" autocomplete=\"username\" readonly>\n\
 </div>\n\
-{password}{again}\
+{passwords}\
 <button type=\"submit\" class=\"btn btn-primary btn-block\">Change the password</button>\n\
 </form>\n",
         error = html::maybe_error(error),
         csrf = html::csrf_field(&csrf.token),
         token = html::hidden("token", token),
         email = e(email),
-        password = password.html(error.is_some()),
-        again = again.html(false),
+        passwords = html::new_password_fields(
+            "New password",
+            "Repeat the new password",
+            true,
+            error.is_some()
+        ),
     );
     html::document(
         &state.config.product_name,

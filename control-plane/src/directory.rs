@@ -119,6 +119,15 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Two PostgreSQL sessions running the same `CREATE TABLE IF NOT EXISTS` at once: one fails
+/// with a unique violation on the catalog, or with "type already exists" (42710) or
+/// "relation already exists" (42P07).
+fn is_concurrent_create(e: &sqlx::Error) -> bool {
+    is_unique_violation(e)
+        || matches!(e, sqlx::Error::Database(d)
+            if matches!(d.code().as_deref(), Some("42710" | "42P07")))
+}
+
 /// A handle to the directory; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Directory {
@@ -224,7 +233,7 @@ impl Directory {
         loop {
             match sqlx::raw_sql(sql).execute(&self.pool).await {
                 Ok(_) => return Ok(()),
-                Err(e) if is_unique_violation(&e) && attempts < 5 => {
+                Err(e) if is_concurrent_create(&e) && attempts < 5 => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(20 * attempts)).await;
                 }

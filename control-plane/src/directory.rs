@@ -393,6 +393,14 @@ impl Directory {
         Ok(())
     }
 
+    async fn auth_epoch(&self, id: &str) -> Result<i64> {
+        Ok(sqlx::query("SELECT auth_epoch FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
     /// Raises a tenant's auth epoch (after a restore) and returns the new value.
     pub async fn bump_auth_epoch(&self, id: &str) -> Result<i64> {
         sqlx::query(
@@ -402,12 +410,7 @@ impl Directory {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        let e: i64 = sqlx::query("SELECT auth_epoch FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(e)
+        self.auth_epoch(id).await
     }
 
     /// Removes a tenant with its domains and index rows, in one transaction.
@@ -813,12 +816,7 @@ impl Directory {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        let e: i64 = sqlx::query("SELECT auth_epoch FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(e)
+        self.auth_epoch(id).await
     }
 
     /// Every domain mapping as `(tenant id, domain)`.

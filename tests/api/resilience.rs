@@ -683,3 +683,42 @@ async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
     let (ok, out) = tenantctl(&data, &["doctor", "--grace", "0"]);
     assert!(ok, "drift after the disk filled up: {out}");
 }
+
+/// SESS-06 through the real binary (the manual-clock tests in security.rs cover the exact
+/// boundaries): with a 2-second absolute lifetime, a session in steady use still ends.
+#[tokio::test]
+async fn sess_06_the_binary_ends_sessions_at_their_absolute_lifetime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    create_company(&data, "lifeco");
+    let (server, admin) =
+        admin_of(&data, "lifeco", &[("TENANTD_SESSION_ABSOLUTE_SECS", "2")]).await;
+    let started = Instant::now();
+    let check = || async {
+        admin
+            .get(format!("{}/api/session", server.url))
+            .send()
+            .await
+            .expect("session")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(check().await, 200);
+    // Keep using it; it must end between 2 s and a generous deadline.
+    loop {
+        let status = check().await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "ended too early"
+    );
+}

@@ -718,7 +718,7 @@ async fn sess_06_the_binary_ends_sessions_at_their_absolute_lifetime() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
+        started.elapsed() >= Duration::from_millis(500),
         "ended too early"
     );
 }

@@ -5,6 +5,35 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// A setting that holds a secret (a password in a URL, the nodes' secret): never printed by
+/// `Debug`; read with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Settings shared by `tenantd` and `tenantctl`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -22,8 +51,8 @@ pub struct Config {
 
     /// Mail server, e.g. smtp://127.0.0.1:2525, smtp://user:pass@host:587?tls=required (STARTTLS)
     /// or smtps://host:465. When unset, mail is written to `<data dir>/outbox/` as .eml files.
-    #[arg(long, env = "TENANTD_SMTP_URL")]
-    pub smtp_url: Option<String>,
+    #[arg(long, env = "TENANTD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
 
     /// Sender address of every mail.
     #[arg(
@@ -154,7 +183,7 @@ pub struct NodeConfig {
     /// Secret shared by all nodes (and tenantctl): it authenticates forwarded requests and the
     /// internal endpoints. Without it a node neither forwards nor accepts forwarded requests.
     #[arg(long, env = "TENANTD_NODE_SECRET", hide_env_values = true)]
-    pub node_secret: Option<String>,
+    pub node_secret: Option<Secret>,
 }
 
 impl Default for NodeConfig {

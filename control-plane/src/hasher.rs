@@ -12,7 +12,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
+/// Why a hash job did not run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HashError {
+    /// The queue, or the caller's share of it, is full: refuse at once.
+    #[error("the hashing queue is full")]
+    QueueFull,
+    #[error("hashing failed: {0}")]
+    Failed(String),
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -72,11 +80,11 @@ impl Hasher {
         key: &str,
         password: &str,
         hash: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, HashError> {
         {
             let mut n = self.per_tenant.entry(key.to_owned()).or_insert(0);
             if *n >= self.per_tenant_limit {
-                return Err(busy());
+                return Err(HashError::QueueFull);
             }
             *n += 1;
         }
@@ -92,7 +100,7 @@ impl Hasher {
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, HashError> {
         let (done, result) = oneshot::channel();
         let depth = self.depth.clone();
         depth.fetch_add(1, Ordering::SeqCst);
@@ -106,32 +114,26 @@ impl Hasher {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.depth.fetch_sub(1, Ordering::SeqCst);
-                return Err(busy());
+                return Err(HashError::QueueFull);
             }
         }
-        result.await.map_err(ApiError::internal)
+        result
+            .await
+            .map_err(|_| HashError::Failed("the hashing thread stopped".to_owned()))
     }
 
-    pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, HashError> {
         let (p, h) = (password.to_owned(), hash.to_owned());
         self.run(move || tenant_runtime::password::verify(&p, &h))
             .await
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let p = password.to_owned();
         self.run(move || tenant_runtime::password::hash(&p))
             .await?
-            .map_err(ApiError::internal)
+            .map_err(|e| HashError::Failed(e.to_string()))
     }
-}
-
-fn busy() -> ApiError {
-    ApiError::unavailable(
-        "busy",
-        "Too many sign-ins at once. Try again in a moment.",
-        1,
-    )
 }
 
 /// Gives a tenant's queue share back when its check is done (or abandoned).

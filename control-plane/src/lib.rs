@@ -2,13 +2,17 @@
 //! company admin API, pages and mail. `main.rs` only parses flags and calls [`startup`].
 //!
 //! # Layout
-//! - [`config`]: settings from flags and `TENANTD_*` variables (shared with `tenantctl`).
-//! - [`directory`]: tenants, domains and the email index, on SQLite or PostgreSQL.
-//! - [`service`]: what the product does (sign-in, resets, invitations, admin, provisioning).
-//! - [`routes`]: the JSON API and the pages, over the services.
-//! - [`cluster`]: nodes, placement, forwarding to the node holding a tenant, moves.
-//! - [`metrics`]: Prometheus metrics and the request log line.
-//! - [`mail`], [`hasher`], [`error`], [`state`], [`startup`], [`telemetry`].
+//! Modules are in layers; each imports only from layers below it (a test over the `use` lines
+//! holds this, see `docs/ARCHITECTURE.md`):
+//! 1. [`startup`]: builds the state and the app, serves, runs the background tasks.
+//! 2. [`routes`]: HTTP — the JSON API, the pages, forwarding, the node endpoints, the one
+//!    mapping of errors to answers, the request log.
+//! 3. [`service`]: what the product does (sign-in, resets, invitations, admin, provisioning,
+//!    the fleet, moves between nodes); each speaks its own error enum.
+//! 4. [`state`]: what every request shares (`AppState`), and the placement check.
+//! 5. [`cluster`] (placement, signing, the node client), [`directory`], [`mail`], [`hasher`],
+//!    [`throttle`], [`metrics`], [`error`] (the [`error::Fault`]s under every service),
+//!    [`config`], [`failpoint`], [`telemetry`].
 
 pub mod cluster;
 pub mod config;
@@ -24,3 +28,6 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+
+#[cfg(test)]
+mod layering;

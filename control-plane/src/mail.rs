@@ -26,7 +26,7 @@ impl std::fmt::Debug for Mail {
 }
 
 #[async_trait::async_trait]
-pub trait Mailer: Send + Sync {
+pub trait Mailer: Send + Sync + std::fmt::Debug {
     async fn send(&self, mail: Mail) -> anyhow::Result<()>;
 }
 
@@ -62,6 +62,15 @@ impl SmtpMailer {
     }
 }
 
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The transport knows the server's password: name only the sender.
+        f.debug_struct("SmtpMailer")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait::async_trait]
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: Mail) -> anyhow::Result<()> {
@@ -72,17 +81,24 @@ impl Mailer for SmtpMailer {
 }
 
 /// Writes each message to `<outbox>/<time>-<id>.eml`.
+#[derive(Debug)]
 pub struct OutboxMailer {
     from: String,
     dir: PathBuf,
+    clock: Arc<dyn tenant_runtime::Clock>,
 }
 
 impl OutboxMailer {
-    pub fn new(dir: PathBuf, from: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        dir: PathBuf,
+        from: &str,
+        clock: Arc<dyn tenant_runtime::Clock>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
             from: from.to_owned(),
             dir,
+            clock,
         })
     }
 }
@@ -91,11 +107,7 @@ impl OutboxMailer {
 impl Mailer for OutboxMailer {
     async fn send(&self, mail: Mail) -> anyhow::Result<()> {
         let msg = build(&self.from, &mail)?;
-        let name = format!(
-            "{}-{}.eml",
-            tenant_runtime::Clock::now(&tenant_runtime::SystemClock),
-            uuid::Uuid::new_v4().simple()
-        );
+        let name = format!("{}-{}.eml", self.clock.now(), uuid::Uuid::new_v4().simple());
         let path = self.dir.join(name);
         tokio::fs::write(&path, msg.formatted()).await?;
         // Development mode only: with no mail server, the log is how the link reaches a person.
@@ -105,7 +117,7 @@ impl Mailer for OutboxMailer {
 }
 
 /// Keeps messages in memory (in-process tests).
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryMailer {
     pub sent: Arc<parking_lot::Mutex<Vec<Mail>>>,
 }

@@ -1,5 +1,5 @@
-//! Prometheus metrics at `GET /metrics` (text exposition format 0.0.4), and the one log line
-//! per request.
+//! The process's metrics, rendered in the Prometheus text exposition format 0.0.4
+//! (`routes::observe` serves them at `GET /metrics` and counts every request).
 //!
 //! Counters live in memory per process; gauges (hash queue depth, open tenants, connections)
 //! are read when scraped. Label values come from a bounded set: the matched route template
@@ -10,15 +10,22 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
+use tenant_runtime::RouterStats;
 
-use crate::state::AppState;
+/// Set on a response that came from another node: that node's id (for the request log).
+#[derive(Debug, Clone)]
+pub struct ForwardedTo(pub String);
+
+/// Values read when metrics are scraped.
+#[derive(Debug, Clone)]
+pub struct Gauges<'a> {
+    pub node_id: &'a str,
+    pub hash_queue_depth: usize,
+    pub tenants: RouterStats,
+}
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -57,18 +64,6 @@ impl LoginOutcome {
             Self::Throttled => "throttled",
             Self::Busy => "busy",
             Self::Error => "error",
-        }
-    }
-
-    /// The outcome of a sign-in from its error code.
-    pub fn of_code(code: &str) -> Self {
-        match code {
-            "invalid_credentials" => Self::Invalid,
-            "account_blocked" => Self::Blocked,
-            "tenant_suspended" => Self::Suspended,
-            "too_many_requests" => Self::Throttled,
-            "busy" => Self::Busy,
-            _ => Self::Error,
         }
     }
 }
@@ -176,9 +171,9 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, with the gauges read now.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, gauges: &Gauges<'_>) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        let node = escape(&state.cluster.node_id);
+        let node = escape(gauges.node_id);
 
         family(
             &mut out,
@@ -249,12 +244,12 @@ impl Metrics {
             histogram(&mut out, "tenantd_forward_duration_seconds", &labels, h);
         }
 
-        let stats = state.tenants.stats();
+        let stats = &gauges.tenants;
         gauge(
             &mut out,
             "tenantd_hash_queue_depth",
             "Password hash jobs running or waiting.",
-            state.hasher.depth() as u64,
+            gauges.hash_queue_depth as u64,
         );
         gauge(
             &mut out,
@@ -319,59 +314,4 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// `GET /metrics`.
-pub async fn serve(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        state.metrics.render(&state),
-    )
-        .into_response()
-}
-
-/// Counts every request by route and status, times it, and logs one line for it: method,
-/// route template, status, latency and request id. Never the path, query, cookies or body,
-/// which may carry tokens and emails.
-pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().clone();
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(64)
-        .collect::<String>();
-    let res = crate::error::REQUEST_ID
-        .scope(request_id.clone(), next.run(req))
-        .await;
-    let took = started.elapsed();
-    let status = res.status().as_u16();
-    state
-        .metrics
-        .observe_request(&route, method.as_str(), status, took);
-    let forwarded_to = res
-        .extensions()
-        .get::<crate::cluster::ForwardedTo>()
-        .map(|f| f.0.clone());
-    tracing::info!(
-        target: "tenantd::request",
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = (took.as_secs_f64() * 1e6).round() / 1e3,
-        request_id = %request_id,
-        forwarded_to = forwarded_to.as_deref(),
-        "request"
-    );
-    res
 }

@@ -1,6 +1,139 @@
-//! HTTP: the JSON API, the pages, and what they share (cookies, extractors, headers).
+//! HTTP: the JSON API, the pages, the node endpoints, and what they share (errors, extractors,
+//! paths, forwarding, the request log). Handlers are thin adapters over `service`.
+//!
+//! # Layout
+//! - [`paths`]: every path, named once (routers, OpenAPI document, forwarding rules).
+//! - [`error`]: `ApiError`, the one mapping of service errors to HTTP.
+//! - [`extract`]: JSON bodies, cookies, the caller.
+//! - [`api`], [`openapi`], [`pages`]: the JSON API, its document, the server-rendered pages.
+//! - [`forward`]: sends a request for a tenant on another node to that node.
+//! - [`internal`]: what nodes and `tenantctl` call on a node.
+//! - [`observe`]: `/metrics` and the one log line per request.
 
 pub mod api;
+pub mod error;
 pub mod extract;
+pub mod forward;
+pub mod internal;
+pub mod observe;
 pub mod openapi;
 pub mod pages;
+pub mod paths;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use self::error::ApiError;
+use self::extract::MAX_BODY;
+use crate::state::AppState;
+
+/// Every route with its middleware.
+pub fn app(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route(paths::node::HEALTHZ, get(healthz))
+        .route(paths::node::LIVEZ, get(|| async { "ok\n" }))
+        .route(paths::node::METRICS, get(observe::serve))
+        .merge(api::router())
+        .merge(pages::router())
+        .merge(internal::router(&state))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::route_request,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.directory.version().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: directory unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "directory unavailable\n").into_response()
+        }
+    }
+}
+
+/// JSON under `/api/` (and for the other machine endpoints), a page everywhere else.
+fn wants_json(path: &str) -> bool {
+    path.starts_with("/api/")
+        || path.starts_with(paths::internal::PREFIX)
+        || path == paths::node::METRICS
+}
+
+async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    if wants_json(req.uri().path()) {
+        ApiError::not_found().into_response()
+    } else {
+        pages::not_found_page(&state.config.product_name)
+    }
+}
+
+async fn method_not_allowed(State(state): State<AppState>, req: Request) -> Response {
+    if wants_json(req.uri().path()) {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        )
+        .into_response()
+    } else {
+        pages::method_not_allowed_page(&state.config.product_name)
+    }
+}
+
+/// Headers on every answer: no framing, no sniffing, no referrer (links carry tokens), a strict
+/// content security policy without inline script, no caching of personal data, HSTS on https.
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(
+        h,
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    if state.config.https() {
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    res
+}

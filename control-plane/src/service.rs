@@ -1,17 +1,31 @@
 //! What the product does, shared by the JSON API, the pages and `tenantctl`. Handlers only
-//! translate HTTP to these calls.
+//! translate HTTP to these calls. Each service speaks its own error enum (domain variants plus
+//! a [`crate::error::Fault`]); `routes::error` alone maps them to HTTP.
 
+/// A signed-in person's own sessions and password.
+pub mod account;
+/// What a company admin does to the users of their own company.
 pub mod admin;
+/// Signing in and out; the session behind a cookie.
 pub mod auth;
 /// Online backups and restores (`tenantctl backup`, `restore`).
 pub mod backup;
+/// What `tenantd` prints at start, and the `--demo` company.
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
-/// Operation locks, the trash, delete and undelete (`tenantctl`).
+/// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
+/// Moving a tenant between nodes, both sides.
+pub mod moves;
+/// Registering this node, heartbeats, housekeeping.
+pub mod nodes;
+/// The password rules.
 pub mod policy;
+/// Creating a company with its first admin.
 pub mod provision;
+/// Reset links and invitations.
+pub mod recovery;
 
 use serde::Serialize;
 use tenant_runtime::store::users::{Role, Status, User};
@@ -76,7 +90,7 @@ pub struct TenantView {
 impl From<&Tenant> for TenantView {
     fn from(t: &Tenant) -> Self {
         Self {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             slug: t.slug.clone(),
             name: t.name.clone(),
         }

@@ -4,14 +4,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use tenant_runtime::{Clock, TenantRouter};
+use tenant_runtime::{Clock, TenantId, TenantRouter};
 
+use crate::cluster::Cluster;
 use crate::config::{Config, ServerConfig};
-use crate::directory::{Directory, Tenant};
+use crate::directory::{Directory, DirectoryError, Tenant};
+use crate::error::Fault;
 use crate::hasher::Hasher;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::throttle::Throttles;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub server: Arc<ServerConfig>,
@@ -21,9 +25,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
     pub tenant_cache: TenantCache,
-    pub throttles: crate::throttle::Throttles,
-    pub metrics: crate::metrics::Metrics,
-    pub cluster: crate::cluster::Cluster,
+    pub throttles: Throttles,
+    pub metrics: Metrics,
+    pub cluster: Cluster,
 }
 
 impl AppState {
@@ -33,10 +37,7 @@ impl AppState {
 
     /// A tenant's directory row, cached for well under a second so suspension takes effect
     /// within one.
-    pub async fn tenant(
-        &self,
-        id: &str,
-    ) -> Result<Option<Tenant>, crate::directory::DirectoryError> {
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
         if let Some(t) = self.tenant_cache.get(id) {
             return Ok(Some(t));
         }
@@ -46,18 +47,38 @@ impl AppState {
         }
         Ok(t)
     }
+
+    /// The tenant's row straight from the directory (no cache), for decisions that must not
+    /// act on a stale row (moves, tokens).
+    pub async fn fresh_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, DirectoryError> {
+        self.tenant_cache.forget(id);
+        self.directory.tenant(id).await
+    }
+
+    /// Refuses a tenant this node does not hold (the directory places it elsewhere, or this
+    /// node released it): its file here, if any, is not the live one.
+    pub fn check_placement(&self, tenant: &Tenant) -> Result<(), Fault> {
+        if self.cluster.holds(tenant) {
+            Ok(())
+        } else {
+            Err(Fault::NotPlacedHere {
+                tenant: tenant.id.clone(),
+                node: tenant.node.clone(),
+            })
+        }
+    }
 }
 
 /// Tenant rows for a short time; keeps session checks off the directory on hot paths.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TenantCache {
-    entries: Arc<DashMap<String, (Instant, Tenant)>>,
+    entries: Arc<DashMap<TenantId, (Instant, Tenant)>>,
 }
 
 const TENANT_TTL: Duration = Duration::from_millis(500);
 
 impl TenantCache {
-    fn get(&self, id: &str) -> Option<Tenant> {
+    fn get(&self, id: &TenantId) -> Option<Tenant> {
         let e = self.entries.get(id)?;
         (e.0.elapsed() < TENANT_TTL).then(|| e.1.clone())
     }
@@ -69,7 +90,7 @@ impl TenantCache {
         self.entries.insert(t.id.clone(), (Instant::now(), t));
     }
 
-    pub fn forget(&self, id: &str) {
+    pub fn forget(&self, id: &TenantId) {
         self.entries.remove(id);
     }
 }

@@ -25,14 +25,38 @@ pub enum Error {
     AtCapacity(usize),
     #[error("email already belongs to a user")]
     EmailTaken,
+    /// The disk is full: the write was refused whole (its transaction rolled back).
+    #[error("storage full: {0}")]
+    StorageFull(String),
     #[error(transparent)]
     Schema(#[from] tenant_schema::Error),
     #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+                Self::StorageFull(e.to_string())
+            }
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            Self::StorageFull(e.to_string())
+        } else {
+            Self::Io(e)
+        }
+    }
 }
 
 impl Error {
@@ -47,6 +71,7 @@ impl Error {
             Self::PragmaMismatch { .. } => "TR006_pragma_mismatch",
             Self::AtCapacity(_) => "TR007_at_capacity",
             Self::EmailTaken => "TR008_email_taken",
+            Self::StorageFull(_) => "TR014_storage_full",
             Self::Schema(tenant_schema::Error::TooNew { .. }) => "TR009_schema_too_new",
             Self::Schema(_) => "TR010_migration_failed",
             Self::Sqlite(_) => "TR011_sqlite",

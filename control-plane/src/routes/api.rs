@@ -9,12 +9,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tenant_runtime::store::audit;
 
+use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, ApiJson, Auth, ClientOrigin, clear_session_cookie, session_cookie, session_value,
+    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, session_cookie,
+    session_value,
 };
-use crate::error::{ApiError, ApiResult};
+use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
-use crate::service::auth;
+use crate::service::auth::{self, AuthError, AuthResult};
+use crate::service::{account, recovery};
 use crate::state::AppState;
 
 /// Longest email, name or token field accepted anywhere.
@@ -22,29 +25,29 @@ const MAX_FIELD: usize = 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/session", get(session))
-        .route("/api/auth/forgot", post(forgot))
-        .route("/api/auth/reset", post(reset))
-        .route("/api/auth/accept-invite", post(accept_invite))
-        .route("/api/admin/users", get(list_users).post(invite_user))
+        .route(p::LOGIN, post(login))
+        .route(p::LOGOUT, post(logout))
+        .route(p::SESSION, get(session))
+        .route(p::FORGOT, post(forgot))
+        .route(p::RESET, post(reset))
+        .route(p::ACCEPT_INVITE, post(accept_invite))
+        .route(p::USERS, get(list_users).post(invite_user))
         .route(
-            "/api/admin/users/{id}",
+            p::USER,
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route(
-            "/api/admin/users/{id}/invitation",
+            p::USER_INVITATION,
             post(resend_invitation).delete(revoke_invitation),
         )
-        .route("/api/admin/audit", get(audit_log))
-        .route("/api/openapi.json", get(super::openapi::serve))
-        .route("/api/sessions", get(list_sessions))
-        .route("/api/sessions/{id}", delete(end_session))
-        .route("/api/auth/logout-all", post(logout_all))
-        .route("/api/account/password", post(change_password))
+        .route(p::AUDIT, get(audit_log))
+        .route(p::OPENAPI, get(super::openapi::serve))
+        .route(p::SESSIONS, get(list_sessions))
+        .route(p::SESSION_BY_ID, delete(end_session))
+        .route(p::LOGOUT_ALL, post(logout_all))
+        .route(p::ACCOUNT_PASSWORD, post(change_password))
         .route(
-            "/api/admin/users/{id}/sessions",
+            p::USER_SESSIONS,
             get(list_user_sessions).delete(end_user_sessions),
         )
 }
@@ -69,9 +72,10 @@ struct LoginBody {
 async fn login(
     State(state): State<AppState>,
     ClientOrigin(origin): ClientOrigin,
+    KnownRoute(known): KnownRoute,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
-    let signed = auth::login(&state, &body.email, &body.password, origin).await?;
+    let signed = auth::login(&state, &body.email, &body.password, origin, known.as_ref()).await?;
     Ok(signed_in(&state, signed))
 }
 
@@ -108,10 +112,11 @@ struct ForgotBody {
 async fn forgot(
     State(state): State<AppState>,
     ClientOrigin(origin): ClientOrigin,
+    KnownRoute(known): KnownRoute,
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> ApiResult<Response> {
     check_len("email", &body.email)?;
-    auth::forgot(&state, &body.email, origin)?;
+    recovery::forgot(&state, &body.email, origin, known)?;
     Ok(forgot_accepted())
 }
 
@@ -139,8 +144,8 @@ async fn reset(
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     check_len("token", &body.token)?;
-    auth::throttle_token(&state, &body.token, &origin.ip)?;
-    let result = auth::reset(&state, &body.token, &body.password).await;
+    recovery::throttle_token(&state, &body.token, &origin.ip)?;
+    let result = recovery::reset(&state, &body.token, &body.password).await;
     forgive_unless_bad_token(&state, &body.token, &origin.ip, &result);
     result?;
     Ok(Json(
@@ -149,9 +154,9 @@ async fn reset(
 }
 
 /// Only a wrong or dead token counts against the caller; a refused password does not.
-fn forgive_unless_bad_token<T>(state: &AppState, token: &str, ip: &str, result: &ApiResult<T>) {
-    if !matches!(result, Err(e) if e.code == "invalid_token") {
-        auth::token_succeeded(state, token, ip);
+fn forgive_unless_bad_token<T>(state: &AppState, token: &str, ip: &str, result: &AuthResult<T>) {
+    if !matches!(result, Err(AuthError::InvalidToken)) {
+        recovery::token_succeeded(state, token, ip);
     }
 }
 
@@ -170,10 +175,10 @@ async fn accept_invite(
 ) -> ApiResult<Response> {
     check_len("token", &body.token)?;
     let name = admin::parse_name(body.name.as_deref())?;
-    auth::throttle_token(&state, &body.token, &origin.ip)?;
+    recovery::throttle_token(&state, &body.token, &origin.ip)?;
     let ip = origin.ip.clone();
     let result =
-        auth::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await;
+        recovery::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await;
     forgive_unless_bad_token(&state, &body.token, &ip, &result);
     let signed = result?;
     Ok(signed_in(&state, signed))
@@ -312,7 +317,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     Auth(signed): Auth,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let sessions = auth::sessions_of(&state, &signed).await?;
+    let sessions = account::sessions_of(&state, &signed).await?;
     Ok(Json(json!({"sessions": sessions})))
 }
 
@@ -321,12 +326,12 @@ async fn end_session(
     Auth(signed): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth::end_session(&state, &signed, &id).await?;
+    account::end_session(&state, &signed, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn logout_all(State(state): State<AppState>, Auth(signed): Auth) -> ApiResult<Response> {
-    let ended = auth::end_all_sessions(&state, &signed).await?;
+    let ended = account::end_all_sessions(&state, &signed).await?;
     Ok((
         [(header::SET_COOKIE, clear_session_cookie(&state))],
         Json(json!({"signed_out": true, "sessions_ended": ended})),
@@ -365,7 +370,7 @@ async fn change_password(
     ClientOrigin(origin): ClientOrigin,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    auth::change_password(
+    account::change_password(
         &state,
         &signed,
         &body.current_password,

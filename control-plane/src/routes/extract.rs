@@ -9,10 +9,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 use tenant_runtime::store::sessions::Origin;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::service::admin::TenantAdmin;
-use crate::service::auth::{self, Signed};
+use crate::service::auth::{self, EmailRoute, Signed};
 use crate::state::AppState;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// A JSON body; every rejection becomes a JSON error with a stable code. Requires
 /// `Content-Type: application/json`, which also keeps cross-site forms out.
@@ -42,11 +45,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     e.body_text().chars().take(300).collect::<String>()
                 ),
             )),
-            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The body is too large.",
-            )),
+            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::payload_too_large()),
             Err(_) => Err(ApiError::bad_request(
                 "invalid_body",
                 "The body could not be read.",
@@ -177,6 +176,17 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Auth(signed) = Auth::from_request_parts(parts, state).await?;
-        TenantAdmin::new(signed).map(Self)
+        Ok(Self(TenantAdmin::new(signed)?))
+    }
+}
+
+/// The route of the email in this request, if the forwarding layer already found it.
+pub struct KnownRoute(pub Option<EmailRoute>);
+
+impl<S: Send + Sync> FromRequestParts<S> for KnownRoute {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.remove::<EmailRoute>()))
     }
 }

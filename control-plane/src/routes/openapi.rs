@@ -5,32 +5,33 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use super::paths::api as p;
 use crate::state::AppState;
 
 /// Every operation of the JSON API, as (method, path): the router and the document both follow
 /// this list, and the tests compare them.
 pub const OPERATIONS: &[(&str, &str)] = &[
-    ("post", "/api/auth/login"),
-    ("post", "/api/auth/logout"),
-    ("post", "/api/auth/logout-all"),
-    ("get", "/api/session"),
-    ("post", "/api/account/password"),
-    ("get", "/api/sessions"),
-    ("delete", "/api/sessions/{id}"),
-    ("post", "/api/auth/forgot"),
-    ("post", "/api/auth/reset"),
-    ("post", "/api/auth/accept-invite"),
-    ("get", "/api/admin/users"),
-    ("post", "/api/admin/users"),
-    ("get", "/api/admin/users/{id}"),
-    ("patch", "/api/admin/users/{id}"),
-    ("delete", "/api/admin/users/{id}"),
-    ("post", "/api/admin/users/{id}/invitation"),
-    ("delete", "/api/admin/users/{id}/invitation"),
-    ("get", "/api/admin/users/{id}/sessions"),
-    ("delete", "/api/admin/users/{id}/sessions"),
-    ("get", "/api/admin/audit"),
-    ("get", "/api/openapi.json"),
+    ("post", p::LOGIN),
+    ("post", p::LOGOUT),
+    ("post", p::LOGOUT_ALL),
+    ("get", p::SESSION),
+    ("post", p::ACCOUNT_PASSWORD),
+    ("get", p::SESSIONS),
+    ("delete", p::SESSION_BY_ID),
+    ("post", p::FORGOT),
+    ("post", p::RESET),
+    ("post", p::ACCEPT_INVITE),
+    ("get", p::USERS),
+    ("post", p::USERS),
+    ("get", p::USER),
+    ("patch", p::USER),
+    ("delete", p::USER),
+    ("post", p::USER_INVITATION),
+    ("delete", p::USER_INVITATION),
+    ("get", p::USER_SESSIONS),
+    ("delete", p::USER_SESSIONS),
+    ("get", p::AUDIT),
+    ("get", p::OPENAPI),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
@@ -136,37 +137,37 @@ pub fn document(product: &str, public_url: &str) -> Value {
         "servers": [{"url": public_url.trim_end_matches('/')}],
         "security": cookie,
         "paths": {
-            "/api/auth/login": {"post": op("Sign in with email and password", &["auth"],
+            (p::LOGIN): {"post": op("Sign in with email and password", &["auth"],
                 with(with(errors(&[400, 401, 403, 413, 415, 422, 429, 503]), "200",
                     ok("Signed in; the session cookie is set", r("SessionView"))), "401",
                     json!({"description": "invalid_credentials", "content": {"application/json": {"schema": r("Error")}}})),
                 json!({"security": public, "requestBody": body(r("LoginRequest"))}))},
-            "/api/auth/logout": {"post": op("Sign out of this session", &["auth"],
+            (p::LOGOUT): {"post": op("Sign out of this session", &["auth"],
                 with(errors(&[503]), "200", ok("Signed out", r("SignedOut"))), json!({"security": public}))},
-            "/api/auth/logout-all": {"post": op("Sign out of every session of the caller", &["sessions"],
+            (p::LOGOUT_ALL): {"post": op("Sign out of every session of the caller", &["sessions"],
                 with(errors(&[401, 403, 503]), "200", ok("Signed out everywhere", r("SignedOut"))), json!({}))},
-            "/api/account/password": {"post": op("Change the caller's password (needs the current one; ends other sessions)", &["sessions"],
+            (p::ACCOUNT_PASSWORD): {"post": op("Change the caller's password (needs the current one; ends other sessions)", &["sessions"],
                 with(errors(&[400, 401, 403, 413, 415, 422, 429, 503]), "200", ok("Changed", r("Message"))),
                 json!({"requestBody": body(r("PasswordChangeRequest"))}))},
-            "/api/session": {"get": op("Who is signed in (also for the vendor's app)", &["auth"],
+            (p::SESSION): {"get": op("Who is signed in (also for the vendor's app)", &["auth"],
                 with(errors(&[401, 403, 503]), "200", ok("The signed-in user and company", r("SessionView"))), json!({}))},
-            "/api/sessions": {"get": op("The caller's active sessions", &["sessions"],
+            (p::SESSIONS): {"get": op("The caller's active sessions", &["sessions"],
                 with(errors(&[401, 403, 503]), "200", ok("Sessions", json!({
                     "type": "object", "required": ["sessions"],
                     "properties": {"sessions": {"type": "array", "items": r("OwnSession")}}}))), json!({}))},
-            "/api/sessions/{id}": {"delete": op("End one of the caller's sessions", &["sessions"],
+            (p::SESSION_BY_ID): {"delete": op("End one of the caller's sessions", &["sessions"],
                 with(errors(&[401, 403, 404, 503]), "204", json!({"description": "Ended"})),
                 json!({"parameters": id_param()}))},
-            "/api/auth/forgot": {"post": op("Ask for a password reset link", &["auth"],
+            (p::FORGOT): {"post": op("Ask for a password reset link", &["auth"],
                 with(errors(&[400, 413, 415, 422, 429]), "202", ok("Accepted, whether or not the account exists", r("Message"))),
                 json!({"security": public, "requestBody": body(r("ForgotRequest"))}))},
-            "/api/auth/reset": {"post": op("Set a new password with a reset link's token", &["auth"],
+            (p::RESET): {"post": op("Set a new password with a reset link's token", &["auth"],
                 with(errors(JSON_WRITE), "200", ok("Password changed; every session ended", r("Message"))),
                 json!({"security": public, "requestBody": body(r("ResetRequest"))}))},
-            "/api/auth/accept-invite": {"post": op("Accept an invitation and choose a password", &["auth"],
+            (p::ACCEPT_INVITE): {"post": op("Accept an invitation and choose a password", &["auth"],
                 with(errors(JSON_WRITE), "200", ok("Signed in; the session cookie is set", r("SessionView"))),
                 json!({"security": public, "requestBody": body(r("AcceptInviteRequest"))}))},
-            "/api/admin/users": {
+            (p::USERS): {
                 "get": op("List the company's users", &["admin"],
                     with(admin_errors(&[400]), "200", ok("A page of users", r("UserPage"))),
                     json!({"parameters": [
@@ -177,7 +178,7 @@ pub fn document(product: &str, public_url: &str) -> Value {
                     with(admin_errors(&[400, 409, 413, 415, 422]), "201", ok("Invited; the invitation is mailed", r("AdminUser"))),
                     json!({"requestBody": body(r("InviteRequest"))}))
             },
-            "/api/admin/users/{id}": {
+            (p::USER): {
                 "get": op("One user", &["admin"],
                     with(admin_errors(&[404]), "200", ok("The user", r("AdminUser"))), json!({"parameters": id_param()})),
                 "patch": op("Change a user's role, or block or unblock them", &["admin"],
@@ -186,13 +187,13 @@ pub fn document(product: &str, public_url: &str) -> Value {
                 "delete": op("Delete a user", &["admin"],
                     with(admin_errors(&[404, 409]), "204", json!({"description": "Deleted"})), json!({"parameters": id_param()}))
             },
-            "/api/admin/users/{id}/invitation": {
+            (p::USER_INVITATION): {
                 "post": op("Re-send an invitation (the previous link stops working)", &["admin"],
                     with(admin_errors(&[404, 409]), "200", ok("The invited user", r("AdminUser"))), json!({"parameters": id_param()})),
                 "delete": op("Revoke an invitation", &["admin"],
                     with(admin_errors(&[404, 409]), "200", ok("The user", r("AdminUser"))), json!({"parameters": id_param()}))
             },
-            "/api/admin/users/{id}/sessions": {
+            (p::USER_SESSIONS): {
                 "get": op("A user's active sessions", &["admin"],
                     with(admin_errors(&[404]), "200", ok("Sessions", json!({
                         "type": "object", "required": ["sessions"],
@@ -204,7 +205,7 @@ pub fn document(product: &str, public_url: &str) -> Value {
                         "properties": {"sessions_ended": {"type": "integer", "minimum": 0}}}))),
                     json!({"parameters": id_param()}))
             },
-            "/api/admin/audit": {"get": op("The company's audit log, newest first", &["admin"],
+            (p::AUDIT): {"get": op("The company's audit log, newest first", &["admin"],
                 with(admin_errors(&[400]), "200", ok("A page of entries", r("AuditPage"))),
                 json!({"parameters": [
                     {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Entries by or about this user id"},
@@ -212,7 +213,7 @@ pub fn document(product: &str, public_url: &str) -> Value {
                     {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "next_before of the previous page"},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}}
                 ]}))},
-            "/api/openapi.json": {"get": op("This document", &["meta"],
+            (p::OPENAPI): {"get": op("This document", &["meta"],
                 serde_json::Map::from_iter([("200".to_owned(), json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}))]),
                 json!({"security": public}))}
         },

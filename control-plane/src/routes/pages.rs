@@ -27,35 +27,37 @@ use axum::routing::{get, post};
 use tenant_runtime::store::tokens::Purpose;
 use tenant_runtime::store::users::{Role, Status, User};
 
+use super::error::ApiError;
+use super::extract::session_value;
+use super::paths::pages as p;
 use crate::directory::Tenant;
-use crate::error::ApiResult;
-use crate::routes::extract::session_value;
-use crate::service::auth::{self, Signed};
+use crate::service::auth::{self, AuthError, AuthResult, Signed};
+use crate::service::recovery as links;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(login::root))
-        .route("/login", get(login::login_page).post(login::login))
-        .route("/logout", post(login::logout))
-        .route("/forgot", get(recovery::forgot_page).post(recovery::forgot))
-        .route("/reset", get(recovery::reset_page).post(recovery::reset))
+        .route(p::ROOT, get(login::root))
+        .route(p::LOGIN, get(login::login_page).post(login::login))
+        .route(p::LOGOUT, post(login::logout))
+        .route(p::FORGOT, get(recovery::forgot_page).post(recovery::forgot))
+        .route(p::RESET, get(recovery::reset_page).post(recovery::reset))
         .route(
-            "/invite",
+            p::INVITE,
             get(invitation::invite_page).post(invitation::accept),
         )
-        .route("/account", get(account::account_page))
-        .route("/account/password", post(account::change_password))
-        .route("/admin", get(admin::admin_page))
-        .route("/admin/invite", post(admin::invite))
-        .route("/admin/users/{id}/role", post(admin::change_role))
-        .route("/admin/users/{id}/block", post(admin::block))
-        .route("/admin/users/{id}/unblock", post(admin::unblock))
-        .route("/admin/users/{id}/delete", post(admin::delete))
-        .route("/admin/users/{id}/resend", post(admin::resend))
-        .route("/admin/users/{id}/revoke", post(admin::revoke))
-        .route(assets::CSS_PATH, get(assets::css))
-        .route(assets::ICON_PATH, get(assets::icon))
+        .route(p::ACCOUNT, get(account::account_page))
+        .route(p::ACCOUNT_PASSWORD, post(account::change_password))
+        .route(p::ADMIN, get(admin::admin_page))
+        .route(p::ADMIN_INVITE, post(admin::invite))
+        .route(p::ADMIN_ROLE, post(admin::change_role))
+        .route(p::ADMIN_BLOCK, post(admin::block))
+        .route(p::ADMIN_UNBLOCK, post(admin::unblock))
+        .route(p::ADMIN_DELETE, post(admin::delete))
+        .route(p::ADMIN_RESEND, post(admin::resend))
+        .route(p::ADMIN_REVOKE, post(admin::revoke))
+        .route(p::CSS, get(assets::css))
+        .route(p::ICON, get(assets::icon))
 }
 
 /// The 404 page for paths outside the API.
@@ -68,7 +70,7 @@ pub fn method_not_allowed_page(product: &str) -> axum::response::Response {
 }
 
 /// The signed-in user of a request, if any.
-async fn signed(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Signed>> {
+async fn signed(state: &AppState, headers: &HeaderMap) -> AuthResult<Option<Signed>> {
     match session_value(state, headers) {
         Some(value) => auth::current(state, &value).await,
         None => Ok(None),
@@ -131,13 +133,30 @@ async fn token_owner(
     token: &str,
     purpose: Purpose,
     ip: &str,
-) -> ApiResult<(Tenant, User)> {
-    auth::throttle_token(state, token, ip)?;
-    let found = auth::token_owner(state, token, purpose).await;
-    if !matches!(&found, Err(e) if e.code == "invalid_token") {
-        auth::token_succeeded(state, token, ip);
+) -> AuthResult<(Tenant, User)> {
+    links::throttle_token(state, token, ip)?;
+    let found = links::token_owner(state, token, purpose).await;
+    if !matches!(&found, Err(AuthError::InvalidToken)) {
+        links::token_succeeded(state, token, ip);
     }
     found
+}
+
+/// Why a form behind a reset or invitation link did not go through.
+enum LinkRefusal {
+    /// The link is unknown, used or expired: the page says so and offers a new one.
+    DeadLink,
+    /// A reason to show on the form.
+    Form(ApiError),
+}
+
+impl From<AuthError> for LinkRefusal {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidToken => Self::DeadLink,
+            other => Self::Form(other.into()),
+        }
+    }
 }
 
 /// Longest email, name or token accepted from a form.

@@ -8,23 +8,61 @@ use tenant_runtime::store::users::{self, NewUser, Role, Status, User};
 use tenant_runtime::store::{audit, sessions};
 
 use super::AdminUserView;
-use super::auth::{INVITE_TTL_SECS, Signed, bearer};
-use crate::error::{ApiError, ApiResult};
+use super::auth::{Signed, bearer};
+use super::recovery::INVITE_TTL_SECS;
+use crate::directory::DirectoryError;
+use crate::error::Fault;
 use crate::mail;
 use crate::state::AppState;
 
 pub const MAX_NAME_LEN: usize = 100;
+
+/// Why an admin's request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Not an active admin of this company.
+    #[error("not an admin")]
+    Forbidden,
+    /// No such user in the admin's own company (also for ids of other companies).
+    #[error("no such user")]
+    NotFound,
+    #[error("the company must keep at least one active admin")]
+    LastAdmin,
+    #[error("already a user of this company")]
+    UserExists,
+    /// The address cannot be invited (it belongs to another company's user).
+    #[error("this email cannot be invited")]
+    EmailTaken,
+    /// Resending an invitation to someone who accepted or is blocked.
+    #[error("already accepted or blocked")]
+    AlreadyAccepted,
+    /// Revoking an invitation that is not pending.
+    #[error("no pending invitation")]
+    NoPendingInvitation,
+    #[error("not a valid email address")]
+    InvalidEmail,
+    #[error("the role must be admin or member")]
+    InvalidRole,
+    #[error("a name has at most {MAX_NAME_LEN} characters and no control characters")]
+    InvalidName,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+crate::faults_into!(AdminError);
+
+pub type AdminResult<T> = Result<T, AdminError>;
 
 /// The capability to administer one tenant: an active admin's session.
 #[derive(Debug, Clone)]
 pub struct TenantAdmin(Signed);
 
 impl TenantAdmin {
-    pub fn new(signed: Signed) -> ApiResult<Self> {
+    pub fn new(signed: Signed) -> AdminResult<Self> {
         if signed.user.role == Role::Admin && signed.user.status == Status::Active {
             Ok(Self(signed))
         } else {
-            Err(ApiError::forbidden())
+            Err(AdminError::Forbidden)
         }
     }
 
@@ -44,32 +82,14 @@ pub struct UserChange {
     pub blocked: Option<bool>,
 }
 
-pub fn last_admin() -> ApiError {
-    ApiError::conflict(
-        "last_admin",
-        "Your company must keep at least one active admin.",
-    )
+pub fn parse_role(s: &str) -> AdminResult<Role> {
+    Role::parse(s).ok_or(AdminError::InvalidRole)
 }
 
-fn user_exists() -> ApiError {
-    ApiError::conflict(
-        "user_exists",
-        "This person is already a user of your company.",
-    )
-}
-
-pub fn parse_role(s: &str) -> ApiResult<Role> {
-    Role::parse(s)
-        .ok_or_else(|| ApiError::bad_request("invalid_role", "Role must be admin or member."))
-}
-
-pub fn parse_name(name: Option<&str>) -> ApiResult<String> {
+pub fn parse_name(name: Option<&str>) -> AdminResult<String> {
     let name = name.unwrap_or("").trim();
     if name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("A name has at most {MAX_NAME_LEN} characters and no control characters."),
-        ));
+        return Err(AdminError::InvalidName);
     }
     Ok(name.to_owned())
 }
@@ -79,23 +99,27 @@ pub async fn list_users(
     admin: &TenantAdmin,
     offset: u32,
     limit: u32,
-) -> ApiResult<(Vec<AdminUserView>, u64)> {
+) -> AdminResult<(Vec<AdminUserView>, u64)> {
     let (users, total) = state
         .tenants
-        .read(&admin.0.tenant_id, move |c| users::list(c, offset, limit))
+        .read(&admin.0.tenant.id, move |c| users::list(c, offset, limit))
         .await?;
     Ok((users.iter().map(AdminUserView::from).collect(), total))
 }
 
-pub async fn get_user(state: &AppState, admin: &TenantAdmin, id: &str) -> ApiResult<AdminUserView> {
+pub async fn get_user(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+) -> AdminResult<AdminUserView> {
     let id = id.to_owned();
     state
         .tenants
-        .read(&admin.0.tenant_id, move |c| users::get(c, &id))
+        .read(&admin.0.tenant.id, move |c| users::get(c, &id))
         .await?
         .as_ref()
         .map(AdminUserView::from)
-        .ok_or_else(ApiError::not_found)
+        .ok_or(AdminError::NotFound)
 }
 
 /// Invites a person: reserves the email in the directory, writes the user and the invitation
@@ -106,17 +130,20 @@ pub async fn invite(
     raw_email: &str,
     role: Role,
     name: Option<&str>,
-) -> ApiResult<AdminUserView> {
-    let email = email::parse(raw_email)
-        .ok_or_else(|| ApiError::bad_request("invalid_email", "Enter a valid email address."))?;
+) -> AdminResult<AdminUserView> {
+    let email = email::parse(raw_email).ok_or(AdminError::InvalidEmail)?;
     let name = parse_name(name)?;
-    let tenant_id = admin.0.tenant_id.clone();
+    let tenant_id = admin.0.tenant.id.clone();
     let mut user_id = uuid::Uuid::new_v4().to_string();
-    if let Some(existing) = state
+    let reserved = match state
         .directory
-        .reserve_email(&email, tenant_id.as_str(), &user_id)
-        .await?
+        .reserve_email(&email, &tenant_id, &user_id)
+        .await
     {
+        Err(DirectoryError::EmailTaken) => return Err(AdminError::EmailTaken),
+        other => other?,
+    };
+    if let Some(existing) = reserved {
         // Already indexed for this tenant: a user, or the leftover of an interrupted invitation.
         let e = email.clone();
         if state
@@ -125,7 +152,7 @@ pub async fn invite(
             .await?
             .is_some()
         {
-            return Err(user_exists());
+            return Err(AdminError::UserExists);
         }
         user_id = existing.user_id;
     }
@@ -167,7 +194,7 @@ pub async fn invite(
             // nothing half-done is left (doctor would also clear it later).
             if let Err(undo) = state
                 .directory
-                .remove_pending_email(&email, tenant_id.as_str(), &user_id)
+                .remove_pending_email(&email, &tenant_id, &user_id)
                 .await
             {
                 tracing::warn!(error = %undo, "invitation reservation left for doctor");
@@ -176,12 +203,12 @@ pub async fn invite(
         }
     };
     let Some((user, token)) = written else {
-        return Err(user_exists());
+        return Err(AdminError::UserExists);
     };
     crate::failpoint::crash_point("invite.written");
     state
         .directory
-        .confirm_email(&email, tenant_id.as_str(), &user.id)
+        .confirm_email(&email, &tenant_id, &user.id)
         .await?;
     crate::failpoint::crash_point("invite.confirmed");
     send_invitation(state, admin, &user, &token);
@@ -191,7 +218,7 @@ pub async fn invite(
 fn send_invitation(state: &AppState, admin: &TenantAdmin, user: &User, token: &str) {
     let link = state.config.link(&format!(
         "/invite?token={}",
-        bearer(&admin.0.tenant_id, token)
+        bearer(&admin.0.tenant.id, token)
     ));
     let m = mail::templates::invitation(
         &state.config.product_name,
@@ -200,22 +227,6 @@ fn send_invitation(state: &AppState, admin: &TenantAdmin, user: &User, token: &s
         &link,
     );
     mail::send_later(state.mailer.clone(), m);
-}
-
-enum Outcome {
-    Done(User),
-    NotFound,
-    LastAdmin,
-    Conflict(&'static str, &'static str),
-}
-
-fn outcome(o: Outcome) -> ApiResult<User> {
-    match o {
-        Outcome::Done(u) => Ok(u),
-        Outcome::NotFound => Err(ApiError::not_found()),
-        Outcome::LastAdmin => Err(last_admin()),
-        Outcome::Conflict(code, msg) => Err(ApiError::conflict(code, msg)),
-    }
 }
 
 fn is_active_admin(u: &User) -> bool {
@@ -230,15 +241,15 @@ pub async fn update_user(
     admin: &TenantAdmin,
     id: &str,
     change: UserChange,
-) -> ApiResult<AdminUserView> {
+) -> AdminResult<AdminUserView> {
     let now = state.now();
     let actor = admin.actor();
     let id = id.to_owned();
     let o = state
         .tenants
-        .write(&admin.0.tenant_id, move |tx| {
+        .write(&admin.0.tenant.id, move |tx| {
             let Some(before) = users::get(tx, &id)? else {
-                return Ok(Outcome::NotFound);
+                return Ok(Err(AdminError::NotFound));
             };
             let mut after = before.clone();
             if let Some(role) = change.role {
@@ -259,7 +270,7 @@ pub async fn update_user(
                 && !is_active_admin(&after)
                 && users::count_active_admins(tx)? <= 1
             {
-                return Ok(Outcome::LastAdmin);
+                return Ok(Err(AdminError::LastAdmin));
             }
             let audit = |action: &str, details: serde_json::Value| {
                 audit::record(tx, Some(&actor), action, Some(&before.id), details, now)
@@ -284,26 +295,26 @@ pub async fn update_user(
             if after.role != before.role || after.status != before.status {
                 sessions::revoke_all(tx, &id, None)?;
             }
-            Ok(users::get(tx, &id)?.map_or(Outcome::NotFound, Outcome::Done))
+            Ok(users::get(tx, &id)?.ok_or(AdminError::NotFound))
         })
         .await?;
-    outcome(o).map(|u| AdminUserView::from(&u))
+    o.map(|u| AdminUserView::from(&u))
 }
 
 /// Deletes a user: the tenant row first (with their sessions and tokens), then the directory
 /// index row, so a crash in between leaves a dangling index row that only fails sign-in.
-pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> ApiResult<()> {
+pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> AdminResult<()> {
     let now = state.now();
     let actor = admin.actor();
     let id = id.to_owned();
     let o = state
         .tenants
-        .write(&admin.0.tenant_id, move |tx| {
+        .write(&admin.0.tenant.id, move |tx| {
             let Some(user) = users::get(tx, &id)? else {
-                return Ok(Outcome::NotFound);
+                return Ok(Err(AdminError::NotFound));
             };
             if is_active_admin(&user) && users::count_active_admins(tx)? <= 1 {
-                return Ok(Outcome::LastAdmin);
+                return Ok(Err(AdminError::LastAdmin));
             }
             users::delete(tx, &id)?;
             audit::record(
@@ -314,13 +325,13 @@ pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> Api
                 json!({"email": user.email}),
                 now,
             )?;
-            Ok(Outcome::Done(user))
+            Ok(Ok(user))
         })
         .await?;
-    let user = outcome(o)?;
+    let user = o?;
     state
         .directory
-        .remove_email(&user.email, admin.0.tenant_id.as_str())
+        .remove_email(&user.email, &admin.0.tenant.id)
         .await?;
     Ok(())
 }
@@ -330,24 +341,18 @@ pub async fn resend_invitation(
     state: &AppState,
     admin: &TenantAdmin,
     id: &str,
-) -> ApiResult<AdminUserView> {
+) -> AdminResult<AdminUserView> {
     let now = state.now();
     let actor = admin.actor();
     let id = id.to_owned();
     let o = state
         .tenants
-        .write(&admin.0.tenant_id, move |tx| {
+        .write(&admin.0.tenant.id, move |tx| {
             let Some(user) = users::get(tx, &id)? else {
-                return Ok((Outcome::NotFound, None));
+                return Ok((Err(AdminError::NotFound), None));
             };
             if user.status != Status::Invited {
-                return Ok((
-                    Outcome::Conflict(
-                        "not_invited",
-                        "This user has already accepted or is blocked.",
-                    ),
-                    None,
-                ));
+                return Ok((Err(AdminError::AlreadyAccepted), None));
             }
             let token = tokens::issue(tx, &id, Purpose::Invite, INVITE_TTL_SECS, now)?;
             audit::record(
@@ -358,11 +363,11 @@ pub async fn resend_invitation(
                 json!({"email": user.email, "resent": true}),
                 now,
             )?;
-            Ok((Outcome::Done(user), Some(token)))
+            Ok((Ok(user), Some(token)))
         })
         .await?;
     let (o, token) = o;
-    let user = outcome(o)?;
+    let user = o?;
     if let Some(token) = token {
         send_invitation(state, admin, &user, &token);
     }
@@ -374,21 +379,18 @@ pub async fn revoke_invitation(
     state: &AppState,
     admin: &TenantAdmin,
     id: &str,
-) -> ApiResult<AdminUserView> {
+) -> AdminResult<AdminUserView> {
     let now = state.now();
     let actor = admin.actor();
     let id = id.to_owned();
     let o = state
         .tenants
-        .write(&admin.0.tenant_id, move |tx| {
+        .write(&admin.0.tenant.id, move |tx| {
             let Some(user) = users::get(tx, &id)? else {
-                return Ok(Outcome::NotFound);
+                return Ok(Err(AdminError::NotFound));
             };
             if user.status != Status::Invited {
-                return Ok(Outcome::Conflict(
-                    "not_invited",
-                    "This user has no pending invitation.",
-                ));
+                return Ok(Err(AdminError::NoPendingInvitation));
             }
             tokens::revoke(tx, &id, Some(Purpose::Invite), now)?;
             audit::record(
@@ -399,20 +401,20 @@ pub async fn revoke_invitation(
                 json!({}),
                 now,
             )?;
-            Ok(Outcome::Done(user))
+            Ok(Ok(user))
         })
         .await?;
-    outcome(o).map(|u| AdminUserView::from(&u))
+    o.map(|u| AdminUserView::from(&u))
 }
 
 pub async fn audit_log(
     state: &AppState,
     admin: &TenantAdmin,
     filter: audit::Filter,
-) -> ApiResult<Vec<audit::Entry>> {
+) -> AdminResult<Vec<audit::Entry>> {
     Ok(state
         .tenants
-        .read(&admin.0.tenant_id, move |c| audit::list(c, &filter))
+        .read(&admin.0.tenant.id, move |c| audit::list(c, &filter))
         .await?)
 }
 
@@ -421,18 +423,18 @@ pub async fn user_sessions(
     state: &AppState,
     admin: &TenantAdmin,
     id: &str,
-) -> ApiResult<Vec<sessions::Summary>> {
+) -> AdminResult<Vec<sessions::Summary>> {
     let (id, idle, now) = (id.to_owned(), state.server.session_idle_secs, state.now());
     state
         .tenants
-        .read(&admin.0.tenant_id, move |c| {
+        .read(&admin.0.tenant.id, move |c| {
             if users::get(c, &id)?.is_none() {
                 return Ok(None);
             }
             sessions::list(c, &id, idle, now).map(Some)
         })
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or(AdminError::NotFound)
 }
 
 /// Signs a user out everywhere.
@@ -440,11 +442,11 @@ pub async fn end_user_sessions(
     state: &AppState,
     admin: &TenantAdmin,
     id: &str,
-) -> ApiResult<usize> {
+) -> AdminResult<usize> {
     let (id, actor, now) = (id.to_owned(), admin.actor(), state.now());
     state
         .tenants
-        .write(&admin.0.tenant_id, move |tx| {
+        .write(&admin.0.tenant.id, move |tx| {
             if users::get(tx, &id)?.is_none() {
                 return Ok(None);
             }
@@ -460,5 +462,5 @@ pub async fn end_user_sessions(
             Ok(Some(n))
         })
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or(AdminError::NotFound)
 }

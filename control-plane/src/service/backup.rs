@@ -20,10 +20,10 @@ use tenant_runtime::ops::{self, Inspection};
 use tenant_runtime::{TenantId, TenantRouter};
 
 use super::fleet::{
-    Fleet, FleetError, FleetResult, NewRows, TrashKind, TrashSource, bring_in, lock, reindex,
-    trash_list, trash_put,
+    Checkpoint, Fleet, FleetError, FleetResult, NewRows, TrashKind, TrashSource, bring_in, lock,
+    reindex, trash_list, trash_put, valid_slug,
 };
-use super::provision::{Checkpoint, valid_slug};
+
 use crate::directory::{Backend, Directory, Tenant, TenantStatus};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -140,7 +140,7 @@ pub fn backup_tenant(
     out: &Path,
     now: i64,
 ) -> FleetResult<TenantCopy> {
-    let id = tenant.tenant_id()?;
+    let id = tenant.id.clone();
     let file = format!("tenants/{id}.db");
     let dest = out.join(&file);
     if let Some(parent) = dest.parent() {
@@ -164,7 +164,7 @@ pub fn backup_tenant(
         )));
     }
     Ok(TenantCopy {
-        tenant_id: tenant.id.clone(),
+        tenant_id: tenant.id.to_string(),
         slug: tenant.slug.clone(),
         name: tenant.name.clone(),
         status: tenant.status.as_str().to_owned(),
@@ -291,7 +291,7 @@ pub const RESTORE_STEPS: &[&str] = &[
 #[derive(Debug, Clone, Serialize)]
 pub struct Restored {
     pub slug: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// `replaced` (over the live tenant) or `created` (the tenant was missing).
     pub mode: &'static str,
     pub users: usize,
@@ -311,13 +311,14 @@ pub async fn restore_tenant(
     checkpoint: Checkpoint<'_>,
 ) -> FleetResult<Restored> {
     let dir = &fleet.directory;
-    match dir.tenant(&copy.tenant_id).await? {
+    let copy_id = TenantId::parse(&copy.tenant_id)?;
+    match dir.tenant(&copy_id).await? {
         Some(t) => {
             if t.status == TenantStatus::Provisioning {
                 return Err(FleetError::Provisioning(t.slug));
             }
             let _lock = lock(&fleet.config, &t.slug)?;
-            let id = t.tenant_id()?;
+            let id = t.id.clone();
             let source = TrashSource::of(dir, &t).await?;
             let config = fleet.config.clone();
             let (previous, live_epoch) = fleet
@@ -386,7 +387,6 @@ pub async fn restore_tenant(
             };
             // Keep the id, unless this data directory already used it: a server may still hold
             // a file of that id open, and ids are never reused for a new file.
-            let copy_id = TenantId::parse(&copy.tenant_id)?;
             let probe = copy_id.clone();
             let file_exists = fleet.blocking(move |r| Ok(r.exists(&probe))).await?;
             let trash = trash_list(&fleet.config)?.entries;

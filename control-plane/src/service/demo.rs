@@ -61,7 +61,7 @@ async fn create_demo(state: &AppState) -> anyhow::Result<String> {
         .hash(&password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = p.tenant.tenant_id()?;
+    let id = p.tenant.id.clone();
     let now = state.now();
     let user_id = p.admin_user_id.clone();
     state

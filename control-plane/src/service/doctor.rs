@@ -32,7 +32,7 @@ pub struct Finding {
     /// Stable name of the kind of drift, e.g. `index_without_user`.
     pub kind: &'static str,
     pub slug: Option<String>,
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub detail: String,
     /// What `--repair` does, or what the operator has to do when it cannot.
     pub action: String,
@@ -49,19 +49,19 @@ enum Fix {
     RollBack(Tenant),
     RemoveIndex {
         email: String,
-        tenant_id: String,
+        tenant_id: TenantId,
     },
     ConfirmIndex {
         email: String,
-        tenant_id: String,
+        tenant_id: TenantId,
         user_id: String,
     },
     SetSchemaVersion {
-        tenant_id: String,
+        tenant_id: TenantId,
         version: i64,
     },
     RaiseEpoch {
-        tenant_id: String,
+        tenant_id: TenantId,
         epoch: i64,
     },
     Migrate(TenantId),
@@ -71,7 +71,7 @@ enum Fix {
     },
     UndoDelete {
         entry: PathBuf,
-        tenant_id: String,
+        tenant_id: TenantId,
         status: String,
     },
     RemovePath(PathBuf),
@@ -158,7 +158,7 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
             )));
             continue;
         }
-        let id = t.tenant_id()?;
+        let id = t.id.clone();
         let probe = id.clone();
         let insp = match fleet.blocking(move |r| Ok(ops::inspect(r, &probe)?)).await {
             Ok(i) => i,
@@ -321,7 +321,7 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
                 Some(other) => {
                     let owner = known
                         .get(other.tenant_id.as_str())
-                        .map_or(other.tenant_id.clone(), |o| o.slug.clone());
+                        .map_or_else(|| other.tenant_id.to_string(), |o| o.slug.clone());
                     out.push(
                         finding(
                             "email_conflict",
@@ -367,7 +367,7 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
             None,
             format!("file {id}.db has no tenant in the directory"),
         );
-        f.tenant_id = Some(id.to_string());
+        f.tenant_id = Some(id.clone());
         out.push(if has_copy {
             f.repair(
                 "remove it (a deleted tenant's leftover; its copy is in the trash)",
@@ -478,7 +478,7 @@ async fn apply(fleet: &Fleet, fix: Fix, now: i64) -> FleetResult<()> {
             let m = fleet
                 .blocking(move |r| Ok(ops::migrate(r, &tid, now)?))
                 .await?;
-            dir.set_schema_version(id.as_str(), i64::from(m.to)).await?;
+            dir.set_schema_version(&id, i64::from(m.to)).await?;
         }
         Fix::TrashOrphan { id, has_copy } => {
             let config = fleet.config.clone();

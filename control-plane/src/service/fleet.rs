@@ -3,7 +3,7 @@
 //!
 //! The directory and a tenant file are never written in one transaction, so every operation
 //! here is a sequence of idempotent steps ordered so that a crash between any two leaves a
-//! state that [`super::doctor`] recognises and repairs, and that never routes a user to the
+//! state that `doctor` recognises and repairs, and that never routes a user to the
 //! wrong tenant:
 //! - a tenant is `provisioning` (never routed to) from its first row until its file and index
 //!   are complete; doctor rolls an unfinished one back;
@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tenant_runtime::{TenantId, TenantRouter, ops};
+use tenant_runtime::{Clock, TenantId, TenantRouter, ops};
 
-use super::provision::{Checkpoint, valid_slug};
+use crate::cluster::client::NodeError;
 use crate::config::Config;
 use crate::directory::{Directory, DirectoryError, Tenant, TenantStatus};
 
@@ -29,7 +29,21 @@ pub const TRASH_RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// rows for 500 ms); delete waits this long after suspending.
 pub const SERVER_CACHE_GRACE: Duration = Duration::from_millis(1100);
 
-/// Errors of operator commands. Each message says what went wrong and what to do.
+/// A hook called after each durable step of an operation, with the step's name; `tenantctl`
+/// uses it for its crash tests (`TENANTCTL_CRASH_AT=<step>`).
+pub type Checkpoint<'a> = &'a (dyn Fn(&'static str) + Send + Sync);
+
+/// A tenant's slug: 3 to 63 of `a-z`, `0-9` and `-`, not starting or ending with `-`.
+pub fn valid_slug(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Errors of operator commands (creating, deleting, restoring, repairing tenants). Each
+/// message says what went wrong and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error("no tenant with slug {0:?}; `tenantctl tenant list` shows the tenants")]
@@ -38,6 +52,14 @@ pub enum FleetError {
     InvalidSlug(String),
     #[error("invalid domain {0:?}: give a domain name such as acme.example")]
     InvalidDomain(String),
+    #[error("invalid name: give 1 to 100 characters without control characters")]
+    InvalidName,
+    #[error("invalid email {0:?}: give an address such as ann@acme.example")]
+    InvalidEmail(String),
+    #[error(
+        "tenant {slug:?} is being created on node {node:?}; finish it there (without --node, or with --node {node})"
+    )]
+    OtherNode { slug: String, node: String },
     #[error("slug {0:?} is already in use; pick another slug or delete that tenant first")]
     SlugTaken(String),
     #[error(
@@ -48,7 +70,9 @@ pub enum FleetError {
         "domain {domain:?} is not mapped to tenant {slug:?}; `tenantctl tenant show {slug}` lists its domains"
     )]
     DomainNotMapped { domain: String, slug: String },
-    #[error("email {0:?} already belongs to a user of another tenant; remove that user first")]
+    #[error(
+        "email {0:?} already belongs to a user of another tenant (`tenantctl user find {0}`); choose another address or remove that user first"
+    )]
     EmailTaken(String),
     #[error(
         "another tenantctl command is working on tenant {0:?}; wait for it to finish and try again"
@@ -79,6 +103,8 @@ pub enum FleetError {
     #[error(transparent)]
     Runtime(#[from] tenant_runtime::Error),
     #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -91,6 +117,10 @@ impl FleetError {
             Self::UnknownTenant(_) => "unknown_tenant",
             Self::InvalidSlug(_) => "invalid_slug",
             Self::InvalidDomain(_) => "invalid_domain",
+            Self::InvalidName => "invalid_name",
+            Self::InvalidEmail(_) => "invalid_email",
+            Self::OtherNode { .. } => "other_node",
+            Self::Node(e) => e.code(),
             Self::SlugTaken(_) => "slug_taken",
             Self::DomainTaken { .. } => "domain_taken",
             Self::DomainNotMapped { .. } => "domain_not_mapped",
@@ -117,13 +147,14 @@ pub struct Fleet {
     pub directory: Directory,
     pub router: TenantRouter,
     pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Fleet {
     /// Records an operator action in the tenant's own audit log, so its admins see it. Best
     /// effort: a tenant whose file is on another node is told on stderr, not failed.
     pub async fn audit(&self, tenant: &Tenant, action: &'static str, details: serde_json::Value) {
-        let Ok(id) = tenant.tenant_id() else { return };
+        let id = tenant.id.clone();
         if !self.router.exists(&id) {
             eprintln!(
                 "tenantctl: {action} not written to the audit log of {}: its file is not on this node",
@@ -131,7 +162,7 @@ impl Fleet {
             );
             return;
         }
-        let now = tenant_runtime::Clock::now(&tenant_runtime::SystemClock);
+        let now = self.clock.now();
         let written = self
             .router
             .write(&id, move |tx| {
@@ -338,7 +369,7 @@ impl TrashSource {
     /// The source for a tenant of the directory, with its domains and index rows.
     pub async fn of(directory: &Directory, t: &Tenant) -> FleetResult<Self> {
         Ok(Self {
-            tenant_id: t.tenant_id()?,
+            tenant_id: t.id.clone(),
             slug: t.slug.clone(),
             name: t.name.clone(),
             status: t.status.as_str().to_owned(),
@@ -483,7 +514,7 @@ pub async fn delete(
 ) -> FleetResult<TrashEntry> {
     let t = fleet.tenant_by_slug(slug).await?;
     let _lock = lock(&fleet.config, &t.slug)?;
-    let id = t.tenant_id()?;
+    let id = t.id.clone();
     if t.status == TenantStatus::Active {
         fleet
             .directory
@@ -617,7 +648,10 @@ pub async fn check_free(
     }
     for d in domains {
         if let Some(owner) = directory.domain_owner(d).await? {
-            let owner = directory.tenant(&owner).await?.map_or(owner, |t| t.slug);
+            let owner = match directory.tenant(&owner).await? {
+                Some(t) => t.slug,
+                None => owner.to_string(),
+            };
             return Err(FleetError::DomainTaken {
                 domain: d.clone(),
                 owner,
@@ -660,7 +694,7 @@ pub async fn bring_in(
     }
     checkpoint("tenant_row");
     for d in rows.domains {
-        match fleet.directory.add_domain(rows.id.as_str(), d).await {
+        match fleet.directory.add_domain(rows.id, d).await {
             Ok(()) => {}
             Err(DirectoryError::DomainTaken) => {
                 return Err(FleetError::DomainTaken {
@@ -677,27 +711,24 @@ pub async fn bring_in(
         .blocking(move |r| Ok(ops::install(r, &target, prepared)?))
         .await?;
     checkpoint("file_restored");
-    let conflicts = reindex(&fleet.directory, rows.id.as_str(), &users).await?;
+    let conflicts = reindex(&fleet.directory, rows.id, &users).await?;
     if let Some(email) = conflicts.into_iter().next() {
         return Err(FleetError::EmailTaken(email));
     }
     checkpoint("index_rebuilt");
+    fleet.directory.raise_auth_epoch_to(rows.id, epoch).await?;
     fleet
         .directory
-        .raise_auth_epoch_to(rows.id.as_str(), epoch)
+        .set_schema_version(rows.id, i64::from(tenant_schema::TENANT_LATEST))
         .await?;
     fleet
         .directory
-        .set_schema_version(rows.id.as_str(), i64::from(tenant_schema::TENANT_LATEST))
-        .await?;
-    fleet
-        .directory
-        .set_tenant_status(rows.id.as_str(), rows.status)
+        .set_tenant_status(rows.id, rows.status)
         .await?;
     checkpoint("activated");
     Ok(fleet
         .directory
-        .tenant(rows.id.as_str())
+        .tenant(rows.id)
         .await?
         .ok_or(DirectoryError::Sqlx(sqlx::Error::RowNotFound))?)
 }
@@ -707,7 +738,7 @@ pub async fn bring_in(
 /// user is never routed to a tenant that is not theirs).
 pub async fn reindex(
     directory: &Directory,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     users: &[(String, String)],
 ) -> FleetResult<Vec<String>> {
     let present: std::collections::HashSet<&str> = users.iter().map(|(_, e)| e.as_str()).collect();

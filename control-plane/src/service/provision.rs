@@ -11,56 +11,16 @@ use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, NewUser, Role, Status};
 use tenant_runtime::{TenantId, TenantRouter, email};
 
-use super::auth::{INVITE_TTL_SECS, bearer};
+use super::admin::parse_name;
+use super::auth::bearer;
+use super::fleet::{Checkpoint, FleetError, valid_slug};
+use super::recovery::INVITE_TTL_SECS;
+use crate::cluster::client::{FirstAdmin, NodeClient, Provisioned as FileWritten};
 use crate::config::Config;
 use crate::directory::{Directory, DirectoryError, Tenant, TenantStatus};
 use crate::mail::{self, Mail};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    #[error("invalid slug {0:?}: use 3 to 63 of a-z, 0-9 and '-', not starting or ending with '-'")]
-    InvalidSlug(String),
-    #[error("invalid name: 1 to 100 characters, no control characters")]
-    InvalidName,
-    #[error("invalid domain {0:?}")]
-    InvalidDomain(String),
-    #[error("invalid email {0:?}")]
-    InvalidEmail(String),
-    #[error("slug {0:?} is already in use")]
-    SlugTaken(String),
-    #[error("domain {0:?} already maps to another tenant")]
-    DomainTaken(String),
-    #[error("email {0:?} already belongs to a user of another tenant")]
-    EmailTaken(String),
-    #[error(transparent)]
-    Directory(#[from] DirectoryError),
-    #[error(transparent)]
-    Runtime(#[from] tenant_runtime::Error),
-    #[error(
-        "tenant {slug:?} is being created on node {node:?}; finish it there (without --node, or with --node {node})"
-    )]
-    OtherNode { slug: String, node: String },
-    #[error(transparent)]
-    Node(#[from] crate::cluster::NodeError),
-}
-
-impl ProvisionError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidSlug(_) => "invalid_slug",
-            Self::InvalidName => "invalid_name",
-            Self::InvalidDomain(_) => "invalid_domain",
-            Self::InvalidEmail(_) => "invalid_email",
-            Self::SlugTaken(_) => "slug_taken",
-            Self::DomainTaken(_) => "domain_taken",
-            Self::EmailTaken(_) => "email_taken",
-            Self::Directory(_) => "directory_error",
-            Self::Runtime(e) => e.code(),
-            Self::OtherNode { .. } => "other_node",
-            Self::Node(e) => e.code(),
-        }
-    }
-}
+type Result<T, E = FleetError> = std::result::Result<T, E>;
 
 /// What the operator asks for.
 #[derive(Debug, Clone)]
@@ -81,14 +41,6 @@ pub struct Provisioned {
     pub mail: Mail,
 }
 
-pub fn valid_slug(s: &str) -> bool {
-    (3..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// Creates a tenant, or finishes one that a crash left `provisioning`.
 pub async fn create_tenant(
     directory: &Directory,
@@ -96,13 +48,9 @@ pub async fn create_tenant(
     config: &Config,
     req: &NewTenant,
     now: i64,
-) -> Result<Provisioned, ProvisionError> {
+) -> Result<Provisioned> {
     create_tenant_with(directory, router, config, req, now, &|_| {}).await
 }
-
-/// A hook called after each durable step of an operation, with the step's name; `tenantctl`
-/// uses it for its crash tests (`TENANTCTL_CRASH_AT=<step>`).
-pub type Checkpoint<'a> = &'a (dyn Fn(&'static str) + Send + Sync);
 
 /// The steps of [`create_tenant_with`], in order.
 pub const CREATE_STEPS: &[&str] = &[
@@ -117,24 +65,15 @@ pub const CREATE_STEPS: &[&str] = &[
 ];
 
 /// Where a new tenant's file is written.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub enum Files<'a> {
     /// The tenants folder of this process.
     Local(&'a TenantRouter),
     /// Another node's, through its internal API (`POST /internal/tenants/{id}/provision`).
     Remote {
-        client: &'a crate::cluster::NodeClient,
+        client: &'a NodeClient,
         url: &'a str,
     },
-}
-
-/// The first admin of a new tenant, as the file step needs it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FirstAdmin {
-    pub email: String,
-    pub user_id: String,
-    pub name: String,
-    pub now: i64,
 }
 
 /// [`create_tenant`], calling `checkpoint` after each step of [`CREATE_STEPS`].
@@ -145,7 +84,7 @@ pub async fn create_tenant_with(
     req: &NewTenant,
     now: i64,
     checkpoint: Checkpoint<'_>,
-) -> Result<Provisioned, ProvisionError> {
+) -> Result<Provisioned> {
     create_tenant_placed(
         directory,
         Files::Local(router),
@@ -168,22 +107,21 @@ pub async fn create_tenant_placed(
     req: &NewTenant,
     now: i64,
     checkpoint: Checkpoint<'_>,
-) -> Result<Provisioned, ProvisionError> {
+) -> Result<Provisioned> {
     // Check everything before writing anything, so bad input changes nothing.
     if !valid_slug(&req.slug) {
-        return Err(ProvisionError::InvalidSlug(req.slug.clone()));
+        return Err(FleetError::InvalidSlug(req.slug.clone()));
     }
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ProvisionError::InvalidName);
+        return Err(FleetError::InvalidName);
     }
     let admin_email = email::parse(&req.admin_email)
-        .ok_or_else(|| ProvisionError::InvalidEmail(req.admin_email.clone()))?;
-    let admin_name = super::admin::parse_name(req.admin_name.as_deref())
-        .map_err(|_| ProvisionError::InvalidName)?;
+        .ok_or_else(|| FleetError::InvalidEmail(req.admin_email.clone()))?;
+    let admin_name = parse_name(req.admin_name.as_deref()).map_err(|_| FleetError::InvalidName)?;
     let mut domains = Vec::new();
     for d in &req.domains {
-        let d = email::parse_domain(d).ok_or_else(|| ProvisionError::InvalidDomain(d.clone()))?;
+        let d = email::parse_domain(d).ok_or_else(|| FleetError::InvalidDomain(d.clone()))?;
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -191,19 +129,19 @@ pub async fn create_tenant_placed(
     let existing = directory.tenant_by_slug(&req.slug).await?;
     let resuming = match &existing {
         Some(t) if t.status == TenantStatus::Provisioning && t.node != node => {
-            return Err(ProvisionError::OtherNode {
+            return Err(FleetError::OtherNode {
                 slug: t.slug.clone(),
                 node: t.node.clone(),
             });
         }
         Some(t) if t.status == TenantStatus::Provisioning => Some(t.id.clone()),
-        Some(_) => return Err(ProvisionError::SlugTaken(req.slug.clone())),
+        Some(_) => return Err(FleetError::SlugTaken(req.slug.clone())),
         None => None,
     };
     for d in &domains {
         match directory.domain_owner(d).await? {
             Some(owner) if Some(&owner) != resuming.as_ref() => {
-                return Err(ProvisionError::DomainTaken(d.clone()));
+                return Err(domain_taken(directory, d, &owner).await);
             }
             _ => {}
         }
@@ -211,18 +149,18 @@ pub async fn create_tenant_placed(
     if let Some(entry) = directory.lookup_email(&admin_email).await?
         && Some(&entry.tenant_id) != resuming.as_ref()
     {
-        return Err(ProvisionError::EmailTaken(admin_email));
+        return Err(FleetError::EmailTaken(admin_email));
     }
 
     // 1. The tenant row, never routed to while provisioning.
     let tenant_id = match resuming {
-        Some(id) => TenantId::parse(&id)?,
+        Some(id) => id,
         None => {
             let id = TenantId::generate();
             match directory.insert_tenant(&id, &req.slug, name, node).await {
                 Ok(_) => id,
                 Err(DirectoryError::SlugTaken) => {
-                    return Err(ProvisionError::SlugTaken(req.slug.clone()));
+                    return Err(FleetError::SlugTaken(req.slug.clone()));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -231,23 +169,30 @@ pub async fn create_tenant_placed(
     checkpoint("tenant_row");
     // 2. Domains and the admin's email reservation.
     for d in &domains {
-        match directory.add_domain(tenant_id.as_str(), d).await {
+        match directory.add_domain(&tenant_id, d).await {
             Ok(()) => {}
-            Err(DirectoryError::DomainTaken)
-                if directory.domain_owner(d).await?.as_deref() == Some(tenant_id.as_str()) => {}
-            Err(DirectoryError::DomainTaken) => return Err(ProvisionError::DomainTaken(d.clone())),
+            Err(DirectoryError::DomainTaken) => match directory.domain_owner(d).await? {
+                Some(owner) if owner == tenant_id => {}
+                Some(owner) => return Err(domain_taken(directory, d, &owner).await),
+                None => {
+                    return Err(FleetError::DomainTaken {
+                        domain: d.clone(),
+                        owner: "another tenant".to_owned(),
+                    });
+                }
+            },
             Err(e) => return Err(e.into()),
         }
     }
     checkpoint("domains");
     let mut admin_id = uuid::Uuid::new_v4().to_string();
     match directory
-        .reserve_email(&admin_email, tenant_id.as_str(), &admin_id)
+        .reserve_email(&admin_email, &tenant_id, &admin_id)
         .await
     {
         Ok(Some(existing)) => admin_id = existing.user_id,
         Ok(None) => {}
-        Err(DirectoryError::EmailTaken) => return Err(ProvisionError::EmailTaken(admin_email)),
+        Err(DirectoryError::EmailTaken) => return Err(FleetError::EmailTaken(admin_email)),
         Err(e) => return Err(e.into()),
     }
     checkpoint("email_reserved");
@@ -258,7 +203,7 @@ pub async fn create_tenant_placed(
         name: admin_name,
         now,
     };
-    let (admin_id, token) = match files {
+    let FileWritten { admin_id, token } = match files {
         Files::Local(router) => {
             create_file(router, &tenant_id, now).await?;
             checkpoint("file_created");
@@ -272,22 +217,22 @@ pub async fn create_tenant_placed(
     };
     checkpoint("admin_written");
     directory
-        .confirm_email(&admin_email, tenant_id.as_str(), &admin_id)
+        .confirm_email(&admin_email, &tenant_id, &admin_id)
         .await?;
     checkpoint("email_confirmed");
     // 4. Open for business.
     directory
-        .set_schema_version(tenant_id.as_str(), i64::from(tenant_schema::TENANT_LATEST))
+        .set_schema_version(&tenant_id, i64::from(tenant_schema::TENANT_LATEST))
         .await?;
     checkpoint("schema_version");
     directory
-        .set_tenant_status(tenant_id.as_str(), TenantStatus::Active)
+        .set_tenant_status(&tenant_id, TenantStatus::Active)
         .await?;
     checkpoint("activated");
     let tenant = directory
-        .tenant(tenant_id.as_str())
+        .tenant(&tenant_id)
         .await?
-        .ok_or(DirectoryError::Sqlx(sqlx::Error::RowNotFound))?;
+        .ok_or_else(|| FleetError::UnknownTenant(req.slug.clone()))?;
     let invite_link = config.link(&format!("/invite?token={}", bearer(&tenant_id, &token)));
     let mail = mail::templates::invitation(
         &config.product_name,
@@ -304,11 +249,7 @@ pub async fn create_tenant_placed(
 }
 
 /// Creates a tenant's file unless it exists (step 3 of a creation).
-pub async fn create_file(
-    router: &TenantRouter,
-    tenant_id: &TenantId,
-    now: i64,
-) -> Result<(), ProvisionError> {
+pub async fn create_file(router: &TenantRouter, tenant_id: &TenantId, now: i64) -> Result<()> {
     if !router.exists(tenant_id) {
         match router.create_tenant(tenant_id, now).await {
             Ok(()) | Err(tenant_runtime::Error::TenantExists(_)) => {}
@@ -324,7 +265,7 @@ pub async fn write_first_admin(
     router: &TenantRouter,
     tenant_id: &TenantId,
     first: &FirstAdmin,
-) -> Result<(String, String), ProvisionError> {
+) -> Result<FileWritten> {
     let (e, uid, admin_name, now) = (
         first.email.clone(),
         first.user_id.clone(),
@@ -357,7 +298,10 @@ pub async fn write_first_admin(
                 json!({"admin_email": user.email}),
                 now,
             )?;
-            Ok((user.id, token))
+            Ok(FileWritten {
+                admin_id: user.id,
+                token,
+            })
         })
         .await?)
 }
@@ -372,7 +316,7 @@ pub async fn reinvite_if_same(
     config: &Config,
     req: &NewTenant,
     now: i64,
-) -> Result<Option<Provisioned>, ProvisionError> {
+) -> Result<Option<Provisioned>> {
     let Some(tenant) = directory.tenant_by_slug(&req.slug).await? else {
         return Ok(None);
     };
@@ -381,7 +325,7 @@ pub async fn reinvite_if_same(
     }
     let mut wanted = Vec::new();
     for d in &req.domains {
-        let d = email::parse_domain(d).ok_or_else(|| ProvisionError::InvalidDomain(d.clone()))?;
+        let d = email::parse_domain(d).ok_or_else(|| FleetError::InvalidDomain(d.clone()))?;
         if !wanted.contains(&d) {
             wanted.push(d);
         }
@@ -391,12 +335,12 @@ pub async fn reinvite_if_same(
         return Ok(None);
     }
     let admin_email = email::parse(&req.admin_email)
-        .ok_or_else(|| ProvisionError::InvalidEmail(req.admin_email.clone()))?;
+        .ok_or_else(|| FleetError::InvalidEmail(req.admin_email.clone()))?;
     match directory.lookup_email(&admin_email).await? {
         Some(e) if e.tenant_id == tenant.id && e.state == "active" => {}
         _ => return Ok(None),
     }
-    let tenant_id = tenant.tenant_id()?;
+    let tenant_id = tenant.id.clone();
     let e = admin_email.clone();
     let issued = router
         .write(&tenant_id, move |tx| {
@@ -434,4 +378,16 @@ pub async fn reinvite_if_same(
         invite_link,
         mail,
     }))
+}
+
+/// [`FleetError::DomainTaken`], naming the tenant that holds the domain by its slug.
+async fn domain_taken(directory: &Directory, domain: &str, owner: &TenantId) -> FleetError {
+    let owner = match directory.tenant(owner).await {
+        Ok(Some(t)) => t.slug,
+        _ => owner.to_string(),
+    };
+    FleetError::DomainTaken {
+        domain: domain.to_owned(),
+        owner,
+    }
 }

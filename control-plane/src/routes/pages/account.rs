@@ -8,9 +8,9 @@ use tenant_runtime::store::users::Role;
 use super::forms::Form;
 use super::html::{self, Input, e};
 use super::{forms, signed};
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 use crate::routes::extract::ClientOrigin;
-use crate::service::auth;
+use crate::service::account;
 use crate::state::AppState;
 
 pub fn role_label(role: Role) -> &'static str {
@@ -39,7 +39,7 @@ pub async fn change_password(
     let s = match signed(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return html::see_other("/login?next=/account", &[]),
-        Err(err) => return html::error_page(&state, &err, ("/login", "Go to sign in")),
+        Err(err) => return html::error_page(&state, &err.into(), ("/login", "Go to sign in")),
     };
     let ip = origin.ip;
     let new = form.text("new_password");
@@ -49,7 +49,9 @@ pub async fn change_password(
             "The two new passwords differ.",
         ))
     } else {
-        auth::change_password(&state, &s, form.text("current_password"), new, &ip).await
+        account::change_password(&state, &s, form.text("current_password"), new, &ip)
+            .await
+            .map_err(ApiError::from)
     };
     match result {
         Ok(()) => html::see_other("/account?done=password_changed", &[]),
@@ -72,7 +74,7 @@ async fn render(
     let s = match signed(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return html::see_other("/login?next=/account", &[]),
-        Err(err) => return html::error_page(&state, &err, ("/login", "Go to sign in")),
+        Err(err) => return html::error_page(&state, &err.into(), ("/login", "Go to sign in")),
     };
     let csrf = match forms::for_page(&state, &headers) {
         Ok(c) => c,

@@ -11,9 +11,9 @@ use super::account::role_label;
 use super::forms::{self, Csrf, Form};
 use super::html::{self, e};
 use super::{MAX_FIELD, Query, signed};
-use crate::error::{ApiError, ApiResult};
+use crate::routes::error::{ApiError, ApiResult};
 use crate::service::AdminUserView;
-use crate::service::admin::{self as svc, TenantAdmin, UserChange};
+use crate::service::admin::{self as svc, AdminError, TenantAdmin, UserChange};
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 25;
@@ -32,7 +32,7 @@ async fn gate(state: &AppState, headers: &HeaderMap) -> Result<TenantAdmin, Resp
             )
         }),
         Ok(None) => Err(html::see_other("/login?next=/admin", &[])),
-        Err(err) => Err(html::error_page(state, &err, ("/login", "Go to sign in"))),
+        Err(err) => Err(html::error_page(state, &err.into(), ("/login", "Go to sign in"))),
     }
 }
 
@@ -182,7 +182,7 @@ async fn render(
     let offset = (view.page - 1).saturating_mul(PAGE_SIZE);
     let (users, total) = match svc::list_users(state, admin, offset, PAGE_SIZE).await {
         Ok(found) => found,
-        Err(err) => return html::error_page(state, &err, ("/admin", "Try again")),
+        Err(err) => return html::error_page(state, &err.into(), ("/admin", "Try again")),
     };
     let signed = admin.signed();
     let rows: String = users
@@ -298,6 +298,17 @@ pub async fn admin_page(
     render(&state, &admin, &csrf, view, StatusCode::OK).await
 }
 
+/// An admin action's refusal as the page words it.
+fn refusal(e: AdminError) -> ApiError {
+    match e {
+        AdminError::NotFound => ApiError {
+            message: "This user no longer exists.".into(),
+            ..ApiError::not_found()
+        },
+        other => other.into(),
+    }
+}
+
 /// Re-renders the page with the reason an action was refused.
 async fn refused(
     state: &AppState,
@@ -311,15 +322,10 @@ async fn refused(
         Ok(c) => c,
         Err(e2) => return html::error_page(state, &e2, ("/admin", "Try again")),
     };
-    let message = if err.code == "not_found" {
-        "This user no longer exists."
-    } else {
-        err.message.as_ref()
-    };
     let view = View {
         page,
         notice: None,
-        error: Some(message),
+        error: Some(err.message.as_ref()),
         typed,
     };
     let mut res = render(state, admin, &csrf, view, err.status).await;
@@ -346,8 +352,10 @@ pub async fn invite(State(state): State<AppState>, headers: HeaderMap, form: For
                 "Enter a valid email address.",
             ));
         }
-        let role = svc::parse_role(role)?;
-        svc::invite(&state, &admin, email, role, Some(name)).await
+        let role = svc::parse_role(role).map_err(refusal)?;
+        svc::invite(&state, &admin, email, role, Some(name))
+            .await
+            .map_err(refusal)
     }
     .await;
     match result {
@@ -384,16 +392,22 @@ async fn perform(
     let change = |role, blocked| UserChange { role, blocked };
     match action {
         Action::Role => {
-            let role = svc::parse_role(form.text("role"))?;
-            svc::update_user(state, admin, id, change(Some(role), None)).await?;
+            let role = svc::parse_role(form.text("role")).map_err(refusal)?;
+            svc::update_user(state, admin, id, change(Some(role), None))
+                .await
+                .map_err(refusal)?;
             Ok("role_changed")
         }
         Action::Block => {
-            svc::update_user(state, admin, id, change(None, Some(true))).await?;
+            svc::update_user(state, admin, id, change(None, Some(true)))
+                .await
+                .map_err(refusal)?;
             Ok("blocked")
         }
         Action::Unblock => {
-            svc::update_user(state, admin, id, change(None, Some(false))).await?;
+            svc::update_user(state, admin, id, change(None, Some(false)))
+                .await
+                .map_err(refusal)?;
             Ok("unblocked")
         }
         Action::Delete => {
@@ -403,15 +417,19 @@ async fn perform(
                     "To delete a user, tick \u{201c}Confirm\u{201d} next to the Delete button, then press Delete.",
                 ));
             }
-            svc::delete_user(state, admin, id).await?;
+            svc::delete_user(state, admin, id).await.map_err(refusal)?;
             Ok("deleted")
         }
         Action::Resend => {
-            svc::resend_invitation(state, admin, id).await?;
+            svc::resend_invitation(state, admin, id)
+                .await
+                .map_err(refusal)?;
             Ok("resent")
         }
         Action::Revoke => {
-            svc::revoke_invitation(state, admin, id).await?;
+            svc::revoke_invitation(state, admin, id)
+                .await
+                .map_err(refusal)?;
             Ok("revoked")
         }
     }

@@ -10,8 +10,7 @@ use sha2::{Digest, Sha256};
 const CSS: &str = include_str!("../../../assets/app.css");
 const ICON: &str = include_str!("../../../assets/icon.svg");
 
-pub const CSS_PATH: &str = "/assets/app.css";
-pub const ICON_PATH: &str = "/assets/icon.svg";
+pub use crate::routes::paths::pages::{CSS as CSS_PATH, ICON as ICON_PATH};
 
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
 

@@ -16,7 +16,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 use super::html;
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 use crate::routes::extract::{CSRF_COOKIE, cookie, cookie_name, set_cookie};
 use crate::state::AppState;
 

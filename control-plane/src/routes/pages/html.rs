@@ -6,8 +6,8 @@ use axum::response::{Html, IntoResponse, Response};
 use tenant_runtime::store::users::Role;
 
 use super::assets;
-use crate::error::ApiError;
 use crate::mail::escape;
+use crate::routes::error::ApiError;
 use crate::service::auth::Signed;
 use crate::state::AppState;
 

@@ -9,11 +9,12 @@ use tenant_runtime::store::users::Role;
 
 use super::forms::{self, Csrf, Form};
 use super::html::{self, Input, e};
-use super::{MAX_FIELD, Query, destination};
+use super::{LinkRefusal, MAX_FIELD, Query, destination};
 use crate::directory::Tenant;
-use crate::error::ApiError;
+use crate::routes::error::ApiError;
 use crate::routes::extract::{ClientOrigin, session_cookie};
-use crate::service::{admin, auth};
+use crate::service::auth::AuthError;
+use crate::service::{admin, recovery};
 use crate::state::AppState;
 
 fn dead_link(state: &AppState) -> Response {
@@ -95,12 +96,9 @@ async fn owner(
     }
     super::token_owner(state, token, Purpose::Invite, ip)
         .await
-        .map_err(|err| {
-            if err.code == "invalid_token" {
-                dead_link(state)
-            } else {
-                html::error_page(state, &err, ("/login", "Go to sign in"))
-            }
+        .map_err(|err| match err {
+            AuthError::InvalidToken => dead_link(state),
+            other => html::error_page(state, &other.into(), ("/login", "Go to sign in")),
         })
 }
 
@@ -148,14 +146,14 @@ pub async fn accept(
     let typed_name = form.text("name");
     let password = form.text("password");
     let result = async {
-        let name = admin::parse_name(Some(typed_name))?;
+        let name = admin::parse_name(Some(typed_name)).map_err(|e| LinkRefusal::Form(e.into()))?;
         if password != form.text("password2") {
-            return Err(ApiError::bad_request(
+            return Err(LinkRefusal::Form(ApiError::bad_request(
                 "passwords_differ",
                 "The two passwords are not the same. Type the password twice.",
-            ));
+            )));
         }
-        auth::accept_invite(&state, token, password, Some(&name), origin).await
+        Ok(recovery::accept_invite(&state, token, password, Some(&name), origin).await?)
     }
     .await;
     match result {
@@ -169,8 +167,8 @@ pub async fn accept(
                 &cookies,
             )
         }
-        Err(err) if err.code == "invalid_token" => dead_link(&state),
-        Err(err) => {
+        Err(LinkRefusal::DeadLink) => dead_link(&state),
+        Err(LinkRefusal::Form(err)) => {
             let csrf = match forms::for_page(&state, &headers) {
                 Ok(c) => c,
                 Err(e2) => return html::error_page(&state, &e2, ("/login", "Go to sign in")),

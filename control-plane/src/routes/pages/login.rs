@@ -12,7 +12,10 @@ use tenant_runtime::store::users::Role;
 use super::forms::{self, Csrf, Form};
 use super::html::{self, Input, e};
 use super::{MAX_FIELD, Query, destination, home, is_admin, safe_next, signed};
-use crate::routes::extract::{ClientOrigin, clear_session_cookie, session_cookie, session_value};
+use crate::routes::error::ApiError;
+use crate::routes::extract::{
+    ClientOrigin, KnownRoute, clear_session_cookie, session_cookie, session_value,
+};
 use crate::service::auth;
 use crate::state::AppState;
 
@@ -148,6 +151,7 @@ pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
+    KnownRoute(known): KnownRoute,
     form: Form,
 ) -> Response {
     let csrf = match forms::for_page(&state, &headers) {
@@ -194,7 +198,7 @@ pub async fn login(
             Some("Enter your password."),
         );
     }
-    match auth::login(&state, typed, password, origin).await {
+    match auth::login(&state, typed, password, origin, known.as_ref()).await {
         Ok(done) => {
             let Ok(fresh) = forms::fresh(&state) else {
                 return page(
@@ -207,6 +211,7 @@ pub async fn login(
             html::see_other(to, &[session_cookie(&state, &done.cookie), fresh.cookie])
         }
         Err(err) => {
+            let err = ApiError::from(err);
             let mut res = page(password_step, err.status, Some(err.message.as_ref()));
             html::with_retry_after(&mut res, &err);
             res
@@ -218,7 +223,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _form: Fo
     if let Some(value) = session_value(&state, &headers)
         && let Err(err) = auth::logout(&state, &value).await
     {
-        return html::error_page(&state, &err, ("/account", "Back"));
+        return html::error_page(&state, &err.into(), ("/account", "Back"));
     }
     let mut cookies = vec![clear_session_cookie(&state)];
     if let Ok(fresh) = forms::fresh(&state) {

@@ -12,10 +12,11 @@ use tenant_runtime::store::tokens::Purpose;
 
 use super::forms::{self, Csrf, Form};
 use super::html::{self, Input, e};
-use super::{MAX_FIELD, Query};
-use crate::error::ApiError;
-use crate::routes::extract::{ClientOrigin, clear_session_cookie};
-use crate::service::auth;
+use super::{LinkRefusal, MAX_FIELD, Query};
+use crate::routes::error::ApiError;
+use crate::routes::extract::{ClientOrigin, KnownRoute, clear_session_cookie};
+use crate::service::auth::AuthError;
+use crate::service::recovery::{self as svc, RESET_TTL_SECS};
 use crate::state::AppState;
 
 fn forgot_form(state: &AppState, csrf: &Csrf, email: &str, error: Option<&str>) -> String {
@@ -67,6 +68,7 @@ pub async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
+    KnownRoute(known): KnownRoute,
     form: Form,
 ) -> Response {
     let typed = form.text("email").trim();
@@ -95,7 +97,8 @@ pub async fn forgot(
     }
     // Refused only when this address or this client asked too often (the same for every
     // address, so it tells nothing about accounts).
-    if let Err(err) = auth::forgot(&state, typed, origin) {
+    if let Err(err) = svc::forgot(&state, typed, origin, known) {
+        let err = ApiError::from(err);
         let mut res = refuse(err.status, &err.message);
         html::with_retry_after(&mut res, &err);
         return res;
@@ -107,7 +110,7 @@ It works once and expires in {} minutes.</p>\n\
 <p>No mail after a few minutes? Check your spam folder, or ask for a new link.</p>\n\
 <p class=\"actions\"><a class=\"btn btn-primary\" href=\"/login\">Back to sign in</a><a href=\"/forgot\">Ask again</a></p>\n",
         e(typed),
-        auth::RESET_TTL_SECS / 60
+        RESET_TTL_SECS / 60
     );
     html::respond(
         StatusCode::OK,
@@ -126,7 +129,7 @@ It works once and expires in {} minutes.</p>\n\
 fn dead_link(state: &AppState) -> Response {
     let message = format!(
         "The link is invalid, has expired or was already used. Reset links work once and for {} minutes. Ask for a new one.",
-        auth::RESET_TTL_SECS / 60
+        RESET_TTL_SECS / 60
     );
     html::message_page(
         state,
@@ -185,15 +188,12 @@ async fn owner(state: &AppState, token: &str, ip: &str) -> Result<String, Respon
     }
     match super::token_owner(state, token, Purpose::Reset, ip).await {
         Ok((_, user)) => Ok(user.email),
-        Err(err) => Err(token_error(state, &err)),
-    }
-}
-
-fn token_error(state: &AppState, err: &ApiError) -> Response {
-    if err.code == "invalid_token" {
-        dead_link(state)
-    } else {
-        html::error_page(state, err, ("/forgot", "Start again"))
+        Err(AuthError::InvalidToken) => Err(dead_link(state)),
+        Err(err) => Err(html::error_page(
+            state,
+            &err.into(),
+            ("/forgot", "Start again"),
+        )),
     }
 }
 
@@ -232,12 +232,14 @@ pub async fn reset(
     };
     let password = form.text("password");
     let result = if password != form.text("password2") {
-        Err(ApiError::bad_request(
+        Err(LinkRefusal::Form(ApiError::bad_request(
             "passwords_differ",
             "The two passwords are not the same. Type the new password twice.",
-        ))
+        )))
     } else {
-        auth::reset(&state, token, password).await
+        svc::reset(&state, token, password)
+            .await
+            .map_err(LinkRefusal::from)
     };
     match result {
         Ok(()) => {
@@ -247,8 +249,8 @@ pub async fn reset(
             }
             html::see_other("/login?done=reset", &cookies)
         }
-        Err(err) if err.code == "invalid_token" => dead_link(&state),
-        Err(err) => match forms::for_page(&state, &headers) {
+        Err(LinkRefusal::DeadLink) => dead_link(&state),
+        Err(LinkRefusal::Form(err)) => match forms::for_page(&state, &headers) {
             Ok(csrf) => {
                 let mut res = html::respond(
                     err.status,

@@ -1,0 +1,309 @@
+//! Signed calls to a node's internal endpoints (`/internal/tenants/{id}/…`), made by other
+//! nodes and by `tenantctl`, and what travels over them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Method, header};
+use serde::{Deserialize, Serialize};
+use tenant_runtime::{Clock, TenantId};
+
+use super::signing::{INTERNAL_HEADER, NodeSecret};
+
+/// The SHA-256 of a snapshot, sent with it both ways.
+pub const SHA256_HEADER: &str = "x-tenantd-sha256";
+/// Users in a snapshot.
+pub const USERS_HEADER: &str = "x-tenantd-users";
+
+/// The first admin of a new tenant, as the node writing its file needs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirstAdmin {
+    pub email: String,
+    pub user_id: String,
+    pub name: String,
+    pub now: i64,
+}
+
+/// What a node answers when it wrote a new tenant's file and first admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provisioned {
+    pub admin_id: String,
+    pub token: String,
+}
+
+/// SHA-256 (hex) and size of a file.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex::encode(h.finalize()), size))
+}
+
+/// What a node says about a snapshot it sent or installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub sha256: String,
+    pub bytes: u64,
+    pub users: usize,
+}
+
+/// Errors of calls to a node's internal endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node {url} is unreachable: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("node {url} refused {what}: {status} {code}: {message}")]
+    Refused {
+        url: String,
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl NodeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "node_unreachable",
+            Self::Refused { .. } => "node_refused",
+            Self::Invalid(_) => "move_failed",
+            Self::Io(_) => "io_error",
+        }
+    }
+}
+
+/// Signed calls to nodes' internal endpoints; cheap to clone.
+#[derive(Clone)]
+pub struct NodeClient {
+    secret: NodeSecret,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClient").finish_non_exhaustive()
+    }
+}
+
+impl NodeClient {
+    pub fn new(secret: NodeSecret, clock: Arc<dyn Clock>) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            secret,
+            client,
+            clock,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        base: &str,
+        pq: &str,
+        what: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, NodeError> {
+        let url = format!("{}{pq}", base.trim_end_matches('/'));
+        let req = self.client.request(method.clone(), &url).header(
+            INTERNAL_HEADER,
+            self.secret.sign_internal(self.clock.now(), &method, pq),
+        );
+        let res = build(req)
+            .send()
+            .await
+            .map_err(|source| NodeError::Unreachable {
+                url: base.to_owned(),
+                source,
+            })?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        Err(NodeError::Refused {
+            url: base.to_owned(),
+            what: what.to_owned(),
+            status,
+            code: body["error"].as_str().unwrap_or("").to_owned(),
+            message: body["message"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
+    async fn post(&self, base: &str, pq: &str, what: &str) -> Result<serde_json::Value, NodeError> {
+        let res = self.call(Method::POST, base, pq, what, |r| r).await?;
+        Ok(res.json().await.unwrap_or_default())
+    }
+
+    /// Writes the new tenant's file and first admin on that node.
+    pub async fn provision(
+        &self,
+        base: &str,
+        tenant: &TenantId,
+        first: &FirstAdmin,
+    ) -> Result<Provisioned, NodeError> {
+        let res = self
+            .call(
+                Method::POST,
+                base,
+                &format!("/internal/tenants/{tenant}/provision"),
+                "to create the tenant's file",
+                |r| r.json(first),
+            )
+            .await?;
+        res.json()
+            .await
+            .map_err(|_| NodeError::Invalid("provision answer without admin".into()))
+    }
+
+    pub async fn freeze(&self, base: &str, tenant: &TenantId, epoch: i64) -> Result<(), NodeError> {
+        self.post(
+            base,
+            &format!("/internal/tenants/{tenant}/freeze?epoch={epoch}"),
+            "to freeze the tenant",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn thaw(&self, base: &str, tenant: &TenantId) -> Result<(), NodeError> {
+        self.post(base, &format!("/internal/tenants/{tenant}/thaw"), "to thaw")
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn release(
+        &self,
+        base: &str,
+        tenant: &TenantId,
+        epoch: i64,
+    ) -> Result<(), NodeError> {
+        self.post(
+            base,
+            &format!("/internal/tenants/{tenant}/release?epoch={epoch}"),
+            "to release the tenant",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn refresh(&self, base: &str, tenant: &TenantId) -> Result<(), NodeError> {
+        self.post(
+            base,
+            &format!("/internal/tenants/{tenant}/refresh"),
+            "to refresh",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Downloads a frozen tenant's snapshot into `dest`, checking its SHA-256.
+    pub async fn download(
+        &self,
+        base: &str,
+        tenant: &TenantId,
+        dest: &Path,
+    ) -> Result<SnapshotInfo, NodeError> {
+        use sha2::Digest;
+        use std::io::Write;
+        let mut res = self
+            .call(
+                Method::GET,
+                base,
+                &format!("/internal/tenants/{tenant}/snapshot"),
+                "to send a snapshot",
+                |r| r,
+            )
+            .await?;
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let expected = header(SHA256_HEADER)
+            .ok_or_else(|| NodeError::Invalid("snapshot without checksum".into()))?;
+        let users: usize = header(USERS_HEADER)
+            .and_then(|u| u.parse().ok())
+            .unwrap_or(0);
+        let mut file = std::fs::File::create(dest)?;
+        let mut h = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = res.chunk().await.map_err(|source| NodeError::Unreachable {
+            url: base.to_owned(),
+            source,
+        })? {
+            h.update(&chunk);
+            bytes += chunk.len() as u64;
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()?;
+        let sha256 = hex::encode(h.finalize());
+        if sha256 != expected {
+            return Err(NodeError::Invalid(format!(
+                "snapshot from {base} arrived damaged (SHA-256 {sha256}, expected {expected})"
+            )));
+        }
+        Ok(SnapshotInfo {
+            sha256,
+            bytes,
+            users,
+        })
+    }
+
+    /// Sends a snapshot to the node the tenant moves to; it checks and installs it.
+    pub async fn upload(
+        &self,
+        base: &str,
+        tenant: &TenantId,
+        epoch: i64,
+        src: &Path,
+        sha256: &str,
+    ) -> Result<SnapshotInfo, NodeError> {
+        let file = tokio::fs::File::open(src).await?;
+        let len = file.metadata().await?.len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        let res = self
+            .call(
+                Method::PUT,
+                base,
+                &format!("/internal/tenants/{tenant}/snapshot?epoch={epoch}"),
+                "the snapshot",
+                |r| {
+                    r.header(SHA256_HEADER, sha256)
+                        .header(header::CONTENT_LENGTH, len)
+                        .body(body)
+                },
+            )
+            .await?;
+        res.json().await.map_err(|source| NodeError::Unreachable {
+            url: base.to_owned(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,308 @@
+//! The one place where errors become HTTP answers: `{"error": "<stable_code>", "message": "…"}`.
+//! Every service error maps here to a status and a stable `snake_case` code; pages show the
+//! same message in HTML. The cause of a 5xx travels with the answer to the request log
+//! (`routes::observe`) and is never sent.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::Fault;
+use crate::service::admin::{AdminError, MAX_NAME_LEN};
+use crate::service::auth::AuthError;
+use crate::service::moves::NodeOpError;
+use crate::service::policy::PasswordRejected;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: Cow<'static, str>,
+    pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log line of this request; never sent.
+    pub cause: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+tokio::task_local! {
+    /// The request id of the request being served, so 5xx answers carry it.
+    pub static REQUEST_ID: String;
+}
+
+fn request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in first.",
+        )
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not allowed to do this.",
+        )
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+        retry_after: u64,
+    ) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many attempts. Wait a moment and try again.",
+            )
+        }
+    }
+
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The body is too large.",
+        )
+    }
+
+    /// An unexpected failure: an opaque 500; `cause` goes to the request log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side. Try again later.",
+        )
+        .because(cause)
+    }
+
+    /// Attaches what went wrong inside, for the log.
+    pub fn because(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The tenant's file or node cannot serve now.
+    pub fn tenant_unavailable() -> Self {
+        Self::unavailable(
+            "tenant_unavailable",
+            "Your company's data is unavailable right now. Try again later.",
+            5,
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        // A 5xx names its request, so a report can be matched with the server's log.
+        if self.status.is_server_error()
+            && let Some(id) = request_id()
+        {
+            body["request_id"] = serde_json::Value::String(id);
+        }
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+impl From<Fault> for ApiError {
+    fn from(f: Fault) -> Self {
+        let err = match &f {
+            Fault::AtCapacity => Self::unavailable(
+                "at_capacity",
+                "The server is busy. Try again in a moment.",
+                1,
+            ),
+            Fault::StorageFull(_) => Self::unavailable(
+                "storage_full",
+                "The server cannot save changes right now. Try again later.",
+                30,
+            ),
+            Fault::TenantUnavailable(_) | Fault::NotPlacedHere { .. } | Fault::NodeUnreachable => {
+                Self::tenant_unavailable()
+            }
+            Fault::Moving => Self::unavailable(
+                "tenant_moving",
+                "Your company's data is moving to another server. Try again in a moment.",
+                1,
+            ),
+            Fault::HashQueueFull => Self::unavailable(
+                "busy",
+                "Too many sign-ins at once. Try again in a moment.",
+                1,
+            ),
+            Fault::Directory(_) | Fault::Unexpected(_) => return Self::internal(f),
+        };
+        err.because(f)
+    }
+}
+
+impl From<PasswordRejected> for ApiError {
+    fn from(p: PasswordRejected) -> Self {
+        let code = match p {
+            PasswordRejected::TooShort => "password_too_short",
+            PasswordRejected::TooLong => "password_too_long",
+            PasswordRejected::IsEmail => "password_is_email",
+            PasswordRejected::TooCommon => "password_too_common",
+        };
+        Self::bad_request(code, p.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "The email or password is not correct.",
+            ),
+            AuthError::Blocked => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_blocked",
+                "This account is blocked. Ask your company's administrator.",
+            ),
+            AuthError::Suspended => Self::new(
+                StatusCode::FORBIDDEN,
+                "tenant_suspended",
+                "Your company's account is suspended. Contact the vendor.",
+            ),
+            AuthError::Unauthenticated => Self::unauthenticated(),
+            AuthError::InvalidToken => Self::bad_request(
+                "invalid_token",
+                "This link is invalid or has expired. Ask for a new one.",
+            ),
+            AuthError::Throttled { retry_after } => Self::too_many_requests(retry_after),
+            AuthError::WrongPassword => {
+                Self::bad_request("wrong_password", "Your current password is not correct.")
+            }
+            AuthError::Password(p) => p.into(),
+            AuthError::NotFound => Self::not_found(),
+            AuthError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Forbidden => Self::forbidden(),
+            AdminError::NotFound => Self::not_found(),
+            AdminError::LastAdmin => Self::conflict(
+                "last_admin",
+                "Your company must keep at least one active admin.",
+            ),
+            AdminError::UserExists => Self::conflict(
+                "user_exists",
+                "This person is already a user of your company.",
+            ),
+            AdminError::EmailTaken => {
+                Self::conflict("email_taken", "This email cannot be invited.")
+            }
+            AdminError::AlreadyAccepted => Self::conflict(
+                "not_invited",
+                "This user has already accepted or is blocked.",
+            ),
+            AdminError::NoPendingInvitation => {
+                Self::conflict("not_invited", "This user has no pending invitation.")
+            }
+            AdminError::InvalidEmail => {
+                Self::bad_request("invalid_email", "Enter a valid email address.")
+            }
+            AdminError::InvalidRole => {
+                Self::bad_request("invalid_role", "Role must be admin or member.")
+            }
+            AdminError::InvalidName => Self::bad_request(
+                "invalid_name",
+                format!("A name has at most {MAX_NAME_LEN} characters and no control characters."),
+            ),
+            AdminError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<NodeOpError> for ApiError {
+    fn from(e: NodeOpError) -> Self {
+        let message = e.to_string();
+        match e {
+            NodeOpError::NotFound => Self::not_found(),
+            NodeOpError::NotOwner(_) => Self::conflict("not_owner", message),
+            NodeOpError::NotFrozen => Self::conflict("not_frozen", message),
+            NodeOpError::NotIncoming(_) => Self::conflict("not_incoming", message),
+            NodeOpError::NotMoved => Self::conflict("not_moved", message),
+            NodeOpError::NotProvisioningHere => Self::conflict("not_provisioning_here", message),
+            NodeOpError::MissingChecksum => {
+                Self::bad_request("missing_checksum", "Send x-tenantd-sha256.")
+            }
+            NodeOpError::ChecksumMismatch => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checksum_mismatch",
+                "The snapshot arrived damaged (SHA-256 differs); nothing was installed.",
+            ),
+            NodeOpError::BodyFailed(_) => Self::bad_request("body_failed", message),
+            NodeOpError::Busy => {
+                Self::unavailable("busy", "Writes of this tenant did not finish in time.", 1)
+            }
+            NodeOpError::Fault(f) => f.into(),
+        }
+    }
+}

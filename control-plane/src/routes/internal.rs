@@ -1,0 +1,145 @@
+//! The endpoints nodes and `tenantctl` call on a node (`/internal/…`), authenticated with the
+//! nodes' shared secret; each is a thin adapter over `service::moves`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tenant_runtime::TenantId;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::ApiJson;
+use super::paths::internal as p;
+use crate::cluster::client::{FirstAdmin, Provisioned, SHA256_HEADER, SnapshotInfo, USERS_HEADER};
+use crate::cluster::signing::{INTERNAL_HEADER, path_and_query};
+use crate::service::moves;
+use crate::state::AppState;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(p::FREEZE, post(freeze))
+        .route(p::THAW, post(thaw))
+        .route(p::SNAPSHOT, get(send_snapshot).put(receive_snapshot))
+        .route(p::RELEASE, post(release))
+        .route(p::REFRESH, post(refresh))
+        .route(p::PROVISION, post(provision_file))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_node_secret,
+        ))
+}
+
+async fn require_node_secret(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(secret) = state.cluster.secret() else {
+        return ApiError::not_found().into_response();
+    };
+    let ok = req
+        .headers()
+        .get(INTERNAL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            secret.verify_internal(state.now(), v, req.method(), path_and_query(req.uri()))
+        });
+    if !ok {
+        return ApiError::forbidden().into_response();
+    }
+    next.run(req).await
+}
+
+/// A tenant id in the path; anything else is no tenant here.
+fn tenant(id: &str) -> ApiResult<TenantId> {
+    TenantId::parse(id).map_err(|_| ApiError::not_found())
+}
+
+#[derive(Deserialize)]
+struct EpochQuery {
+    epoch: i64,
+}
+
+async fn freeze(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EpochQuery>,
+) -> ApiResult<Json<Value>> {
+    let lease = moves::freeze(&state, &tenant(&id)?, q.epoch).await?;
+    Ok(Json(json!({"frozen": true, "lease_secs": lease.as_secs()})))
+}
+
+async fn thaw(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let was = moves::thaw(&state, &tenant(&id)?);
+    Ok(Json(json!({"thawed": was})))
+}
+
+async fn send_snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let snap = moves::snapshot(&state, &tenant(&id)?).await?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(snap.file));
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.sqlite3"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(snap.info.bytes));
+    if let Ok(v) = HeaderValue::from_str(&snap.info.sha256) {
+        h.insert(HeaderName::from_static(SHA256_HEADER), v);
+    }
+    h.insert(
+        HeaderName::from_static(USERS_HEADER),
+        HeaderValue::from(snap.info.users),
+    );
+    Ok(res)
+}
+
+async fn receive_snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EpochQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<SnapshotInfo>> {
+    let expected = headers
+        .get(SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let info = moves::receive(
+        &state,
+        &tenant(&id)?,
+        q.epoch,
+        expected,
+        body.into_data_stream(),
+    )
+    .await?;
+    Ok(Json(info))
+}
+
+async fn release(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EpochQuery>,
+) -> ApiResult<Json<Value>> {
+    let kept = moves::release(&state, &tenant(&id)?, q.epoch).await?;
+    Ok(Json(json!({"released": true, "kept": kept})))
+}
+
+async fn refresh(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    moves::refresh(&state, &tenant(&id)?);
+    Ok(Json(json!({"refreshed": true})))
+}
+
+async fn provision_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(first): ApiJson<FirstAdmin>,
+) -> ApiResult<Json<Provisioned>> {
+    Ok(Json(
+        moves::provision_file(&state, &tenant(&id)?, &first).await?,
+    ))
+}

@@ -1,0 +1,112 @@
+//! Every path the server answers, named once: the routers, the OpenAPI document and the
+//! forwarding rules all take them from here.
+
+/// The JSON API.
+pub mod api {
+    pub const LOGIN: &str = "/api/auth/login";
+    pub const LOGOUT: &str = "/api/auth/logout";
+    pub const LOGOUT_ALL: &str = "/api/auth/logout-all";
+    pub const FORGOT: &str = "/api/auth/forgot";
+    pub const RESET: &str = "/api/auth/reset";
+    pub const ACCEPT_INVITE: &str = "/api/auth/accept-invite";
+    pub const SESSION: &str = "/api/session";
+    pub const SESSIONS: &str = "/api/sessions";
+    pub const SESSION_BY_ID: &str = "/api/sessions/{id}";
+    pub const ACCOUNT_PASSWORD: &str = "/api/account/password";
+    pub const USERS: &str = "/api/admin/users";
+    pub const USER: &str = "/api/admin/users/{id}";
+    pub const USER_INVITATION: &str = "/api/admin/users/{id}/invitation";
+    pub const USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
+    pub const AUDIT: &str = "/api/admin/audit";
+    pub const OPENAPI: &str = "/api/openapi.json";
+}
+
+/// The pages.
+pub mod pages {
+    pub const ROOT: &str = "/";
+    pub const LOGIN: &str = "/login";
+    pub const LOGOUT: &str = "/logout";
+    pub const FORGOT: &str = "/forgot";
+    pub const RESET: &str = "/reset";
+    pub const INVITE: &str = "/invite";
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ADMIN: &str = "/admin";
+    pub const ADMIN_INVITE: &str = "/admin/invite";
+    pub const ADMIN_ROLE: &str = "/admin/users/{id}/role";
+    pub const ADMIN_BLOCK: &str = "/admin/users/{id}/block";
+    pub const ADMIN_UNBLOCK: &str = "/admin/users/{id}/unblock";
+    pub const ADMIN_DELETE: &str = "/admin/users/{id}/delete";
+    pub const ADMIN_RESEND: &str = "/admin/users/{id}/resend";
+    pub const ADMIN_REVOKE: &str = "/admin/users/{id}/revoke";
+    pub const CSS: &str = "/assets/app.css";
+    pub const ICON: &str = "/assets/icon.svg";
+}
+
+/// What each node serves for itself.
+pub mod node {
+    pub const HEALTHZ: &str = "/healthz";
+    pub const LIVEZ: &str = "/livez";
+    pub const METRICS: &str = "/metrics";
+    /// Prefix of the static files.
+    pub const ASSETS: &str = "/assets/";
+}
+
+/// The endpoints nodes and `tenantctl` call on a node.
+pub mod internal {
+    pub const PREFIX: &str = "/internal/";
+    pub const FREEZE: &str = "/internal/tenants/{id}/freeze";
+    pub const THAW: &str = "/internal/tenants/{id}/thaw";
+    pub const SNAPSHOT: &str = "/internal/tenants/{id}/snapshot";
+    pub const RELEASE: &str = "/internal/tenants/{id}/release";
+    pub const REFRESH: &str = "/internal/tenants/{id}/refresh";
+    pub const PROVISION: &str = "/internal/tenants/{id}/provision";
+}
+
+/// Where in a request its tenant is named, for forwarding it to the tenant's node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantField {
+    /// The `email` of a sign-in or reset request: routed through the directory.
+    Email,
+    /// A `token` (`<tenant-id>.<secret>`) of a reset or an invitation.
+    Token,
+}
+
+/// The body field that names the tenant of a `POST` to `path`, if any.
+pub fn tenant_field(path: &str) -> Option<TenantField> {
+    match path {
+        api::LOGIN | api::FORGOT | pages::LOGIN | pages::FORGOT => Some(TenantField::Email),
+        api::RESET | api::ACCEPT_INVITE | pages::RESET | pages::INVITE => Some(TenantField::Token),
+        _ => None,
+    }
+}
+
+/// Paths that never concern one tenant: served by the node they reach.
+pub fn node_local(path: &str) -> bool {
+    path.starts_with(internal::PREFIX)
+        || path.starts_with(node::ASSETS)
+        || matches!(
+            path,
+            node::METRICS | node::HEALTHZ | node::LIVEZ | api::OPENAPI
+        )
+}
+
+/// Reset requests answer the same whether or not the account (or its node) exists.
+pub fn is_forgot(path: &str) -> bool {
+    matches!(path, api::FORGOT | pages::FORGOT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_is_named_by_the_fields_of_sign_in_and_links() {
+        assert_eq!(tenant_field(api::LOGIN), Some(TenantField::Email));
+        assert_eq!(tenant_field(pages::INVITE), Some(TenantField::Token));
+        assert_eq!(tenant_field(api::USERS), None);
+        assert!(node_local("/internal/tenants/x/freeze"));
+        assert!(node_local(node::METRICS));
+        assert!(!node_local(api::SESSION));
+    }
+}

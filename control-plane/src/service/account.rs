@@ -1,0 +1,131 @@
+//! A signed-in person's own account: their sessions and their password.
+
+use serde_json::json;
+use tenant_runtime::store::audit;
+use tenant_runtime::store::sessions;
+use tenant_runtime::store::tokens::{self, Purpose};
+use tenant_runtime::store::users;
+
+use super::auth::{AuthError, AuthResult, Signed};
+use super::policy;
+use crate::state::AppState;
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub session: sessions::Summary,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// The caller's live sessions.
+pub async fn sessions_of(state: &AppState, signed: &Signed) -> AuthResult<Vec<SessionSummary>> {
+    let (user_id, idle, now) = (
+        signed.user.id.clone(),
+        state.server.session_idle_secs,
+        state.now(),
+    );
+    let list = state
+        .tenants
+        .read(&signed.tenant.id, move |c| {
+            sessions::list(c, &user_id, idle, now)
+        })
+        .await?;
+    Ok(list
+        .into_iter()
+        .map(|s| SessionSummary {
+            current: s.id == signed.session_id,
+            session: s,
+        })
+        .collect())
+}
+
+/// Ends one of the caller's own sessions (404 for any other id).
+pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> AuthResult<()> {
+    let (user_id, id, now) = (signed.user.id.clone(), id.to_owned(), state.now());
+    let ended = state
+        .tenants
+        .write(&signed.tenant.id, move |tx| {
+            let ended = sessions::revoke_by_id(tx, &user_id, &id)?;
+            if ended {
+                audit::record(
+                    tx,
+                    Some(&user_id),
+                    "session.revoked",
+                    Some(&user_id),
+                    json!({"session": id}),
+                    now,
+                )?;
+            }
+            Ok(ended)
+        })
+        .await?;
+    if ended {
+        Ok(())
+    } else {
+        Err(AuthError::NotFound)
+    }
+}
+
+/// Signs the caller out everywhere, this session included.
+pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> AuthResult<usize> {
+    let (user_id, now) = (signed.user.id.clone(), state.now());
+    Ok(state
+        .tenants
+        .write(&signed.tenant.id, move |tx| {
+            let n = sessions::revoke_all(tx, &user_id, None)?;
+            audit::record(
+                tx,
+                Some(&user_id),
+                "session.revoked_all",
+                Some(&user_id),
+                json!({"count": n}),
+                now,
+            )?;
+            Ok(n)
+        })
+        .await?)
+}
+
+/// Changes the caller's password: needs the current one, ends every other session.
+pub async fn change_password(
+    state: &AppState,
+    signed: &Signed,
+    current: &str,
+    new: &str,
+    ip: &str,
+) -> AuthResult<()> {
+    let key = signed.user.email.clone();
+    state
+        .throttles
+        .login
+        .begin(&key, ip, state.now())
+        .map_err(|t| AuthError::Throttled { retry_after: t.0 })?;
+    let stored = signed.user.password_hash.clone().unwrap_or_default();
+    if current.chars().count() > policy::MAX_LEN || !state.hasher.verify(current, &stored).await? {
+        return Err(AuthError::WrongPassword);
+    }
+    state.throttles.login.succeeded(&key, ip);
+    policy::check(new, &signed.user.email)?;
+    let hash = state.hasher.hash(new).await?;
+    let (user_id, keep, now) = (signed.user.id.clone(), signed.secret.clone(), state.now());
+    state
+        .tenants
+        .write(&signed.tenant.id, move |tx| {
+            users::set_password_hash(tx, &user_id, &hash, now)?;
+            sessions::revoke_all(tx, &user_id, Some(&keep))?;
+            tokens::revoke(tx, &user_id, Some(Purpose::Reset), now)?;
+            audit::record(
+                tx,
+                Some(&user_id),
+                "password.changed",
+                Some(&user_id),
+                json!({}),
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tenant_runtime::{Clock, RouterConfig, SystemClock, TenantRouter};
+use tenant_runtime::{Clock, RouterConfig, TenantRouter};
 use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
@@ -45,7 +45,9 @@ pub async fn build_node_state(
     std::fs::create_dir_all(&config.data_dir)?;
     // The one place the real clock is made; everything else takes this one.
     #[allow(clippy::disallowed_types, reason = "the server's clock is made here")]
-    let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let clock: Arc<dyn Clock> = overrides
+        .clock
+        .unwrap_or_else(|| Arc::new(tenant_runtime::SystemClock));
     let directory = Directory::connect(&config.directory_url(), clock.clone()).await?;
     let mut rc = RouterConfig::new(config.tenants_dir());
     rc.max_connections = config.max_connections;

@@ -19,6 +19,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// A JSON body; every rejection becomes a JSON error with a stable code. Requires
 /// `Content-Type: application/json`, which also keeps cross-site forms out.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -133,6 +134,7 @@ pub fn origin(parts_headers: &HeaderMap, peer: Option<SocketAddr>) -> Origin {
 }
 
 /// The caller's address and user agent.
+#[derive(Debug)]
 pub struct ClientOrigin(pub Origin);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
@@ -148,6 +150,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
 }
 
 /// A signed-in user (401 otherwise).
+#[derive(Debug)]
 pub struct Auth(pub Signed);
 
 impl FromRequestParts<AppState> for Auth {
@@ -166,6 +169,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 /// An active admin of their own company (401 signed out, 403 otherwise).
+#[derive(Debug)]
 pub struct Admin(pub TenantAdmin);
 
 impl FromRequestParts<AppState> for Admin {
@@ -181,6 +185,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// The route of the email in this request, if the forwarding layer already found it.
+#[derive(Debug)]
 pub struct KnownRoute(pub Option<EmailRoute>);
 
 impl<S: Send + Sync> FromRequestParts<S> for KnownRoute {

@@ -13,14 +13,14 @@ use crate::routes::extract::ClientOrigin;
 use crate::service::account;
 use crate::state::AppState;
 
-pub fn role_label(role: Role) -> &'static str {
+pub(super) fn role_label(role: Role) -> &'static str {
     match role {
         Role::Admin => "Admin",
         Role::Member => "Member",
     }
 }
 
-pub async fn account_page(
+pub(super) async fn account_page(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -30,7 +30,7 @@ pub async fn account_page(
 }
 
 /// `POST /account/password`: needs the current password; other sessions end.
-pub async fn change_password(
+pub(super) async fn change_password(
     State(state): State<AppState>,
     ClientOrigin(origin): ClientOrigin,
     headers: HeaderMap,

@@ -275,7 +275,7 @@ async fn render(
     )
 }
 
-pub async fn admin_page(
+pub(super) async fn admin_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -333,7 +333,11 @@ async fn refused(
     res
 }
 
-pub async fn invite(State(state): State<AppState>, headers: HeaderMap, form: Form) -> Response {
+pub(super) async fn invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Form,
+) -> Response {
     let admin = match gate(&state, &headers).await {
         Ok(a) => a,
         Err(res) => return res,
@@ -455,7 +459,7 @@ async fn act(
 
 macro_rules! action_handler {
     ($name:ident, $action:expr) => {
-        pub async fn $name(
+        pub(crate) async fn $name(
             State(state): State<AppState>,
             headers: HeaderMap,
             Path(id): Path<String>,

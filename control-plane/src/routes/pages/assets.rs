@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 const CSS: &str = include_str!("../../../assets/app.css");
 const ICON: &str = include_str!("../../../assets/icon.svg");
 
-pub use crate::routes::paths::pages::{CSS as CSS_PATH, ICON as ICON_PATH};
+pub(super) use crate::routes::paths::pages::{CSS as CSS_PATH, ICON as ICON_PATH};
 
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
 
 /// `/assets/app.css?v=<hash of the content>`.
-pub fn css_href() -> &'static str {
+pub(super) fn css_href() -> &'static str {
     static HREF: OnceLock<String> = OnceLock::new();
     HREF.get_or_init(|| {
         let digest = Sha256::digest(CSS.as_bytes());
@@ -23,7 +23,7 @@ pub fn css_href() -> &'static str {
     })
 }
 
-pub async fn css() -> Response {
+pub(super) async fn css() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -34,7 +34,7 @@ pub async fn css() -> Response {
         .into_response()
 }
 
-pub async fn icon() -> Response {
+pub(super) async fn icon() -> Response {
     (
         [
             (header::CONTENT_TYPE, "image/svg+xml"),

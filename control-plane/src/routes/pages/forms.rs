@@ -24,7 +24,7 @@ use crate::state::AppState;
 const TOKEN_LEN: usize = 43;
 
 /// The CSRF token of the page being rendered, and the cookie that carries it.
-pub struct Csrf {
+pub(super) struct Csrf {
     pub token: String,
     pub cookie: String,
 }
@@ -54,7 +54,7 @@ fn make(state: &AppState, token: String) -> Csrf {
 
 /// The request's token if it has a well-formed one, a new one otherwise. The cookie is set
 /// again either way, so it lasts as long as pages are being used.
-pub fn for_page(state: &AppState, headers: &HeaderMap) -> Result<Csrf, ApiError> {
+pub(super) fn for_page(state: &AppState, headers: &HeaderMap) -> Result<Csrf, ApiError> {
     match cookie(headers, &cookie_name(state, CSRF_COOKIE)).filter(|t| well_formed(t)) {
         Some(t) => Ok(make(state, t)),
         None => Ok(make(state, new_token()?)),
@@ -62,13 +62,13 @@ pub fn for_page(state: &AppState, headers: &HeaderMap) -> Result<Csrf, ApiError>
 }
 
 /// A new token, for answers that change who is signed in.
-pub fn fresh(state: &AppState) -> Result<Csrf, ApiError> {
+pub(super) fn fresh(state: &AppState) -> Result<Csrf, ApiError> {
     Ok(make(state, new_token()?))
 }
 
 /// Why a POST was refused before its handler ran.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     CrossSite,
     NoCookie,
     BadToken,
@@ -78,7 +78,7 @@ pub enum Refusal {
 }
 
 /// Whether the browser says this request comes from our own pages.
-pub fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
+pub(super) fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
     if let Some(site) = headers.get("sec-fetch-site") {
         return match site.as_bytes() {
             b"same-origin" | b"none" => Ok(()),
@@ -109,12 +109,12 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 /// A submitted form whose CSRF token matched. Every field appears at most once.
-pub struct Form {
+pub(super) struct Form {
     fields: Vec<(String, String)>,
 }
 
 impl Form {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
@@ -122,13 +122,13 @@ impl Form {
     }
 
     /// A field's value, or "" when it is missing.
-    pub fn text(&self, name: &str) -> &str {
+    pub(super) fn text(&self, name: &str) -> &str {
         self.get(name).unwrap_or("")
     }
 }
 
 /// Parses `application/x-www-form-urlencoded`; a repeated field is refused.
-pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+pub(super) fn parse(body: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if fields.iter().any(|(seen, _)| *seen == k) {
@@ -178,7 +178,7 @@ impl FromRequest<AppState> for Form {
 }
 
 /// The page for a refused POST. It carries no form, so nothing is re-submitted from it.
-pub fn refused(state: &AppState, why: &Refusal) -> Response {
+pub(super) fn refused(state: &AppState, why: &Refusal) -> Response {
     let (status, title, message) = match why {
         Refusal::CrossSite => (
             StatusCode::FORBIDDEN,

@@ -12,19 +12,19 @@ use crate::service::auth::Signed;
 use crate::state::AppState;
 
 /// HTML-escapes text for element content and double-quoted attributes.
-pub fn e(s: &str) -> String {
+pub(super) fn e(s: &str) -> String {
     escape(s)
 }
 
 /// Which kind of page: a narrow card for forms, a wide one for the admin table.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Width {
+pub(super) enum Width {
     Narrow,
     Wide,
 }
 
 /// A whole document. `nav` and `main` are trusted HTML built from escaped parts.
-pub fn document(product: &str, title: &str, width: Width, nav: &str, main: &str) -> String {
+pub(super) fn document(product: &str, title: &str, width: Width, nav: &str, main: &str) -> String {
     let class = match width {
         Width::Narrow => "card",
         Width::Wide => "card card-wide",
@@ -66,7 +66,7 @@ pub fn document(product: &str, title: &str, width: Width, nav: &str, main: &str)
 }
 
 /// The navigation of a signed-in user: their pages and a sign-out button.
-pub fn nav(signed: &Signed, csrf: &str, current: &str) -> String {
+pub(super) fn nav(signed: &Signed, csrf: &str, current: &str) -> String {
     let link = |href: &str, text: &str| {
         if href == current {
             format!("<a href=\"{href}\" aria-current=\"page\">{text}</a>")
@@ -91,14 +91,14 @@ pub fn nav(signed: &Signed, csrf: &str, current: &str) -> String {
     )
 }
 
-pub fn csrf_field(token: &str) -> String {
+pub(super) fn csrf_field(token: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         e(token)
     )
 }
 
-pub fn hidden(name: &str, value: &str) -> String {
+pub(super) fn hidden(name: &str, value: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
         e(name),
@@ -107,7 +107,7 @@ pub fn hidden(name: &str, value: &str) -> String {
 }
 
 /// An error box, announced to screen readers.
-pub fn error_box(message: &str) -> String {
+pub(super) fn error_box(message: &str) -> String {
     format!(
         "<div class=\"alert alert-error\" role=\"alert\" id=\"form-error\">{}</div>\n",
         e(message)
@@ -115,7 +115,7 @@ pub fn error_box(message: &str) -> String {
 }
 
 /// An information box (e.g. after an action succeeded).
-pub fn notice_box(message: &str) -> String {
+pub(super) fn notice_box(message: &str) -> String {
     format!(
         "<div class=\"alert alert-ok\" role=\"status\">{}</div>\n",
         e(message)
@@ -123,12 +123,12 @@ pub fn notice_box(message: &str) -> String {
 }
 
 /// The error box if there is an error, nothing otherwise.
-pub fn maybe_error(message: Option<&str>) -> String {
+pub(super) fn maybe_error(message: Option<&str>) -> String {
     message.map(error_box).unwrap_or_default()
 }
 
 /// A labelled input. `attrs` is trusted (fixed strings such as `required autofocus`).
-pub struct Input<'a> {
+pub(super) struct Input<'a> {
     pub id: &'a str,
     pub label: &'a str,
     pub kind: &'a str,
@@ -140,7 +140,7 @@ pub struct Input<'a> {
 }
 
 impl Input<'_> {
-    pub fn html(&self, invalid: bool) -> String {
+    pub(super) fn html(&self, invalid: bool) -> String {
         let (hint, described) = match self.hint {
             Some(h) => (
                 format!("<p class=\"hint\" id=\"{}-hint\">{}</p>", e(self.id), e(h)),
@@ -170,7 +170,7 @@ impl Input<'_> {
 }
 
 /// The "choose a password" and "repeat it" fields of a form, with the policy's hint.
-pub fn new_password_fields(
+pub(super) fn new_password_fields(
     label: &str,
     again_label: &str,
     autofocus: bool,
@@ -208,14 +208,14 @@ pub fn new_password_fields(
 }
 
 /// An HTML answer with the given status and cookies.
-pub fn respond(status: StatusCode, cookies: &[String], html: String) -> Response {
+pub(super) fn respond(status: StatusCode, cookies: &[String], html: String) -> Response {
     let mut res = (status, Html(html)).into_response();
     add_cookies(&mut res, cookies);
     res
 }
 
 /// `303 See Other` to a local path (always one of ours, never taken from the request).
-pub fn see_other(location: &str, cookies: &[String]) -> Response {
+pub(super) fn see_other(location: &str, cookies: &[String]) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -233,7 +233,7 @@ fn add_cookies(res: &mut Response, cookies: &[String]) {
 }
 
 /// A page that only explains something, with one way on.
-pub fn message_page(
+pub(super) fn message_page(
     state: &AppState,
     status: StatusCode,
     title: &str,
@@ -253,14 +253,14 @@ pub fn message_page(
 }
 
 /// A service error as a page: its message, its status, and `Retry-After` when it has one.
-pub fn error_page(state: &AppState, err: &ApiError, link: (&str, &str)) -> Response {
+pub(super) fn error_page(state: &AppState, err: &ApiError, link: (&str, &str)) -> Response {
     let title = title_for(err.status);
     let mut res = message_page(state, err.status, title, &err.message, link, &[]);
     with_retry_after(&mut res, err);
     res
 }
 
-pub fn with_retry_after(res: &mut Response, err: &ApiError) {
+pub(super) fn with_retry_after(res: &mut Response, err: &ApiError) {
     if let Some(secs) = err.retry_after
         && let Ok(v) = HeaderValue::from_str(&secs.to_string())
     {
@@ -284,7 +284,7 @@ fn title_for(status: StatusCode) -> &'static str {
 }
 
 /// A time as `2025-01-31 14:05 UTC`.
-pub fn timestamp(secs: i64) -> String {
+pub(super) fn timestamp(secs: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
@@ -294,7 +294,7 @@ pub fn timestamp(secs: i64) -> String {
 
 /// The 404 page of every path that is neither a page nor the API.
 /// It has no state at hand, so it names no product.
-pub fn not_found(product: &str) -> Response {
+pub(super) fn not_found(product: &str) -> Response {
     let main = "<h1>Page not found</h1>\n\
 <p class=\"lead\">There is nothing at this address. Check the link, or start again from the sign-in page.</p>\n\
 <p class=\"actions\"><a class=\"btn btn-primary\" href=\"/\">Go to the start page</a></p>\n";
@@ -306,7 +306,7 @@ pub fn not_found(product: &str) -> Response {
 }
 
 /// A page address used with the wrong method (e.g. a form's target opened as a link).
-pub fn method_not_allowed(product: &str) -> Response {
+pub(super) fn method_not_allowed(product: &str) -> Response {
     let main = "<h1>This page only takes forms</h1>\n\
 <p class=\"lead\">This address is where a form is sent; it cannot be opened directly.</p>\n\
 <p class=\"actions\"><a class=\"btn btn-primary\" href=\"/\">Go to the start page</a></p>\n";

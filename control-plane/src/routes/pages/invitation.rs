@@ -102,7 +102,7 @@ async fn owner(
         })
 }
 
-pub async fn invite_page(
+pub(super) async fn invite_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
@@ -132,7 +132,7 @@ pub async fn invite_page(
     )
 }
 
-pub async fn accept(
+pub(super) async fn accept(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,

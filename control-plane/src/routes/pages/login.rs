@@ -19,7 +19,7 @@ use crate::routes::extract::{
 use crate::service::auth;
 use crate::state::AppState;
 
-pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match signed(&state, &headers).await {
         Ok(Some(s)) => html::see_other(home(&s), &[]),
         _ => html::see_other("/login", &[]),
@@ -115,7 +115,7 @@ fn password_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
     )
 }
 
-pub async fn login_page(
+pub(super) async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -147,7 +147,7 @@ pub async fn login_page(
     )
 }
 
-pub async fn login(
+pub(super) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
@@ -219,7 +219,11 @@ pub async fn login(
     }
 }
 
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _form: Form) -> Response {
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    _form: Form,
+) -> Response {
     if let Some(value) = session_value(&state, &headers)
         && let Err(err) = auth::logout(&state, &value).await
     {

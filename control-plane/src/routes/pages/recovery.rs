@@ -53,7 +53,7 @@ fn forgot_form(state: &AppState, csrf: &Csrf, email: &str, error: Option<&str>) 
     )
 }
 
-pub async fn forgot_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn forgot_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match forms::for_page(&state, &headers) {
         Ok(csrf) => html::respond(
             StatusCode::OK,
@@ -64,7 +64,7 @@ pub async fn forgot_page(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-pub async fn forgot(
+pub(super) async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
@@ -197,7 +197,7 @@ async fn owner(state: &AppState, token: &str, ip: &str) -> Result<String, Respon
     }
 }
 
-pub async fn reset_page(
+pub(super) async fn reset_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,
@@ -219,7 +219,7 @@ pub async fn reset_page(
     }
 }
 
-pub async fn reset(
+pub(super) async fn reset(
     State(state): State<AppState>,
     headers: HeaderMap,
     ClientOrigin(origin): ClientOrigin,

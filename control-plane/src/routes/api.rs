@@ -11,8 +11,8 @@ use tenant_runtime::store::audit;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, session_cookie,
-    session_value,
+    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, same_site,
+    session_cookie, session_value,
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
@@ -24,7 +24,7 @@ use crate::state::AppState;
 const MAX_FIELD: usize = 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    let api = Router::new()
         .route(p::LOGIN, post(login))
         .route(p::LOGOUT, post(logout))
         .route(p::SESSION, get(session))
@@ -49,7 +49,27 @@ pub fn router() -> Router<AppState> {
         .route(
             p::USER_SESSIONS,
             get(list_user_sessions).delete(end_user_sessions),
+        );
+    api.route_layer(axum::middleware::from_fn(refuse_cross_site))
+}
+
+/// A browser sends cookies along with cross-site requests, even bodiless ones or forms: a
+/// state-changing request that carries a cookie must come from our own pages. Requests with a
+/// bearer token and no cookie are not a browser's ambient authority and pass.
+async fn refuse_cross_site(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if changes && req.headers().contains_key(header::COOKIE) && !same_site(req.headers(), false) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "Requests from other sites are not accepted here.",
         )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn check_len(field: &'static str, value: &str) -> ApiResult<()> {

@@ -86,6 +86,31 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
+/// Whether the browser says this request comes from our own pages (Fetch Metadata, or Origin
+/// against Host for older browsers); a request with neither is not from a browser page.
+/// `null_origin_ok`: whether `Origin: null` (sent under `no-referrer`, but also by sandboxed
+/// frames) passes — only where a CSRF token decides anyway.
+pub fn same_site(headers: &HeaderMap, null_origin_ok: bool) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if origin == "null" {
+        return null_origin_ok;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or("");
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}
+
 /// A `Set-Cookie` value with the product's attributes.
 pub fn set_cookie(
     state: &AppState,

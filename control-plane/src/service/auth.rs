@@ -229,11 +229,17 @@ async fn login_attempt(
         .as_ref()
         .filter(|u| u.status != Status::Invited)
         .and_then(|u| u.password_hash.clone());
-    let share = routed.as_ref().map_or("-", |t| t.id.as_str());
+    // Each tenant has its share of the hashing queue. An email that routes nowhere is a share of
+    // its own, as if it were a tenant: flooding other addresses cannot fill it, so a full queue
+    // tells nothing about whether this address has an account.
+    let share = match &routed {
+        Some(t) => t.id.to_string(),
+        None => format!("?{email}"),
+    };
     let verified = state
         .hasher
         .verify_for(
-            share,
+            &share,
             password,
             hash.as_deref()
                 .unwrap_or(tenant_runtime::password::dummy_hash()),

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::html;
 use crate::routes::error::ApiError;
-use crate::routes::extract::{CSRF_COOKIE, cookie, cookie_name, set_cookie};
+use crate::routes::extract::{CSRF_COOKIE, cookie, cookie_name, same_site, set_cookie};
 use crate::state::AppState;
 
 /// Length of a token: 32 random bytes, base64url without padding.
@@ -79,29 +79,8 @@ pub(super) enum Refusal {
 
 /// Whether the browser says this request comes from our own pages.
 pub(super) fn check_origin(headers: &HeaderMap) -> Result<(), Refusal> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return match site.as_bytes() {
-            b"same-origin" | b"none" => Ok(()),
-            _ => Err(Refusal::CrossSite),
-        };
-    }
-    // Older browsers: compare Origin with Host. "null" (sent under `no-referrer`) proves
-    // nothing either way; the token decides.
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    if origin == "null" {
-        return Ok(());
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .unwrap_or("");
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+    // "null" proves nothing either way; the form's token decides.
+    if same_site(headers, true) {
         Ok(())
     } else {
         Err(Refusal::CrossSite)

@@ -109,6 +109,12 @@ pub struct ServerConfig {
     /// Length of the per-address window, in seconds.
     #[arg(long, env = "TENANTD_IP_WINDOW_SECS", default_value_t = 600)]
     pub ip_window_secs: i64,
+
+    /// Reverse proxies in front of tenantd (comma-separated CIDRs, e.g. 10.0.0.0/8,::1/128):
+    /// only from these peers is the client taken from `X-Forwarded-For`. Empty: the peer is the
+    /// client.
+    #[arg(long, env = "TENANTD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {

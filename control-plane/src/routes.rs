@@ -61,6 +61,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             observe::observe,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::resolve_client,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

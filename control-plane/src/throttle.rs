@@ -63,6 +63,21 @@ pub struct Throttled(pub u64);
 
 const MAX_ENTRIES: usize = 200_000;
 
+/// The key an address is counted under: itself for IPv4, its /64 for IPv6 (one subscriber
+/// usually holds a whole /64, so counting single addresses would give them 2^64 budgets).
+fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        _ => ip.to_owned(),
+    }
+}
+
 impl Throttle {
     pub fn new(limits: Limits) -> Self {
         Self {
@@ -74,7 +89,7 @@ impl Throttle {
 
     /// Seconds the address must wait, if its window is used up.
     pub fn address_wait(&self, ip: &str, now: i64) -> Option<u64> {
-        let w = self.addresses.get(ip)?;
+        let w = self.addresses.get(&address_key(ip))?;
         let end = w.start + self.limits.ip_window_secs;
         (now < end && w.count >= self.limits.ip_max_failures).then(|| (end - now).max(1) as u64)
     }
@@ -102,7 +117,7 @@ impl Throttle {
             e.locked_until = now + wait;
         }
         drop(e);
-        let mut w = self.addresses.entry(ip.to_owned()).or_insert(Window {
+        let mut w = self.addresses.entry(address_key(ip)).or_insert(Window {
             start: now,
             count: 0,
         });
@@ -120,7 +135,7 @@ impl Throttle {
     /// gets its attempt back.
     pub fn succeeded(&self, account: &str, ip: &str) {
         self.accounts.remove(account);
-        if let Some(mut w) = self.addresses.get_mut(ip) {
+        if let Some(mut w) = self.addresses.get_mut(&address_key(ip)) {
             w.count = w.count.saturating_sub(1);
         }
     }
@@ -169,6 +184,29 @@ impl Throttles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            address_key("2001:db8:1:2::7")
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key("::ffff:203.0.113.9"), "203.0.113.9");
+        let t = Throttle::new(Limits {
+            ip_max_failures: 2,
+            ..Limits::default()
+        });
+        t.begin("a@x.test", "2001:db8::1", 100).unwrap();
+        t.begin("b@x.test", "2001:db8::2", 100).unwrap();
+        assert!(t.address_wait("2001:db8::3", 100).is_some());
+        assert!(t.address_wait("2001:db8:0:1::3", 100).is_none());
+    }
 
     #[test]
     fn backs_off_after_max_failures_and_doubles() {

@@ -142,8 +142,57 @@ pub fn session_value(state: &AppState, headers: &HeaderMap) -> Option<String> {
     cookie(headers, &cookie_name(state, SESSION_COOKIE))
 }
 
-/// Where a request came from, recorded with sessions and audit entries. Forwarded headers are
-/// not trusted: a proxy in front must be configured to be the peer.
+/// The client of a request: the peer, or — when the peer is a trusted proxy — the nearest
+/// address in `X-Forwarded-For` that is not one. Stored as the connection's address, so every
+/// handler, the throttles and the forwarding layer see the client.
+pub async fn resolve_client(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let proxies = &state.server.trusted_proxies;
+    if !proxies.is_empty()
+        && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
+        && let Some(client) = client_behind(proxies, peer.ip(), req.headers())
+    {
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
+    }
+    next.run(req).await
+}
+
+/// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy.
+fn client_behind(
+    proxies: &[ipnet::IpNet],
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Option<std::net::IpAddr> {
+    let trusted = |ip: &std::net::IpAddr| proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return None;
+    }
+    let mut client = peer;
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            break; // garbage: stop at the last address we could trust
+        };
+        client = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// Where a request came from, recorded with sessions and audit entries: the connection's
+/// address (the client, once [`resolve_client`] has looked behind trusted proxies).
 pub fn origin(parts_headers: &HeaderMap, peer: Option<SocketAddr>) -> Origin {
     Origin {
         user_agent: parts_headers
@@ -218,5 +267,39 @@ impl<S: Send + Sync> FromRequestParts<S> for KnownRoute {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(parts.extensions.remove::<EmailRoute>()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_taken_from_forwarded_for_only_behind_trusted_proxies() {
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.7, 198.51.100.2, 10.1.1.1".parse().unwrap(),
+        );
+        let proxy: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        // The nearest untrusted hop is the client; what it claims before it is not believed.
+        assert_eq!(
+            client_behind(&proxies, proxy, &h),
+            Some("198.51.100.2".parse().unwrap())
+        );
+        // A peer that is not a trusted proxy: its header is ignored.
+        assert_eq!(
+            client_behind(&proxies, "198.51.100.9".parse().unwrap(), &h),
+            None
+        );
+        // Garbage stops the walk at the last trusted hop.
+        h.insert("x-forwarded-for", "nonsense, 10.2.2.2".parse().unwrap());
+        assert_eq!(
+            client_behind(&proxies, proxy, &h),
+            Some("10.2.2.2".parse().unwrap())
+        );
+        h.remove("x-forwarded-for");
+        assert_eq!(client_behind(&proxies, proxy, &h), Some(proxy));
     }
 }

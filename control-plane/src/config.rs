@@ -115,6 +115,17 @@ pub struct ServerConfig {
     /// client.
     #[arg(long, env = "TENANTD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// A second, private listener for what only nodes and operators use: the node endpoints
+    /// (`/internal/…`), forwarded requests and `/metrics`. When set, the public listener serves
+    /// none of them, and other nodes reach this one here.
+    #[arg(long, env = "TENANTD_INTERNAL_LISTEN")]
+    pub internal_listen: Option<SocketAddr>,
+
+    /// Serves `/metrics` on the public listener to requests bearing
+    /// `Authorization: Bearer <this token>`. Unset: `/metrics` is on the internal listener only.
+    #[arg(long, env = "TENANTD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
 }
 
 impl Config {

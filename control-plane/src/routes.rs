@@ -34,15 +34,40 @@ use self::extract::MAX_BODY;
 use crate::state::AppState;
 
 /// Every route with its middleware.
-pub fn app(state: AppState) -> Router {
+/// Which listener an app serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// What browsers and the vendor's app reach. Without an internal listener it also serves
+    /// the node endpoints (HMAC-authenticated); `/metrics` only with `TENANTD_METRICS_TOKEN`.
+    Public,
+    /// `TENANTD_INTERNAL_LISTEN`: everything, for other nodes and operators.
+    Internal,
+}
+
+pub fn app(state: AppState, listener: Listener) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let internal_elsewhere = state.server.internal_listen.is_some();
+    let mut router = Router::new()
         .route(paths::node::HEALTHZ, get(healthz))
         .route(paths::node::LIVEZ, get(|| async { "ok\n" }))
-        .route(paths::node::METRICS, get(observe::serve))
         .merge(api::router())
-        .merge(pages::router())
-        .merge(internal::router(&state))
+        .merge(pages::router());
+    match listener {
+        Listener::Internal => {
+            router = router
+                .route(paths::node::METRICS, get(observe::serve))
+                .merge(internal::router(&state));
+        }
+        Listener::Public => {
+            if state.server.metrics_token.is_some() {
+                router = router.route(paths::node::METRICS, get(observe::serve_with_token));
+            }
+            if !internal_elsewhere {
+                router = router.merge(internal::router(&state));
+            }
+        }
+    }
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -12,7 +12,7 @@ use crate::directory::Directory;
 use crate::hasher::Hasher;
 use crate::mail::{Mailer, OutboxMailer, SmtpMailer};
 use crate::metrics::Metrics;
-use crate::routes;
+use crate::routes::{self, Listener};
 use crate::service::nodes;
 use crate::state::{AppState, TenantCache};
 use crate::throttle::Throttles;
@@ -83,8 +83,11 @@ pub async fn build_node_state(
 #[derive(Debug)]
 pub struct Application {
     pub port: u16,
+    /// The port of `TENANTD_INTERNAL_LISTEN`, when set.
+    pub internal_port: Option<u16>,
     pub state: AppState,
     listener: TcpListener,
+    internal: Option<TcpListener>,
 }
 
 impl Application {
@@ -106,15 +109,23 @@ impl Application {
         let listener = TcpListener::bind(server.listen).await?;
         let bound = listener.local_addr()?;
         let port = bound.port();
+        let internal = match server.internal_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let internal_bound = internal.as_ref().map(TcpListener::local_addr).transpose()?;
+        // Other nodes reach this one where the node endpoints are served.
         let url = node
             .node_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"));
+            .unwrap_or_else(|| format!("http://{}", internal_bound.unwrap_or(bound)));
         let state = build_node_state(config, server, node, url, overrides).await?;
         Ok(Self {
             port,
+            internal_port: internal_bound.map(|a| a.port()),
             state,
             listener,
+            internal,
         })
     }
 
@@ -127,12 +138,38 @@ impl Application {
         nodes::register(&state).await?;
         let housekeeping = tokio::spawn(nodes::housekeeping(state.clone()));
         let heartbeat = tokio::spawn(nodes::heartbeat(state.clone()));
+        // One shutdown signal for both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let internal = self.internal.map(|listener| {
+            let app = routes::app(state.clone(), Listener::Internal);
+            let rx = stopped.clone();
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(until_stopped(rx))
+                .await
+            })
+        });
+        tokio::spawn(signal);
         axum::serve(
             self.listener,
-            routes::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            routes::app(state.clone(), Listener::Public)
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(until_stopped(stopped))
         .await?;
+        if let Some(internal) = internal {
+            internal.await??;
+        }
         housekeeping.abort();
         heartbeat.abort();
         state.directory.close().await;

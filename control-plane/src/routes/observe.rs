@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -25,6 +25,32 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         }),
     )
         .into_response()
+}
+
+/// `GET /metrics` on the public listener: only with `Authorization: Bearer <metrics token>`.
+pub async fn serve_with_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = state
+        .server
+        .metrics_token
+        .as_ref()
+        .map_or("", |t| t.expose());
+    let ok = !expected.is_empty()
+        && given.len() == expected.len()
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            expected.as_bytes(),
+        ));
+    if !ok {
+        return ApiError::unauthenticated()
+            .because("metrics without the right token")
+            .into_response();
+    }
+    serve(State(state)).await
 }
 
 /// Counts every request by route and status, times it, and logs one line for it: method,

@@ -255,9 +255,10 @@ impl From<AdminError> for ApiError {
                 "user_exists",
                 "This person is already a user of your company.",
             ),
-            AdminError::EmailTaken => {
-                Self::conflict("email_taken", "This email cannot be invited.")
-            }
+            AdminError::EmailTaken => Self::conflict(
+                "email_taken",
+                "This address cannot be invited to your company.",
+            ),
             AdminError::AlreadyAccepted => Self::conflict(
                 "not_invited",
                 "This user has already accepted or is blocked.",

@@ -30,7 +30,8 @@ pub enum AdminError {
     LastAdmin,
     #[error("already a user of this company")]
     UserExists,
-    /// The address cannot be invited (it belongs to another company's user).
+    /// The address cannot be invited: its domain belongs to another company, or another
+    /// company's user has it. One answer for both, naming no company.
     #[error("this email cannot be invited")]
     EmailTaken,
     /// Resending an invitation to someone who accepted or is blocked.
@@ -134,6 +135,13 @@ pub async fn invite(
     let email = email::parse(raw_email).ok_or(AdminError::InvalidEmail)?;
     let name = parse_name(name)?;
     let tenant_id = admin.0.tenant.id.clone();
+    // A domain another company owns stays theirs: its addresses sign in there.
+    if let Some(domain) = email::domain_of(&email)
+        && let Some(owner) = state.directory.domain_owner(domain).await?
+        && owner != tenant_id
+    {
+        return Err(AdminError::EmailTaken);
+    }
     let mut user_id = uuid::Uuid::new_v4().to_string();
     let reserved = match state
         .directory

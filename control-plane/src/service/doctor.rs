@@ -130,6 +130,12 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
     } = trash_list(&fleet.config)?;
     let files: HashSet<&str> = listing.tenants.iter().map(TenantId::as_str).collect();
     let known: HashMap<&str, &Tenant> = tenants.iter().map(|t| (t.id.as_str(), t)).collect();
+    let domain_owner: HashMap<String, TenantId> = dir
+        .all_domains()
+        .await?
+        .into_iter()
+        .map(|(id, d)| (d, id))
+        .collect();
     let young = |at: i64| now - at < opts.grace_secs;
     let mut out = Vec::new();
 
@@ -253,6 +259,28 @@ async fn check(fleet: &Fleet, opts: Options, now: i64) -> FleetResult<Vec<Findin
             .collect();
         let index = dir.index_of(&t.id).await?;
         let indexed: HashSet<&str> = index.iter().map(|e| e.email.as_str()).collect();
+        for e in &index {
+            // A user whose address is in another company's domain: sign-ins and resets of
+            // that address go here, not to the company that owns the domain.
+            let owner =
+                tenant_runtime::email::domain_of(&e.email).and_then(|d| domain_owner.get(d));
+            if let Some(owner) = owner.filter(|o| **o != t.id) {
+                let owner = known
+                    .get(owner.as_str())
+                    .map_or_else(|| owner.to_string(), |o| o.slug.clone());
+                out.push(
+                    finding(
+                        "foreign_domain_user",
+                        Some(t),
+                        format!("user {} of {} is in the domain of tenant {owner}", e.email, t.slug),
+                    )
+                    .manual(format!(
+                        "decide with both companies: delete the user from {} (`tenantctl user find {}`) and invite them in {owner}, or remove the domain from {owner}",
+                        t.slug, e.email
+                    )),
+                );
+            }
+        }
         for e in &index {
             match users.get(e.email.as_str()) {
                 None if e.state == "pending" => {

@@ -70,6 +70,11 @@ pub struct Config {
     #[arg(long, env = "TENANTD_DIRECTORY_URL")]
     pub directory_url: Option<String>,
 
+    /// The server's secret key (at least 32 random characters), from which device cookies are
+    /// signed. Unset: `<data dir>/secret.key`, made at first start. Every node needs the same.
+    #[arg(long, env = "TENANTD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Secret>,
+
     /// Open tenant database connections across all tenants.
     #[arg(long, env = "TENANTD_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
         "directory",
         "mail",
         "hasher",
+        "keys",
         "throttle",
         "metrics",
         "error",

@@ -10,7 +10,7 @@
 //! 3. [`service`]: what the product does (sign-in, resets, invitations, admin, provisioning,
 //!    the fleet, moves between nodes); each speaks its own error enum.
 //! 4. [`state`]: what every request shares (`AppState`), and the placement check.
-//! 5. [`cluster`] (placement, signing, the node client), [`directory`], [`mail`], [`hasher`],
+//! 5. [`cluster`] (placement, signing, the node client), [`directory`], [`keys`], [`mail`], [`hasher`],
 //!    [`throttle`], [`metrics`], [`error`] (the [`error::Fault`]s under every service),
 //!    [`config`], [`failpoint`], [`telemetry`].
 
@@ -20,6 +20,7 @@ pub mod directory;
 pub mod error;
 pub mod failpoint;
 pub mod hasher;
+pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod routes;

@@ -10,6 +10,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, NodeConfig, ServerConfig};
 use crate::directory::Directory;
 use crate::hasher::Hasher;
+use crate::keys::ServerKey;
 use crate::mail::{Mailer, OutboxMailer, SmtpMailer};
 use crate::metrics::Metrics;
 use crate::routes::{self, Listener};
@@ -64,6 +65,7 @@ pub async fn build_node_state(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = Hasher::new(server.hash_concurrency.unwrap_or(cores), server.hash_queue);
     let throttles = Throttles::new(server.throttle_limits());
+    let keys = ServerKey::load(&config)?;
     Ok(AppState {
         config: Arc::new(config),
         server: Arc::new(server),
@@ -76,6 +78,7 @@ pub async fn build_node_state(
         throttles,
         metrics: Metrics::default(),
         cluster: Cluster::new(node, node_url),
+        keys,
     })
 }
 

@@ -11,6 +11,7 @@ use crate::config::{Config, ServerConfig};
 use crate::directory::{Directory, DirectoryError, Tenant};
 use crate::error::Fault;
 use crate::hasher::Hasher;
+use crate::keys::ServerKey;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::throttle::Throttles;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub throttles: Throttles,
     pub metrics: Metrics,
     pub cluster: Cluster,
+    pub keys: ServerKey,
 }
 
 impl AppState {

@@ -1,9 +1,14 @@
 //! Throttling of sign-in, reset and invitation attempts.
 //!
 //! - Per account (keyed by the canonical email as typed, so an unknown email is throttled exactly
-//!   like a known one): after `max_failures` consecutive failures, each further attempt waits an
-//!   exponentially growing back-off. An attempt is counted when it starts, under the entry's
-//!   lock, so 50 parallel failures count as 50 and only the allowed number reach the hash.
+//!   like a known one): after `max_failures` failures, each further attempt waits an
+//!   exponentially growing back-off. Failures decay (half their weight every `decay_secs`), so a
+//!   slow trickle does not keep an account locked forever. An attempt is counted when it starts,
+//!   under the entry's lock, so 50 parallel failures count as 50 and only the allowed number
+//!   reach the hash.
+//! - Lanes: a client holding a device cookie from an earlier successful sign-in of the account
+//!   has a lane of its own (OWASP's device cookies), so strangers guessing cannot lock the owner
+//!   out; a completed reset or accepted invitation clears every lane.
 //! - Per client address: a generous fixed window (many people share one office address).
 
 use std::sync::Arc;
@@ -21,6 +26,8 @@ pub struct Limits {
     /// Failures allowed per client address per window.
     pub ip_max_failures: u32,
     pub ip_window_secs: i64,
+    /// A failure loses half its weight every this many seconds, so old failures stop counting.
+    pub decay_secs: i64,
 }
 
 impl Default for Limits {
@@ -31,15 +38,70 @@ impl Default for Limits {
             max_backoff_secs: 15 * 60,
             ip_max_failures: 100,
             ip_window_secs: 600,
+            decay_secs: 900,
         }
     }
 }
 
+/// The failures of one lane of an account: strangers share one, each known device has its own.
 #[derive(Debug, Default, Clone, Copy)]
-struct Account {
-    failures: u32,
-    locked_until: i64,
+struct Lane {
+    /// Failures, each losing half its weight every `decay_secs`.
+    failures: f64,
     last: i64,
+    locked_until: i64,
+}
+
+impl Lane {
+    fn decayed(&self, now: i64, half_life: i64) -> f64 {
+        let age = (now - self.last).max(0) as f64;
+        self.failures * 0.5f64.powf(age / half_life.max(1) as f64)
+    }
+}
+
+/// Devices remembered per account; the oldest lane goes first.
+const MAX_DEVICES: usize = 16;
+
+#[derive(Debug, Default, Clone)]
+struct Account {
+    strangers: Lane,
+    devices: Vec<(String, Lane)>,
+}
+
+impl Account {
+    fn lane(&mut self, device: Option<&str>) -> &mut Lane {
+        let Some(device) = device else {
+            return &mut self.strangers;
+        };
+        let i = match self.devices.iter().position(|(d, _)| d == device) {
+            Some(i) => i,
+            None => {
+                if self.devices.len() >= MAX_DEVICES
+                    && let Some(oldest) = self
+                        .devices
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (_, l))| l.last)
+                        .map(|(i, _)| i)
+                {
+                    self.devices.swap_remove(oldest);
+                }
+                self.devices.push((device.to_owned(), Lane::default()));
+                self.devices.len() - 1
+            }
+        };
+        &mut self.devices[i].1
+    }
+
+    fn last(&self) -> i64 {
+        self.devices
+            .iter()
+            .map(|(_, l)| l.last.max(l.locked_until))
+            .fold(
+                self.strangers.last.max(self.strangers.locked_until),
+                i64::max,
+            )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,13 +129,13 @@ const MAX_ENTRIES: usize = 200_000;
 /// usually holds a whole /64, so counting single addresses would give them 2^64 budgets).
 fn address_key(ip: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
         _ => ip.to_owned(),
     }
 }
@@ -94,27 +156,36 @@ impl Throttle {
         (now < end && w.count >= self.limits.ip_max_failures).then(|| (end - now).max(1) as u64)
     }
 
-    /// Starts an attempt: refused while the account or the address is throttled, otherwise
-    /// counted as a failure until [`Throttle::succeeded`] says otherwise.
-    pub fn begin(&self, account: &str, ip: &str, now: i64) -> Result<(), Throttled> {
+    /// Starts an attempt on `account` from a client that proved itself on an earlier sign-in
+    /// (`device`) or not (`None`, a stranger): refused while that lane or the address is
+    /// throttled, otherwise counted as a failure until [`Throttle::succeeded`] says otherwise.
+    pub fn begin(
+        &self,
+        account: &str,
+        device: Option<&str>,
+        ip: &str,
+        now: i64,
+    ) -> Result<(), Throttled> {
         if let Some(wait) = self.address_wait(ip, now) {
             return Err(Throttled(wait));
         }
         self.prune(now);
         let mut e = self.accounts.entry(account.to_owned()).or_default();
-        if now < e.locked_until {
-            return Err(Throttled((e.locked_until - now).max(1) as u64));
+        let lane = e.lane(device);
+        if now < lane.locked_until {
+            return Err(Throttled((lane.locked_until - now).max(1) as u64));
         }
-        e.failures += 1;
-        e.last = now;
-        if e.failures >= self.limits.max_failures {
-            let doublings = (e.failures - self.limits.max_failures).min(20);
+        lane.failures = lane.decayed(now, self.limits.decay_secs) + 1.0;
+        lane.last = now;
+        let over = lane.failures - f64::from(self.limits.max_failures);
+        if over >= 0.0 {
+            let doublings = (over as u32).min(20);
             let wait = self
                 .limits
                 .backoff_secs
                 .saturating_mul(1 << doublings)
                 .min(self.limits.max_backoff_secs);
-            e.locked_until = now + wait;
+            lane.locked_until = now + wait;
         }
         drop(e);
         let mut w = self.addresses.entry(address_key(ip)).or_insert(Window {
@@ -131,25 +202,38 @@ impl Throttle {
         Ok(())
     }
 
-    /// The attempt succeeded: the account's failures are forgotten and the address's count
-    /// gets its attempt back.
-    pub fn succeeded(&self, account: &str, ip: &str) {
-        self.accounts.remove(account);
+    /// The attempt succeeded: that lane's failures are forgotten and the address's count gets
+    /// its attempt back.
+    pub fn succeeded(&self, account: &str, device: Option<&str>, ip: &str) {
+        if let Some(mut e) = self.accounts.get_mut(account) {
+            *e.lane(device) = Lane::default();
+        }
         if let Some(mut w) = self.addresses.get_mut(&address_key(ip)) {
             w.count = w.count.saturating_sub(1);
         }
     }
 
-    /// Consecutive failures recorded for an account.
-    pub fn failures(&self, account: &str) -> u32 {
-        self.accounts.get(account).map_or(0, |e| e.failures)
+    /// Forgets every failure and lock of an account (its owner proved themself another way:
+    /// a completed password reset or an accepted invitation).
+    pub fn clear(&self, account: &str) {
+        self.accounts.remove(account);
+    }
+
+    /// Failures recorded for an account's strangers' lane, as they weigh now.
+    pub fn failures(&self, account: &str, now: i64) -> f64 {
+        self.accounts
+            .get(account)
+            .map_or(0.0, |e| e.strangers.decayed(now, self.limits.decay_secs))
     }
 
     fn prune(&self, now: i64) {
         if self.accounts.len() > MAX_ENTRIES {
-            let keep = self.limits.max_backoff_secs.max(self.limits.ip_window_secs);
-            self.accounts
-                .retain(|_, e| e.locked_until > now || now - e.last < keep);
+            let keep = self
+                .limits
+                .max_backoff_secs
+                .max(self.limits.ip_window_secs)
+                .max(self.limits.decay_secs * 4);
+            self.accounts.retain(|_, e| now - e.last() < keep);
         }
         if self.addresses.len() > MAX_ENTRIES {
             let w = self.limits.ip_window_secs;
@@ -202,8 +286,8 @@ mod tests {
             ip_max_failures: 2,
             ..Limits::default()
         });
-        t.begin("a@x.test", "2001:db8::1", 100).unwrap();
-        t.begin("b@x.test", "2001:db8::2", 100).unwrap();
+        t.begin("a@x.test", None, "2001:db8::1", 100).unwrap();
+        t.begin("b@x.test", None, "2001:db8::2", 100).unwrap();
         assert!(t.address_wait("2001:db8::3", 100).is_some());
         assert!(t.address_wait("2001:db8:0:1::3", 100).is_none());
     }
@@ -211,38 +295,84 @@ mod tests {
     #[test]
     fn backs_off_after_max_failures_and_doubles() {
         let t = Throttle::new(Limits::default());
+        let a = |now| t.begin("a@x.test", None, "1.1.1.1", now);
         for _ in 0..4 {
-            assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Ok(()));
+            assert_eq!(a(100), Ok(()));
         }
         // The fifth attempt runs, and arms the back-off.
-        assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Ok(()));
-        assert_eq!(t.begin("a@x.test", "1.1.1.1", 100), Err(Throttled(30)));
-        assert_eq!(t.begin("a@x.test", "1.1.1.1", 129), Err(Throttled(1)));
-        assert_eq!(t.begin("a@x.test", "1.1.1.1", 130), Ok(()));
-        assert_eq!(t.begin("a@x.test", "1.1.1.1", 130), Err(Throttled(60)));
+        assert_eq!(a(100), Ok(()));
+        assert_eq!(a(100), Err(Throttled(30)));
+        assert_eq!(a(129), Err(Throttled(1)));
+        assert_eq!(a(130), Ok(()));
+        assert_eq!(a(130), Err(Throttled(30)));
+        // Failing on at once: the wait doubles.
+        assert_eq!(a(160), Ok(()));
+        assert_eq!(a(160), Err(Throttled(60)));
         // Other accounts are not affected.
-        assert_eq!(t.begin("b@x.test", "1.1.1.1", 130), Ok(()));
+        assert_eq!(t.begin("b@x.test", None, "1.1.1.1", 160), Ok(()));
     }
 
     #[test]
-    fn success_resets_the_account() {
+    fn success_resets_the_lane() {
         let t = Throttle::new(Limits::default());
         for _ in 0..4 {
-            t.begin("a@x.test", "ip", 1).unwrap_or(());
+            t.begin("a@x.test", None, "ip", 1).unwrap_or(());
         }
-        t.succeeded("a@x.test", "ip");
-        assert_eq!(t.failures("a@x.test"), 0);
+        t.succeeded("a@x.test", None, "ip");
+        assert_eq!(t.failures("a@x.test", 1), 0.0);
+    }
+
+    #[test]
+    fn failures_decay_so_a_slow_trickle_does_not_keep_an_account_locked() {
+        let t = Throttle::new(Limits::default());
+        for _ in 0..5 {
+            t.begin("a@x.test", None, "ip", 0).unwrap_or(());
+        }
+        assert!(t.begin("a@x.test", None, "ip", 10).is_err());
+        // One wrong attempt every 15 minutes after the lock ends: never locked again.
+        for k in 1..=8 {
+            assert_eq!(
+                t.begin("a@x.test", None, "ip", k * 900),
+                Ok(()),
+                "attempt {k}"
+            );
+        }
+        assert!(t.failures("a@x.test", 8 * 900) < 3.0);
+    }
+
+    #[test]
+    fn a_known_device_has_its_own_lane_and_a_reset_clears_all() {
+        let t = Throttle::new(Limits::default());
+        // Strangers lock the account for strangers…
+        for _ in 0..5 {
+            t.begin("a@x.test", None, "6.6.6.6", 0).unwrap_or(());
+        }
+        assert!(t.begin("a@x.test", None, "6.6.6.6", 1).is_err());
+        assert!(t.begin("a@x.test", None, "1.2.3.4", 1).is_err());
+        // …but the owner's device still gets through, and a forged device is just another
+        // lane of its own, not the owner's.
+        assert_eq!(t.begin("a@x.test", Some("dev-1"), "1.2.3.4", 1), Ok(()));
+        t.succeeded("a@x.test", Some("dev-1"), "1.2.3.4");
+        // A completed reset lifts the strangers' lock too.
+        t.clear("a@x.test");
+        assert_eq!(t.begin("a@x.test", None, "1.2.3.4", 2), Ok(()));
     }
 
     #[test]
     fn address_window_is_generous_and_resets() {
         let t = Throttle::new(Limits::default());
         for i in 0..100 {
-            assert_eq!(t.begin(&format!("u{i}@x.test"), "9.9.9.9", 10), Ok(()));
+            assert_eq!(
+                t.begin(&format!("u{i}@x.test"), None, "9.9.9.9", 10),
+                Ok(())
+            );
         }
-        assert_eq!(t.begin("new@x.test", "9.9.9.9", 10), Err(Throttled(600)));
-        assert_eq!(t.begin("new@x.test", "8.8.8.8", 10), Ok(()));
-        assert_eq!(t.begin("new2@x.test", "9.9.9.9", 610), Ok(()));
+        assert_eq!(
+            t.begin("new@x.test", None, "9.9.9.9", 10),
+            Err(Throttled(600))
+        );
+        assert_eq!(t.begin("new@x.test", None, "8.8.8.8", 10), Ok(()));
+        assert_eq!(t.begin("new2@x.test", None, "9.9.9.9", 610), Ok(()));
     }
 
     #[test]
@@ -252,7 +382,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..50 {
                 s.spawn(|| {
-                    if t.begin("a@x.test", "ip", 5).is_ok() {
+                    if t.begin("a@x.test", None, "ip", 5).is_ok() {
                         passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                 });

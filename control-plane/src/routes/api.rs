@@ -11,8 +11,8 @@ use tenant_runtime::store::audit;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, same_site,
-    session_cookie, session_value,
+    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, device_value, same_site,
+    session_value, sign_in_cookies,
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
@@ -93,18 +93,30 @@ async fn login(
     State(state): State<AppState>,
     ClientOrigin(origin): ClientOrigin,
     KnownRoute(known): KnownRoute,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Response> {
-    let signed = auth::login(&state, &body.email, &body.password, origin, known.as_ref()).await?;
+    let device = device_value(&state, &headers);
+    let signed = auth::login(
+        &state,
+        &body.email,
+        &body.password,
+        origin,
+        known.as_ref(),
+        device.as_deref(),
+    )
+    .await?;
     Ok(signed_in(&state, signed))
 }
 
 fn signed_in(state: &AppState, s: auth::SignedIn) -> Response {
-    (
-        [(header::SET_COOKIE, session_cookie(state, &s.cookie))],
-        Json(s.view),
-    )
-        .into_response()
+    let mut res = Json(&s.view).into_response();
+    for cookie in sign_in_cookies(state, &s) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

@@ -65,6 +65,8 @@ pub fn cookie_name(state: &AppState, base: &str) -> String {
 }
 
 pub const SESSION_COOKIE: &str = "tenantd_session";
+/// Marks a browser that signed in to an account before (see `crate::throttle`).
+pub const DEVICE_COOKIE: &str = "tenantd_device";
 pub const CSRF_COOKIE: &str = "tenantd_csrf";
 
 /// The value of a cookie in the request, if present once.
@@ -131,6 +133,27 @@ pub fn session_cookie(state: &AppState, value: &str) -> String {
         state.server.session_absolute_secs,
         "Lax",
     )
+}
+
+/// The cookies a sign-in sets: the session, and a device cookie when one was issued.
+pub fn sign_in_cookies(state: &AppState, signed: &auth::SignedIn) -> Vec<String> {
+    let mut cookies = vec![session_cookie(state, &signed.cookie)];
+    if let Some(device) = &signed.device {
+        // Kept about a year (browsers cap cookies at 400 days).
+        cookies.push(set_cookie(
+            state,
+            &cookie_name(state, DEVICE_COOKIE),
+            device,
+            365 * 24 * 3600,
+            "Lax",
+        ));
+    }
+    cookies
+}
+
+/// The device cookie's value in a request.
+pub fn device_value(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, &cookie_name(state, DEVICE_COOKIE))
 }
 
 pub fn clear_session_cookie(state: &AppState) -> String {

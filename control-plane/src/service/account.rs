@@ -97,16 +97,18 @@ pub async fn change_password(
     ip: &str,
 ) -> AuthResult<()> {
     let key = signed.user.email.clone();
+    // The session is this client's proof: strangers' failures on the account do not count here.
+    let lane = format!("session:{}", signed.session_id);
     state
         .throttles
         .login
-        .begin(&key, ip, state.now())
+        .begin(&key, Some(&lane), ip, state.now())
         .map_err(|t| AuthError::Throttled { retry_after: t.0 })?;
     let stored = signed.user.password_hash.clone().unwrap_or_default();
     if current.chars().count() > policy::MAX_LEN || !state.hasher.verify(current, &stored).await? {
         return Err(AuthError::WrongPassword);
     }
-    state.throttles.login.succeeded(&key, ip);
+    state.throttles.login.succeeded(&key, Some(&lane), ip);
     policy::check(new, &signed.user.email)?;
     let hash = state.hasher.hash(new).await?;
     let (user_id, keep, now) = (signed.user.id.clone(), signed.secret.clone(), state.now());

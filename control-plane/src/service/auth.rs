@@ -112,6 +112,9 @@ impl Signed {
 pub struct SignedIn {
     pub cookie: String,
     pub view: SessionView,
+    /// A device cookie to set: this browser proved the account's password, so from now on its
+    /// failed attempts do not count with strangers' (see [`crate::throttle`]).
+    pub device: Option<String>,
 }
 
 impl std::fmt::Debug for SignedIn {
@@ -129,6 +132,34 @@ pub struct EmailRoute {
     /// The canonical email that was routed.
     pub email: String,
     pub tenant: Option<Tenant>,
+}
+
+/// A device cookie's value, `<nonce>.<tag>`: the tag binds the nonce to one account.
+fn device_tag(state: &AppState, nonce: &str, email: &str) -> [u8; 32] {
+    state
+        .keys
+        .derive("device-cookie")
+        .sign(format!("{nonce}\n{email}").as_bytes())
+}
+
+/// The device of a device cookie, if the cookie was issued for this account.
+pub fn device_of(state: &AppState, cookie: &str, email: &str) -> Option<String> {
+    let (nonce, tag) = cookie.split_once('.')?;
+    let tag = hex::decode(tag).ok()?;
+    (nonce.len() == 32
+        && state
+            .keys
+            .derive("device-cookie")
+            .verify(format!("{nonce}\n{email}").as_bytes(), &tag))
+    .then(|| nonce.to_owned())
+}
+
+pub(super) fn new_device_cookie(state: &AppState, email: &str) -> Option<String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).ok()?;
+    let nonce = hex::encode(raw);
+    let tag = device_tag(state, &nonce, email);
+    Some(format!("{nonce}.{}", hex::encode(&tag[..16])))
 }
 
 /// Appends an audit entry in the background (failure paths must not take longer than others).
@@ -186,8 +217,9 @@ pub async fn login(
     password: &str,
     origin: Origin,
     known: Option<&EmailRoute>,
+    device_cookie: Option<&str>,
 ) -> AuthResult<SignedIn> {
-    let result = login_attempt(state, raw_email, password, origin, known).await;
+    let result = login_attempt(state, raw_email, password, origin, known, device_cookie).await;
     state.metrics.login(match &result {
         Ok(_) => LoginOutcome::Success,
         Err(AuthError::InvalidCredentials) => LoginOutcome::Invalid,
@@ -206,16 +238,18 @@ async fn login_attempt(
     password: &str,
     origin: Origin,
     known: Option<&EmailRoute>,
+    device_cookie: Option<&str>,
 ) -> AuthResult<SignedIn> {
     if password.chars().count() > policy::MAX_LEN || raw_email.len() > 320 {
         return Err(AuthError::InvalidCredentials);
     }
     let email = email::canonicalize(raw_email);
     let now = state.now();
+    let device = device_cookie.and_then(|c| device_of(state, c, &email));
     state
         .throttles
         .login
-        .begin(&email, &origin.ip, now)
+        .begin(&email, device.as_deref(), &origin.ip, now)
         .map_err(|t| AuthError::Throttled { retry_after: t.0 })?;
     let routed = match email::parse(&email) {
         Some(_) => route(state, &email, known).await?,
@@ -260,13 +294,19 @@ async fn login_attempt(
         );
         return Err(AuthError::InvalidCredentials);
     }
-    state.throttles.login.succeeded(&email, &origin.ip);
+    // A blocked person or a suspended company is told so — after the right password only, so
+    // the answer reveals nothing to whoever does not know it — and the attempt still counts
+    // as a failure: the right password of a blocked account does not reset the throttle.
     if user.status == Status::Blocked {
         return Err(AuthError::Blocked);
     }
     if tenant.status == TenantStatus::Suspended {
         return Err(AuthError::Suspended);
     }
+    state
+        .throttles
+        .login
+        .succeeded(&email, device.as_deref(), &origin.ip);
     let rehash = match &hash {
         Some(h) if tenant_runtime::password::needs_rehash(h) => {
             Some(state.hasher.hash(password).await?)
@@ -306,6 +346,10 @@ async fn login_attempt(
         view: SessionView {
             user: UserView::from(&user),
             tenant: TenantView::from(&tenant),
+        },
+        device: match device {
+            Some(_) => None,
+            None => new_device_cookie(state, &email),
         },
     })
 }

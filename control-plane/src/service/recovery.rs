@@ -9,7 +9,9 @@ use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, Status, User};
 use tenant_runtime::{TenantId, email};
 
-use super::auth::{AuthError, AuthResult, EmailRoute, SignedIn, bearer, route, split_bearer};
+use super::auth::{
+    AuthError, AuthResult, EmailRoute, SignedIn, bearer, new_device_cookie, route, split_bearer,
+};
 use super::{SessionView, TenantView, UserView, policy};
 use crate::directory::{Tenant, TenantStatus};
 use crate::mail;
@@ -35,7 +37,7 @@ pub fn forgot(
     if let Some(wait) = throttle.address_wait(&origin.ip, now) {
         return Err(AuthError::Throttled { retry_after: wait });
     }
-    if throttle.begin(&key, &origin.ip, now).is_err() {
+    if throttle.begin(&key, None, &origin.ip, now).is_err() {
         return Ok(());
     }
     let Some(email) = email::parse(raw_email) else {
@@ -117,14 +119,14 @@ pub fn throttle_token(state: &AppState, token: &str, ip: &str) -> AuthResult<()>
     state
         .throttles
         .token
-        .begin(&key, ip, state.now())
+        .begin(&key, None, ip, state.now())
         .map_err(|t| AuthError::Throttled { retry_after: t.0 })
 }
 
 /// A token worked: its attempt is not held against the address.
 pub fn token_succeeded(state: &AppState, token: &str, ip: &str) {
     let key = hex::encode(tenant_runtime::secret::hash(token));
-    state.throttles.token.succeeded(&key, ip);
+    state.throttles.token.succeeded(&key, None, ip);
 }
 
 async fn peek_now(
@@ -205,6 +207,8 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
         })
         .await?;
     if ok {
+        // Proven through the mailbox: strangers' failures no longer lock this account.
+        state.throttles.login.clear(&user.email);
         Ok(())
     } else {
         Err(AuthError::InvalidToken)
@@ -261,11 +265,15 @@ pub async fn accept_invite(
         })
         .await?;
     let (user, session) = accepted.ok_or(AuthError::InvalidToken)?;
+    // The person proved who they are through their mailbox: whatever strangers did to the
+    // sign-in throttle of this address is forgotten.
+    state.throttles.login.clear(&user.email);
     Ok(SignedIn {
         cookie: bearer(&tenant_id, &session),
         view: SessionView {
             user: UserView::from(&user),
             tenant: TenantView::from(&tenant),
         },
+        device: new_device_cookie(state, &user.email),
     })
 }

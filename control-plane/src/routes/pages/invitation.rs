@@ -12,7 +12,7 @@ use super::html::{self, Input, e};
 use super::{LinkRefusal, MAX_FIELD, Query, destination};
 use crate::directory::Tenant;
 use crate::routes::error::ApiError;
-use crate::routes::extract::{ClientOrigin, session_cookie};
+use crate::routes::extract::{ClientOrigin, sign_in_cookies};
 use crate::service::auth::AuthError;
 use crate::service::{admin, recovery};
 use crate::state::AppState;
@@ -158,7 +158,7 @@ pub(super) async fn accept(
     .await;
     match result {
         Ok(done) => {
-            let mut cookies = vec![session_cookie(&state, &done.cookie)];
+            let mut cookies = sign_in_cookies(&state, &done);
             if let Ok(fresh) = forms::fresh(&state) {
                 cookies.push(fresh.cookie);
             }

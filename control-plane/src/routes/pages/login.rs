@@ -14,7 +14,7 @@ use super::html::{self, Input, e};
 use super::{MAX_FIELD, Query, destination, home, is_admin, safe_next, signed};
 use crate::routes::error::ApiError;
 use crate::routes::extract::{
-    ClientOrigin, KnownRoute, clear_session_cookie, session_cookie, session_value,
+    ClientOrigin, KnownRoute, clear_session_cookie, device_value, session_value, sign_in_cookies,
 };
 use crate::service::auth;
 use crate::state::AppState;
@@ -198,7 +198,17 @@ pub(super) async fn login(
             Some("Enter your password."),
         );
     }
-    match auth::login(&state, typed, password, origin, known.as_ref()).await {
+    let device = device_value(&state, &headers);
+    match auth::login(
+        &state,
+        typed,
+        password,
+        origin,
+        known.as_ref(),
+        device.as_deref(),
+    )
+    .await
+    {
         Ok(done) => {
             let Ok(fresh) = forms::fresh(&state) else {
                 return page(
@@ -208,7 +218,9 @@ pub(super) async fn login(
                 );
             };
             let to = destination(done.view.user.role == Role::Admin, next);
-            html::see_other(to, &[session_cookie(&state, &done.cookie), fresh.cookie])
+            let mut cookies = sign_in_cookies(&state, &done);
+            cookies.push(fresh.cookie);
+            html::see_other(to, &cookies)
         }
         Err(err) => {
             let err = ApiError::from(err);

@@ -127,6 +127,11 @@ pub struct ServerConfig {
     #[arg(long, env = "TENANTD_INTERNAL_LISTEN")]
     pub internal_listen: Option<SocketAddr>,
 
+    /// Development conveniences: mail links (live tokens) appear in the log when mail goes to
+    /// the outbox folder. Never in production. `--demo` turns it on.
+    #[arg(long, env = "TENANTD_DEV")]
+    pub dev: bool,
+
     /// Serves `/metrics` on the public listener to requests bearing
     /// `Authorization: Bearer <this token>`. Unset: `/metrics` is on the internal listener only.
     #[arg(long, env = "TENANTD_METRICS_TOKEN", hide_env_values = true)]

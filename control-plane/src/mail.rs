@@ -86,6 +86,8 @@ pub struct OutboxMailer {
     from: String,
     dir: PathBuf,
     clock: Arc<dyn tenant_runtime::Clock>,
+    /// Development only: log each message's link (a live token) so a developer can click it.
+    log_links: bool,
 }
 
 impl OutboxMailer {
@@ -93,12 +95,14 @@ impl OutboxMailer {
         dir: PathBuf,
         from: &str,
         clock: Arc<dyn tenant_runtime::Clock>,
+        log_links: bool,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
             from: from.to_owned(),
             dir,
             clock,
+            log_links,
         })
     }
 }
@@ -111,7 +115,11 @@ impl Mailer for OutboxMailer {
         let path = self.dir.join(name);
         tokio::fs::write(&path, msg.formatted()).await?;
         // Development mode only: with no mail server, the log is how the link reaches a person.
-        tracing::info!(target: "outbox", path = %path.display(), link = mail.link.as_deref().unwrap_or(""), "mail written to the outbox");
+        if self.log_links {
+            tracing::info!(target: "outbox", path = %path.display(), link = mail.link.as_deref().unwrap_or(""), "mail written to the outbox");
+        } else {
+            tracing::info!(target: "outbox", path = %path.display(), "mail written to the outbox");
+        }
         Ok(())
     }
 }

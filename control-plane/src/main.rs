@@ -27,7 +27,10 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     control_plane::telemetry::init();
-    let cli = Cli::parse();
+    control_plane::startup::private_files();
+    let mut cli = Cli::parse();
+    // The demo is for trying things out: its invitation and reset links are logged.
+    cli.server.dev |= cli.demo;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

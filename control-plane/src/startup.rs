@@ -60,6 +60,7 @@ pub async fn build_node_state(
             config.outbox_dir(),
             &config.mail_from,
             clock.clone(),
+            server.dev,
         )?),
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -178,6 +179,13 @@ impl Application {
         state.directory.close().await;
         Ok(())
     }
+}
+
+/// Every file and folder this process creates from now on is its owner's alone (0600, 0700):
+/// the data directory holds password hashes, tokens, keys and mail with live links.
+pub fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

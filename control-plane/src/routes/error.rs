@@ -202,6 +202,7 @@ impl From<PasswordRejected> for ApiError {
             PasswordRejected::TooShort => "password_too_short",
             PasswordRejected::TooLong => "password_too_long",
             PasswordRejected::IsEmail => "password_is_email",
+            PasswordRejected::HasCompanyName => "password_has_company_name",
             PasswordRejected::TooCommon => "password_too_common",
         };
         Self::bad_request(code, p.to_string())

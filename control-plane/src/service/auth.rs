@@ -240,7 +240,7 @@ async fn login_attempt(
     known: Option<&EmailRoute>,
     device_cookie: Option<&str>,
 ) -> AuthResult<SignedIn> {
-    if password.chars().count() > policy::MAX_LEN || raw_email.len() > 320 {
+    if password.chars().count() > policy::MAX_SIGN_IN_LEN || raw_email.len() > 320 {
         return Err(AuthError::InvalidCredentials);
     }
     let email = email::canonicalize(raw_email);

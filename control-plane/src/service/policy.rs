@@ -1,5 +1,7 @@
-//! The password rules: 12 to 256 characters, not the email, not a common password. No
-//! composition rules; any Unicode is allowed and nothing is trimmed or case-folded.
+//! The password rules for a new password: 15 to 128 characters (OWASP ASVS 5 and NIST 800-63B
+//! for passwords used without a second factor), not containing the email's local part or the
+//! company's name, not a common password. No composition rules; any Unicode is allowed and
+//! nothing is trimmed or case-folded.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -11,14 +13,20 @@ pub enum PasswordRejected {
     TooShort,
     #[error("Choose a password of at most {MAX_LEN} characters.")]
     TooLong,
-    #[error("Choose a password that is not your email address.")]
+    #[error("Choose a password that does not contain your email address.")]
     IsEmail,
+    #[error("Choose a password that does not contain your company's name.")]
+    HasCompanyName,
     #[error("This password is too common. Choose another.")]
     TooCommon,
 }
 
-pub const MIN_LEN: usize = 12;
-pub const MAX_LEN: usize = 256;
+pub const MIN_LEN: usize = 15;
+pub const MAX_LEN: usize = 128;
+/// Longest password accepted at sign-in: passwords set under earlier rules may be longer.
+pub const MAX_SIGN_IN_LEN: usize = 256;
+/// Names and local parts shorter than this are too common a substring to refuse.
+const MIN_CONTAINED: usize = 4;
 
 fn common() -> &'static HashSet<String> {
     static LIST: OnceLock<HashSet<String>> = OnceLock::new();
@@ -31,8 +39,8 @@ fn common() -> &'static HashSet<String> {
     })
 }
 
-/// Checks a new password for an account with this canonical email.
-pub fn check(password: &str, email: &str) -> Result<(), PasswordRejected> {
+/// Checks a new password for an account with this canonical email, in this company.
+pub fn check(password: &str, email: &str, company: &str) -> Result<(), PasswordRejected> {
     let len = password.chars().count();
     if len < MIN_LEN {
         return Err(PasswordRejected::TooShort);
@@ -42,8 +50,15 @@ pub fn check(password: &str, email: &str) -> Result<(), PasswordRejected> {
     }
     let lower = password.to_lowercase();
     let local = email.split('@').next().unwrap_or(email);
-    if lower == email || lower == local || lower.trim() == email {
+    let contains = |part: &str| {
+        let part = part.trim().to_lowercase();
+        part.chars().count() >= MIN_CONTAINED && lower.contains(&part)
+    };
+    if lower.trim() == email || contains(local) {
         return Err(PasswordRejected::IsEmail);
+    }
+    if contains(company) {
+        return Err(PasswordRejected::HasCompanyName);
     }
     let distinct: HashSet<char> = lower.chars().collect();
     if common().contains(&lower) || distinct.len() < 3 {
@@ -60,16 +75,24 @@ mod tests {
     fn rules() {
         let email = "ann@acme.test";
         use PasswordRejected as R;
-        let code = |p: &str| check(p, email).err();
+        let code = |p: &str| check(p, "annabel@acme.test", "Acme Industries").err();
         assert_eq!(code("short"), Some(R::TooShort));
-        assert_eq!(code(&"x1".repeat(129)), Some(R::TooLong));
-        assert_eq!(code("ann@acme.test"), Some(R::IsEmail));
-        assert_eq!(code("Password1234"), Some(R::TooCommon));
+        assert_eq!(code("fourteen chars"), Some(R::TooShort));
+        assert_eq!(code(&"x1".repeat(65)), Some(R::TooLong));
+        assert_eq!(code("annabel@acme.test"), Some(R::IsEmail));
+        assert_eq!(code("my name is ANNABEL, ok"), Some(R::IsEmail));
+        assert_eq!(code("acme industries rocks"), Some(R::HasCompanyName));
+        assert_eq!(code("QwertyuiopAsdfgh"), Some(R::TooCommon));
         assert_eq!(code("aaaaaaaaaaaaaaa"), Some(R::TooCommon));
         assert_eq!(code("correct horse battery"), None);
+        // A short company name or local part is no reason to refuse.
+        assert_eq!(
+            check("zebra-lantern-orchard", "al@x.test", "Ox").err(),
+            None
+        );
         // Unicode and spaces are fine; nothing is trimmed.
         assert_eq!(code("  ünïcödé pässwörd  "), None);
-        assert_eq!(code(&"é".repeat(256)), Some(R::TooCommon));
-        assert_eq!(code(&"éa1".repeat(85)), None);
+        assert_eq!(code(&"é".repeat(128)), Some(R::TooCommon));
+        assert_eq!(code(&"éa1".repeat(42)), None);
     }
 }

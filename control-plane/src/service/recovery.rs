@@ -171,11 +171,11 @@ pub async fn token_owner(
 /// Sets a new password through a reset link and ends every session of the user. A password
 /// that breaks the rules is refused before the token is used.
 pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<()> {
-    let (_, tenant_id, user) = peek(state, token, Purpose::Reset).await?;
+    let (tenant, tenant_id, user) = peek(state, token, Purpose::Reset).await?;
     if user.status != Status::Active {
         return Err(AuthError::InvalidToken);
     }
-    policy::check(password, &user.email)?;
+    policy::check(password, &user.email, &tenant.name)?;
     let hash = state.hasher.hash(password).await?;
     let secret = split_bearer(token)
         .map(|(_, s)| s.to_owned())
@@ -227,7 +227,7 @@ pub async fn accept_invite(
     if user.status != Status::Invited {
         return Err(AuthError::InvalidToken);
     }
-    policy::check(password, &user.email)?;
+    policy::check(password, &user.email, &tenant.name)?;
     let name = name.map(str::trim).map(str::to_owned);
     let hash = state.hasher.hash(password).await?;
     let secret = split_bearer(token)

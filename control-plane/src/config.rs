@@ -211,6 +211,11 @@ pub struct NodeConfig {
     /// internal endpoints. Without it a node neither forwards nor accepts forwarded requests.
     #[arg(long, env = "TENANTD_NODE_SECRET", hide_env_values = true)]
     pub node_secret: Option<Secret>,
+
+    /// A PEM file of the certificate authority that signed the nodes' certificates, for
+    /// `https://` node URLs (e.g. TLS terminated in front of each node's internal listener).
+    #[arg(long, env = "TENANTD_NODE_CA")]
+    pub node_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -219,6 +224,7 @@ impl Default for NodeConfig {
             node_id: "local".to_owned(),
             node_url: None,
             node_secret: None,
+            node_ca: None,
         }
     }
 }

@@ -78,7 +78,7 @@ pub async fn build_node_state(
         tenant_cache: TenantCache::default(),
         throttles,
         metrics: Metrics::default(),
-        cluster: Cluster::new(node, node_url),
+        cluster: Cluster::new(node, node_url)?,
         keys,
     })
 }

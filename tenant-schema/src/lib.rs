@@ -43,6 +43,7 @@ pub const TENANT_LATEST: u32 = TENANT_MIGRATIONS.len() as u32;
 pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(1, "directory", "0001_tenants_domains_user_index"),
     migration!(2, "directory", "0002_nodes"),
+    migration!(3, "directory", "0003_node_signatures_and_throttles"),
 ];
 
 /// The version the directory has after every step of this binary.

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde::{Deserialize, Serialize};
 use tenant_runtime::{Clock, TenantId};
 
-use super::signing::{INTERNAL_HEADER, NodeSecret};
+use super::signing::{BODY_SHA256_HEADER, Covered, INTERNAL_HEADER, NodeSecret, body_sha256};
 
 /// The SHA-256 of a snapshot, sent with it both ways.
 pub const SHA256_HEADER: &str = "x-tenantd-sha256";
@@ -93,6 +93,18 @@ impl NodeError {
     }
 }
 
+/// The body of an internal call; its SHA-256 is signed with it.
+enum Outgoing {
+    Empty,
+    Json(Vec<u8>),
+    /// A tenant file, streamed; its SHA-256 is known beforehand.
+    Snapshot {
+        body: reqwest::Body,
+        len: u64,
+        sha256: String,
+    },
+}
+
 /// Signed calls to nodes' internal endpoints; cheap to clone.
 #[derive(Clone)]
 pub struct NodeClient {
@@ -107,18 +119,38 @@ impl std::fmt::Debug for NodeClient {
     }
 }
 
+/// An HTTP client for talking to nodes: no redirects, and the nodes' CA (`TENANTD_NODE_CA`)
+/// trusted beside the usual roots for `https://` node URLs.
+pub fn node_http(
+    ca: Option<&Path>,
+    tune: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the nodes' CA {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| anyhow::anyhow!("{} is not a PEM certificate: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(tune(builder).build()?)
+}
+
 impl NodeClient {
-    pub fn new(secret: NodeSecret, clock: Arc<dyn Clock>) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+    /// A client signing with `secret`; `ca` as for [`node_http`].
+    pub fn new(
+        secret: NodeSecret,
+        clock: Arc<dyn Clock>,
+        ca: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let client = node_http(ca, |b| b.connect_timeout(Duration::from_secs(5)))?;
+        Ok(Self {
             secret,
             client,
             clock,
-        }
+        })
     }
 
     async fn call(
@@ -127,14 +159,44 @@ impl NodeClient {
         base: &str,
         pq: &str,
         what: &str,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        body: Outgoing,
     ) -> Result<reqwest::Response, NodeError> {
         let url = format!("{}{pq}", base.trim_end_matches('/'));
-        let req = self.client.request(method.clone(), &url).header(
-            INTERNAL_HEADER,
-            self.secret.sign_internal(self.clock.now(), &method, pq),
+        let mut headers = HeaderMap::new();
+        let (sha, body) = match body {
+            Outgoing::Empty => (body_sha256(b""), reqwest::Body::from(Vec::new())),
+            Outgoing::Json(bytes) => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                (body_sha256(&bytes), reqwest::Body::from(bytes))
+            }
+            Outgoing::Snapshot { body, len, sha256 } => {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/vnd.sqlite3"),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                (sha256, body)
+            }
+        };
+        let signed = self.secret.sign_internal(
+            self.clock.now(),
+            Covered {
+                method: &method,
+                path_and_query: pq,
+                body_sha256: &sha,
+                headers: &headers,
+            },
         );
-        let res = build(req)
+        let res = self
+            .client
+            .request(method.clone(), &url)
+            .headers(headers)
+            .header(INTERNAL_HEADER, signed)
+            .header(BODY_SHA256_HEADER, sha)
+            .body(body)
             .send()
             .await
             .map_err(|source| NodeError::Unreachable {
@@ -156,7 +218,9 @@ impl NodeClient {
     }
 
     async fn post(&self, base: &str, pq: &str, what: &str) -> Result<serde_json::Value, NodeError> {
-        let res = self.call(Method::POST, base, pq, what, |r| r).await?;
+        let res = self
+            .call(Method::POST, base, pq, what, Outgoing::Empty)
+            .await?;
         Ok(res.json().await.unwrap_or_default())
     }
 
@@ -173,7 +237,9 @@ impl NodeClient {
                 base,
                 &format!("/internal/tenants/{tenant}/provision"),
                 "to create the tenant's file",
-                |r| r.json(first),
+                Outgoing::Json(
+                    serde_json::to_vec(first).map_err(|e| NodeError::Invalid(e.to_string()))?,
+                ),
             )
             .await?;
         res.json()
@@ -237,7 +303,7 @@ impl NodeClient {
                 base,
                 &format!("/internal/tenants/{tenant}/snapshot"),
                 "to send a snapshot",
-                |r| r,
+                Outgoing::Empty,
             )
             .await?;
         let header = |name: &str| {
@@ -294,10 +360,10 @@ impl NodeClient {
                 base,
                 &format!("/internal/tenants/{tenant}/snapshot?epoch={epoch}"),
                 "the snapshot",
-                |r| {
-                    r.header(SHA256_HEADER, sha256)
-                        .header(header::CONTENT_LENGTH, len)
-                        .body(body)
+                Outgoing::Snapshot {
+                    body,
+                    len,
+                    sha256: sha256.to_owned(),
                 },
             )
             .await?;

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use tenant_runtime::TenantId;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
+use super::client::node_http;
 use super::signing::NodeSecret;
 use crate::config::NodeConfig;
 use crate::directory::{Directory, Tenant};
@@ -77,20 +78,15 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
 impl Cluster {
     /// `node_url` is the configured address, or the one derived from the bound listener.
-    pub fn new(node: &NodeConfig, node_url: String) -> Self {
-        Self(Arc::new(Inner {
+    pub fn new(node: &NodeConfig, node_url: String) -> anyhow::Result<Self> {
+        let http = node_http(node.node_ca.as_deref(), |b| {
+            b.connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(30))
+        })?;
+        Ok(Self(Arc::new(Inner {
             node_id: node.node_id.clone(),
             node_url,
             secret: node
@@ -99,14 +95,14 @@ impl Cluster {
                 .map(|s| s.expose())
                 .filter(|s| !s.is_empty())
                 .map(NodeSecret::new),
-            http: http_client(),
+            http,
             urls: DashMap::new(),
             gates: DashMap::new(),
             freezes: DashMap::new(),
             released: DashMap::new(),
             moving_out: DashMap::new(),
             next_token: AtomicU64::new(1),
-        }))
+        })))
     }
 
     /// This node's id: tenants whose `node` is this are served here.

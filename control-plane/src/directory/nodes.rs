@@ -128,3 +128,29 @@ impl Directory {
         Ok(Some(e))
     }
 }
+
+impl Directory {
+    /// Records a node-to-node signature as used until `expires_at`; false when it was already
+    /// (a replay). Shared by every node through the directory.
+    pub async fn remember_signature(&self, nonce: &str, expires_at: i64) -> Result<bool> {
+        let r = sqlx::query("INSERT INTO seen_signatures (nonce, expires_at) VALUES ($1, $2)")
+            .bind(nonce)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forgets signatures whose window has passed.
+    pub async fn forget_signatures(&self) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM seen_signatures WHERE expires_at < $1")
+            .bind(self.now())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+}

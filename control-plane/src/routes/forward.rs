@@ -16,8 +16,9 @@ use tenant_runtime::TenantId;
 
 use super::error::ApiError;
 use super::extract::{MAX_BODY, session_value};
+use super::internal::first_use;
 use super::paths::{self, TenantField};
-use crate::cluster::signing::{FORWARDED_HEADER, path_and_query};
+use crate::cluster::signing::{Covered, FORWARDED_HEADER, body_sha256, path_and_query};
 use crate::directory::TenantStatus;
 use crate::metrics::ForwardedTo;
 use crate::service::auth::{EmailRoute, split_bearer};
@@ -167,7 +168,18 @@ async fn forward(
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     let ip = if client_ip.is_empty() { "-" } else { client_ip };
-    let signed = secret.sign_forward(state.now(), &parts.method, pq, cluster.node_id(), ip);
+    let sha = body_sha256(&body);
+    let signed = secret.sign_forward(
+        state.now(),
+        Covered {
+            method: &parts.method,
+            path_and_query: pq,
+            body_sha256: &sha,
+            headers: &headers,
+        },
+        cluster.node_id(),
+        ip,
+    );
     if let Ok(v) = HeaderValue::from_str(&signed) {
         headers.insert(HeaderName::from_static(FORWARDED_HEADER), v);
     }
@@ -236,22 +248,42 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
-    // A request another node forwarded: authenticated, and the client is the one it names.
-    let forwarded = match parts.headers.get(FORWARDED_HEADER) {
+    let mut held = Held::Stream(body);
+    // A request another node forwarded: authenticated with its body and authority headers, seen
+    // for the first time, and the client is the one it names.
+    let forwarded = match parts.headers.get(FORWARDED_HEADER).cloned() {
         None => false,
         Some(value) => {
+            let bytes = match held.bytes().await {
+                Ok(b) => b,
+                Err(res) => return res,
+            };
+            let sha = body_sha256(&bytes);
+            held = Held::Bytes(bytes);
             let genuine = state.cluster.secret().and_then(|secret| {
                 secret.verify_forward(
                     state.now(),
                     value.to_str().unwrap_or(""),
-                    &parts.method,
-                    path_and_query(&parts.uri),
+                    Covered {
+                        method: &parts.method,
+                        path_and_query: path_and_query(&parts.uri),
+                        body_sha256: &sha,
+                        headers: &parts.headers,
+                    },
                 )
             });
-            let Some((_, ip)) = genuine else {
-                return ApiError::forbidden().into_response();
+            let Some(verified) = genuine else {
+                return ApiError::forbidden()
+                    .because("forwarded request: bad or stale signature")
+                    .into_response();
             };
-            let ip = ip.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            if let Err(res) = first_use(&state, &verified.nonce).await {
+                return res;
+            }
+            let ip = verified
+                .from
+                .and_then(|(_, ip)| ip.parse::<IpAddr>().ok())
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
             parts.extensions.insert(ConnectInfo(SocketAddr::new(ip, 0)));
             true
         }
@@ -259,9 +291,8 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
     if !state.cluster.forwarding() {
         // One node (or forwarding off): nothing to route; a tenant placed elsewhere is refused
         // where it is opened (`check_placement`).
-        return next.run(Request::from_parts(parts, body)).await;
+        return next.run(Request::from_parts(parts, held.into_body())).await;
     }
-    let mut held = Held::Stream(body);
     if body_field(&parts.method, parts.uri.path()).is_some() {
         match held.bytes().await {
             Ok(b) => held = Held::Bytes(b),

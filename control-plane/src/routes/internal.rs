@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 use tenant_runtime::TenantId;
 
 use super::error::{ApiError, ApiResult};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, MAX_BODY};
 use super::paths::internal as p;
 use crate::cluster::client::{FirstAdmin, Provisioned, SHA256_HEADER, SnapshotInfo, USERS_HEADER};
-use crate::cluster::signing::{INTERNAL_HEADER, path_and_query};
+use crate::cluster::signing::{
+    BODY_SHA256_HEADER, Covered, INTERNAL_HEADER, MAX_SKEW_SECS, body_sha256, path_and_query,
+};
 use crate::service::moves;
 use crate::state::AppState;
 
@@ -34,21 +36,72 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ))
 }
 
+/// Lets through only calls signed with the nodes' secret, whose body is the one signed, and
+/// whose signature no node has seen before.
 async fn require_node_secret(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(secret) = state.cluster.secret() else {
         return ApiError::not_found().into_response();
     };
-    let ok = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(BODY_SHA256_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    // A snapshot is streamed: its handler checks it against the declared (signed) hash before
+    // installing anything. Every other body is read and checked here.
+    let body = if parts.method == Method::PUT {
+        body
+    } else {
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) if body_sha256(&bytes) == declared => Body::from(bytes),
+            Ok(_) => {
+                return ApiError::forbidden()
+                    .because("internal call: the body is not the one signed")
+                    .into_response();
+            }
+            Err(_) => return ApiError::payload_too_large().into_response(),
+        }
+    };
+    let verified = parts
+        .headers
         .get(INTERNAL_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            secret.verify_internal(state.now(), v, req.method(), path_and_query(req.uri()))
+        .and_then(|v| {
+            secret.verify_internal(
+                state.now(),
+                v,
+                Covered {
+                    method: &parts.method,
+                    path_and_query: path_and_query(&parts.uri),
+                    body_sha256: &declared,
+                    headers: &parts.headers,
+                },
+            )
         });
-    if !ok {
-        return ApiError::forbidden().into_response();
+    let Some(verified) = verified else {
+        return ApiError::forbidden()
+            .because("internal call: bad or stale signature")
+            .into_response();
+    };
+    if let Err(res) = first_use(&state, &verified.nonce).await {
+        return res;
     }
-    next.run(req).await
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Records a signature's nonce for the whole window in which it is valid, on every node (the
+/// directory is shared); a nonce seen before is a replay.
+pub async fn first_use(state: &AppState, nonce: &str) -> Result<(), Response> {
+    let until = state.now() + 2 * MAX_SKEW_SECS;
+    match state.directory.remember_signature(nonce, until).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::forbidden()
+            .because("replayed node signature")
+            .into_response()),
+        Err(e) => Err(ApiError::from(crate::error::Fault::from(e)).into_response()),
+    }
 }
 
 /// A tenant id in the path; anything else is no tenant here.
@@ -106,7 +159,7 @@ async fn receive_snapshot(
     body: Body,
 ) -> ApiResult<Json<SnapshotInfo>> {
     let expected = headers
-        .get(SHA256_HEADER)
+        .get(BODY_SHA256_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let info = moves::receive(

@@ -27,6 +27,9 @@ pub async fn heartbeat(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
     loop {
         every.tick().await;
+        if let Err(e) = state.directory.forget_signatures().await {
+            tracing::warn!(error = %e, "could not forget old node signatures");
+        }
         match state.directory.heartbeat(state.cluster.node_id()).await {
             Ok(true) => {}
             Ok(false) => {

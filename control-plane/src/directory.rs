@@ -9,14 +9,17 @@
 //! - [`tenants`]: tenant rows (status, schema version, auth epoch);
 //! - [`index`]: domains and the user index (email → tenant), and routing an email;
 //! - [`nodes`]: nodes and placement;
-//! - [`operator`]: bulk writes, repairs and backups for `tenantctl`.
+//! - [`operator`]: bulk writes, repairs and backups for `tenantctl`;
+//! - [`throttles`]: throttle counters shared by the nodes.
 
 mod index;
 mod nodes;
 mod operator;
 mod tenants;
+mod throttles;
 
 pub use nodes::Node;
+pub use throttles::{LaneRow, WindowRow};
 
 use std::sync::Arc;
 use std::time::Duration;

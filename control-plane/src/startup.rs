@@ -65,7 +65,12 @@ pub async fn build_node_state(
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = Hasher::new(server.hash_concurrency.unwrap_or(cores), server.hash_queue);
-    let throttles = Throttles::new(server.throttle_limits());
+    // Several nodes count attempts together in the directory; one node counts in memory.
+    let throttles = if node.node_secret.is_some() {
+        Throttles::shared(&directory, server.throttle_limits())
+    } else {
+        Throttles::new(server.throttle_limits())
+    };
     let keys = ServerKey::load(&config)?;
     Ok(AppState {
         config: Arc::new(config),

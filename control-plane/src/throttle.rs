@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::directory::{Directory, DirectoryError, LaneRow, WindowRow};
+
 /// Limits, from configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -56,6 +58,26 @@ impl Lane {
     fn decayed(&self, now: i64, half_life: i64) -> f64 {
         let age = (now - self.last).max(0) as f64;
         self.failures * 0.5f64.powf(age / half_life.max(1) as f64)
+    }
+
+    /// One more attempt at `now`: refused while locked, otherwise counted as a failure (which
+    /// may lock the lane for the next ones).
+    fn attempt(&mut self, limits: &Limits, now: i64) -> Result<(), Throttled> {
+        if now < self.locked_until {
+            return Err(Throttled((self.locked_until - now).max(1) as u64));
+        }
+        self.failures = self.decayed(now, limits.decay_secs) + 1.0;
+        self.last = now;
+        let over = self.failures - f64::from(limits.max_failures);
+        if over >= 0.0 {
+            let doublings = (over as u32).min(20);
+            let wait = limits
+                .backoff_secs
+                .saturating_mul(1 << doublings)
+                .min(limits.max_backoff_secs);
+            self.locked_until = now + wait;
+        }
+        Ok(())
     }
 }
 
@@ -110,10 +132,31 @@ struct Window {
     count: u32,
 }
 
+impl Window {
+    fn wait(&self, limits: &Limits, now: i64) -> Option<u64> {
+        let end = self.start + limits.ip_window_secs;
+        (now < end && self.count >= limits.ip_max_failures).then(|| (end - now).max(1) as u64)
+    }
+
+    /// The window after one more attempt at `now`.
+    fn attempt(w: Option<Self>, limits: &Limits, now: i64) -> Self {
+        match w {
+            Some(w) if now < w.start + limits.ip_window_secs => Self {
+                count: w.count + 1,
+                ..w
+            },
+            _ => Self {
+                start: now,
+                count: 1,
+            },
+        }
+    }
+}
+
 /// One kind of attempt (sign-in, reset request, token redemption), throttled per key and per
-/// address.
+/// address, in this process's memory (a single node).
 #[derive(Debug, Clone)]
-pub struct Throttle {
+pub struct MemoryThrottle {
     limits: Limits,
     accounts: Arc<DashMap<String, Account>>,
     addresses: Arc<DashMap<String, Window>>,
@@ -140,7 +183,7 @@ fn address_key(ip: &str) -> String {
     }
 }
 
-impl Throttle {
+impl MemoryThrottle {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
@@ -151,9 +194,9 @@ impl Throttle {
 
     /// Seconds the address must wait, if its window is used up.
     pub fn address_wait(&self, ip: &str, now: i64) -> Option<u64> {
-        let w = self.addresses.get(&address_key(ip))?;
-        let end = w.start + self.limits.ip_window_secs;
-        (now < end && w.count >= self.limits.ip_max_failures).then(|| (end - now).max(1) as u64)
+        self.addresses
+            .get(&address_key(ip))?
+            .wait(&self.limits, now)
     }
 
     /// Starts an attempt on `account` from a client that proved itself on an earlier sign-in
@@ -170,35 +213,16 @@ impl Throttle {
             return Err(Throttled(wait));
         }
         self.prune(now);
-        let mut e = self.accounts.entry(account.to_owned()).or_default();
-        let lane = e.lane(device);
-        if now < lane.locked_until {
-            return Err(Throttled((lane.locked_until - now).max(1) as u64));
-        }
-        lane.failures = lane.decayed(now, self.limits.decay_secs) + 1.0;
-        lane.last = now;
-        let over = lane.failures - f64::from(self.limits.max_failures);
-        if over >= 0.0 {
-            let doublings = (over as u32).min(20);
-            let wait = self
-                .limits
-                .backoff_secs
-                .saturating_mul(1 << doublings)
-                .min(self.limits.max_backoff_secs);
-            lane.locked_until = now + wait;
-        }
-        drop(e);
+        self.accounts
+            .entry(account.to_owned())
+            .or_default()
+            .lane(device)
+            .attempt(&self.limits, now)?;
         let mut w = self.addresses.entry(address_key(ip)).or_insert(Window {
             start: now,
             count: 0,
         });
-        if now >= w.start + self.limits.ip_window_secs {
-            *w = Window {
-                start: now,
-                count: 0,
-            };
-        }
-        w.count += 1;
+        *w = Window::attempt(Some(*w), &self.limits, now);
         Ok(())
     }
 
@@ -242,6 +266,155 @@ impl Throttle {
     }
 }
 
+/// Why an attempt may not go ahead.
+#[derive(Debug)]
+pub enum Refused {
+    /// Throttled: retry after this many seconds.
+    Wait(u64),
+    /// The shared counters cannot be read: refuse rather than let guesses through uncounted.
+    Unavailable(DirectoryError),
+}
+
+impl From<Throttled> for Refused {
+    fn from(t: Throttled) -> Self {
+        Self::Wait(t.0)
+    }
+}
+
+impl From<DirectoryError> for Refused {
+    fn from(e: DirectoryError) -> Self {
+        Self::Unavailable(e)
+    }
+}
+
+/// A throttle whose counters live in this process (a single node) or in the directory, shared
+/// by every node of a deployment.
+#[derive(Debug, Clone)]
+pub enum Throttle {
+    Memory(MemoryThrottle),
+    Shared {
+        directory: Directory,
+        /// Which throttle (`login`, `forgot`, `token`): its rows are its own.
+        kind: &'static str,
+        limits: Limits,
+    },
+}
+
+/// The strangers' lane of an account in the shared store.
+const STRANGERS: &str = "";
+
+impl Throttle {
+    /// Seconds the address must wait, if its window is used up.
+    pub async fn address_wait(&self, ip: &str, now: i64) -> Result<Option<u64>, Refused> {
+        match self {
+            Self::Memory(m) => Ok(m.address_wait(ip, now)),
+            Self::Shared {
+                directory,
+                kind,
+                limits,
+            } => Ok(directory
+                .throttle_window(kind, &address_key(ip))
+                .await?
+                .and_then(|w| window_of(w).wait(limits, now))),
+        }
+    }
+
+    /// As [`MemoryThrottle::begin`], on whichever store this throttle uses.
+    pub async fn begin(
+        &self,
+        account: &str,
+        device: Option<&str>,
+        ip: &str,
+        now: i64,
+    ) -> Result<(), Refused> {
+        let (directory, kind, limits) = match self {
+            Self::Memory(m) => return Ok(m.begin(account, device, ip, now)?),
+            Self::Shared {
+                directory,
+                kind,
+                limits,
+            } => (directory, kind, limits),
+        };
+        if let Some(wait) = self.address_wait(ip, now).await? {
+            return Err(Refused::Wait(wait));
+        }
+        directory
+            .update_throttle_lane(kind, account, device.unwrap_or(STRANGERS), |row| {
+                let mut lane = Lane {
+                    failures: row.failures,
+                    last: row.last_at,
+                    locked_until: row.locked_until,
+                };
+                let outcome = lane.attempt(limits, now);
+                *row = LaneRow {
+                    failures: lane.failures,
+                    last_at: lane.last,
+                    locked_until: lane.locked_until,
+                };
+                outcome
+            })
+            .await??;
+        directory
+            .update_throttle_window(kind, &address_key(ip), |w| {
+                let w = Window::attempt(w.map(window_of), limits, now);
+                WindowRow {
+                    start: w.start,
+                    attempts: i64::from(w.count),
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// As [`MemoryThrottle::succeeded`].
+    pub async fn succeeded(&self, account: &str, device: Option<&str>, ip: &str) {
+        match self {
+            Self::Memory(m) => m.succeeded(account, device, ip),
+            Self::Shared {
+                directory, kind, ..
+            } => {
+                let lane = device.unwrap_or(STRANGERS);
+                let cleared = directory
+                    .clear_throttle_lanes(kind, account, Some(lane))
+                    .await;
+                let given_back = directory
+                    .update_throttle_window(kind, &address_key(ip), |w| {
+                        let w = w.unwrap_or_default();
+                        WindowRow {
+                            attempts: (w.attempts - 1).max(0),
+                            ..w
+                        }
+                    })
+                    .await;
+                if let Err(e) = cleared.and(given_back) {
+                    tracing::warn!(error = %e, "throttle: success not recorded");
+                }
+            }
+        }
+    }
+
+    /// As [`MemoryThrottle::clear`].
+    pub async fn clear(&self, account: &str) {
+        match self {
+            Self::Memory(m) => m.clear(account),
+            Self::Shared {
+                directory, kind, ..
+            } => {
+                if let Err(e) = directory.clear_throttle_lanes(kind, account, None).await {
+                    tracing::warn!(error = %e, "throttle: account not cleared");
+                }
+            }
+        }
+    }
+}
+
+fn window_of(w: WindowRow) -> Window {
+    Window {
+        start: w.start,
+        count: u32::try_from(w.attempts.max(0)).unwrap_or(u32::MAX),
+    }
+}
+
 /// The throttles of the server.
 #[derive(Debug, Clone)]
 pub struct Throttles {
@@ -251,17 +424,42 @@ pub struct Throttles {
 }
 
 impl Throttles {
+    /// Counters in this process: a single node.
     pub fn new(limits: Limits) -> Self {
+        let [login, forgot, token] = Self::limits(limits);
         Self {
-            login: Throttle::new(limits),
+            login: Throttle::Memory(MemoryThrottle::new(login)),
+            forgot: Throttle::Memory(MemoryThrottle::new(forgot)),
+            token: Throttle::Memory(MemoryThrottle::new(token)),
+        }
+    }
+
+    /// Counters in the directory, shared by every node of a deployment.
+    pub fn shared(directory: &Directory, limits: Limits) -> Self {
+        let [login, forgot, token] = Self::limits(limits);
+        let shared = |kind, limits| Throttle::Shared {
+            directory: directory.clone(),
+            kind,
+            limits,
+        };
+        Self {
+            login: shared("login", login),
+            forgot: shared("forgot", forgot),
+            token: shared("token", token),
+        }
+    }
+
+    fn limits(limits: Limits) -> [Limits; 3] {
+        [
+            limits,
             // Reset mails: a few per account, then back off; never affects sign-in.
-            forgot: Throttle::new(Limits {
+            Limits {
                 max_failures: 3,
                 backoff_secs: 60,
                 ..limits
-            }),
-            token: Throttle::new(limits),
-        }
+            },
+            limits,
+        ]
     }
 }
 
@@ -282,7 +480,7 @@ mod tests {
         );
         assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
         assert_eq!(address_key("::ffff:203.0.113.9"), "203.0.113.9");
-        let t = Throttle::new(Limits {
+        let t = MemoryThrottle::new(Limits {
             ip_max_failures: 2,
             ..Limits::default()
         });
@@ -294,7 +492,7 @@ mod tests {
 
     #[test]
     fn backs_off_after_max_failures_and_doubles() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         let a = |now| t.begin("a@x.test", None, "1.1.1.1", now);
         for _ in 0..4 {
             assert_eq!(a(100), Ok(()));
@@ -314,7 +512,7 @@ mod tests {
 
     #[test]
     fn success_resets_the_lane() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         for _ in 0..4 {
             t.begin("a@x.test", None, "ip", 1).unwrap_or(());
         }
@@ -324,7 +522,7 @@ mod tests {
 
     #[test]
     fn failures_decay_so_a_slow_trickle_does_not_keep_an_account_locked() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         for _ in 0..5 {
             t.begin("a@x.test", None, "ip", 0).unwrap_or(());
         }
@@ -342,7 +540,7 @@ mod tests {
 
     #[test]
     fn a_known_device_has_its_own_lane_and_a_reset_clears_all() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         // Strangers lock the account for strangers…
         for _ in 0..5 {
             t.begin("a@x.test", None, "6.6.6.6", 0).unwrap_or(());
@@ -360,7 +558,7 @@ mod tests {
 
     #[test]
     fn address_window_is_generous_and_resets() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         for i in 0..100 {
             assert_eq!(
                 t.begin(&format!("u{i}@x.test"), None, "9.9.9.9", 10),
@@ -377,7 +575,7 @@ mod tests {
 
     #[test]
     fn parallel_failures_all_count() {
-        let t = Throttle::new(Limits::default());
+        let t = MemoryThrottle::new(Limits::default());
         let passed = std::sync::atomic::AtomicU32::new(0);
         std::thread::scope(|s| {
             for _ in 0..50 {

@@ -148,7 +148,7 @@ async fn forgot(
     ApiJson(body): ApiJson<ForgotBody>,
 ) -> ApiResult<Response> {
     check_len("email", &body.email)?;
-    recovery::forgot(&state, &body.email, origin, known)?;
+    recovery::forgot(&state, &body.email, origin, known).await?;
     Ok(forgot_accepted())
 }
 
@@ -176,9 +176,9 @@ async fn reset(
     ApiJson(body): ApiJson<ResetBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
     check_len("token", &body.token)?;
-    recovery::throttle_token(&state, &body.token, &origin.ip)?;
+    recovery::throttle_token(&state, &body.token, &origin.ip).await?;
     let result = recovery::reset(&state, &body.token, &body.password).await;
-    forgive_unless_bad_token(&state, &body.token, &origin.ip, &result);
+    forgive_unless_bad_token(&state, &body.token, &origin.ip, &result).await;
     result?;
     Ok(Json(
         json!({"message": "Your password was changed. Sign in with the new one."}),
@@ -186,9 +186,14 @@ async fn reset(
 }
 
 /// Only a wrong or dead token counts against the caller; a refused password does not.
-fn forgive_unless_bad_token<T>(state: &AppState, token: &str, ip: &str, result: &AuthResult<T>) {
+async fn forgive_unless_bad_token<T>(
+    state: &AppState,
+    token: &str,
+    ip: &str,
+    result: &AuthResult<T>,
+) {
     if !matches!(result, Err(AuthError::InvalidToken)) {
-        recovery::token_succeeded(state, token, ip);
+        recovery::token_succeeded(state, token, ip).await;
     }
 }
 
@@ -207,11 +212,11 @@ async fn accept_invite(
 ) -> ApiResult<Response> {
     check_len("token", &body.token)?;
     let name = admin::parse_name(body.name.as_deref())?;
-    recovery::throttle_token(&state, &body.token, &origin.ip)?;
+    recovery::throttle_token(&state, &body.token, &origin.ip).await?;
     let ip = origin.ip.clone();
     let result =
         recovery::accept_invite(&state, &body.token, &body.password, Some(&name), origin).await;
-    forgive_unless_bad_token(&state, &body.token, &ip, &result);
+    forgive_unless_bad_token(&state, &body.token, &ip, &result).await;
     let signed = result?;
     Ok(signed_in(&state, signed))
 }

@@ -134,10 +134,10 @@ async fn token_owner(
     purpose: Purpose,
     ip: &str,
 ) -> AuthResult<(Tenant, User)> {
-    links::throttle_token(state, token, ip)?;
+    links::throttle_token(state, token, ip).await?;
     let found = links::token_owner(state, token, purpose).await;
     if !matches!(&found, Err(AuthError::InvalidToken)) {
-        links::token_succeeded(state, token, ip);
+        links::token_succeeded(state, token, ip).await;
     }
     found
 }

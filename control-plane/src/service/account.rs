@@ -103,14 +103,14 @@ pub async fn change_password(
         .throttles
         .login
         .begin(&key, Some(&lane), ip, state.now())
-        .map_err(|t| AuthError::Throttled { retry_after: t.0 })?;
+        .await?;
     let stored = signed.user.password_hash.clone().unwrap_or_default();
     if current.chars().count() > policy::MAX_SIGN_IN_LEN
         || !state.hasher.verify(current, &stored).await?
     {
         return Err(AuthError::WrongPassword);
     }
-    state.throttles.login.succeeded(&key, Some(&lane), ip);
+    state.throttles.login.succeeded(&key, Some(&lane), ip).await;
     policy::check(new, &signed.user.email, &signed.tenant.name)?;
     let hash = state.hasher.hash(new).await?;
     let (user_id, keep, now) = (signed.user.id.clone(), signed.secret.clone(), state.now());

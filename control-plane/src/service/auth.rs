@@ -17,6 +17,7 @@ use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
 use crate::metrics::LoginOutcome;
 use crate::state::AppState;
+use crate::throttle::Refused;
 
 /// Why a sign-in, a session check, a reset or an invitation did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,15 @@ pub enum AuthError {
 }
 
 crate::faults_into!(AuthError);
+
+impl From<Refused> for AuthError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Wait(retry_after) => Self::Throttled { retry_after },
+            Refused::Unavailable(e) => Self::Fault(e.into()),
+        }
+    }
+}
 
 pub type AuthResult<T> = Result<T, AuthError>;
 
@@ -250,7 +260,7 @@ async fn login_attempt(
         .throttles
         .login
         .begin(&email, device.as_deref(), &origin.ip, now)
-        .map_err(|t| AuthError::Throttled { retry_after: t.0 })?;
+        .await?;
     let routed = match email::parse(&email) {
         Some(_) => route(state, &email, known).await?,
         None => None,
@@ -306,7 +316,8 @@ async fn login_attempt(
     state
         .throttles
         .login
-        .succeeded(&email, device.as_deref(), &origin.ip);
+        .succeeded(&email, device.as_deref(), &origin.ip)
+        .await;
     let rehash = match &hash {
         Some(h) if tenant_runtime::password::needs_rehash(h) => {
             Some(state.hasher.hash(password).await?)

@@ -30,6 +30,14 @@ pub async fn heartbeat(state: AppState) {
         if let Err(e) = state.directory.forget_signatures().await {
             tracing::warn!(error = %e, "could not forget old node signatures");
         }
+        // Throttle rows nobody touched for a day are of no use any more.
+        if let Err(e) = state
+            .directory
+            .purge_throttles(state.now() - 24 * 3600)
+            .await
+        {
+            tracing::warn!(error = %e, "could not purge old throttle counters");
+        }
         match state.directory.heartbeat(state.cluster.node_id()).await {
             Ok(true) => {}
             Ok(false) => {

@@ -16,6 +16,7 @@ use super::{SessionView, TenantView, UserView, policy};
 use crate::directory::{Tenant, TenantStatus};
 use crate::mail;
 use crate::state::AppState;
+use crate::throttle::Refused;
 
 pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
 pub const RESET_TTL_SECS: i64 = 30 * 60;
@@ -25,7 +26,7 @@ pub const RESET_TTL_SECS: i64 = 30 * 60;
 ///
 /// Throttling: a flood from one address gets 429; past the per-account limit the answer stays
 /// the same 202 and simply no mail goes out (AA-05), so one person never sees an error here.
-pub fn forgot(
+pub async fn forgot(
     state: &AppState,
     raw_email: &str,
     origin: Origin,
@@ -34,11 +35,14 @@ pub fn forgot(
     let key = email::canonicalize(raw_email);
     let now = state.now();
     let throttle = &state.throttles.forgot;
-    if let Some(wait) = throttle.address_wait(&origin.ip, now) {
+    if let Some(wait) = throttle.address_wait(&origin.ip, now).await? {
         return Err(AuthError::Throttled { retry_after: wait });
     }
-    if throttle.begin(&key, None, &origin.ip, now).is_err() {
-        return Ok(());
+    match throttle.begin(&key, None, &origin.ip, now).await {
+        Ok(()) => {}
+        // Past the per-account limit: the same answer, and no mail.
+        Err(Refused::Wait(_)) => return Ok(()),
+        Err(other) => return Err(other.into()),
     }
     let Some(email) = email::parse(raw_email) else {
         return Ok(());
@@ -114,19 +118,19 @@ async fn peek(
 }
 
 /// Counts a token redemption attempt against the caller's address; a wrong token is a failure.
-pub fn throttle_token(state: &AppState, token: &str, ip: &str) -> AuthResult<()> {
+pub async fn throttle_token(state: &AppState, token: &str, ip: &str) -> AuthResult<()> {
     let key = hex::encode(tenant_runtime::secret::hash(token));
-    state
+    Ok(state
         .throttles
         .token
         .begin(&key, None, ip, state.now())
-        .map_err(|t| AuthError::Throttled { retry_after: t.0 })
+        .await?)
 }
 
 /// A token worked: its attempt is not held against the address.
-pub fn token_succeeded(state: &AppState, token: &str, ip: &str) {
+pub async fn token_succeeded(state: &AppState, token: &str, ip: &str) {
     let key = hex::encode(tenant_runtime::secret::hash(token));
-    state.throttles.token.succeeded(&key, None, ip);
+    state.throttles.token.succeeded(&key, None, ip).await;
 }
 
 async fn peek_now(
@@ -208,7 +212,7 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
         .await?;
     if ok {
         // Proven through the mailbox: strangers' failures no longer lock this account.
-        state.throttles.login.clear(&user.email);
+        state.throttles.login.clear(&user.email).await;
         Ok(())
     } else {
         Err(AuthError::InvalidToken)
@@ -267,7 +271,7 @@ pub async fn accept_invite(
     let (user, session) = accepted.ok_or(AuthError::InvalidToken)?;
     // The person proved who they are through their mailbox: whatever strangers did to the
     // sign-in throttle of this address is forgotten.
-    state.throttles.login.clear(&user.email);
+    state.throttles.login.clear(&user.email).await;
     Ok(SignedIn {
         cookie: bearer(&tenant_id, &session),
         view: SessionView {

@@ -24,6 +24,7 @@ CREATE TABLE throttle_windows (
     kind         TEXT    NOT NULL,
     address      TEXT    NOT NULL,
     window_start BIGINT  NOT NULL,
-    attempts     INTEGER NOT NULL,
+    attempts     BIGINT  NOT NULL,
     PRIMARY KEY (kind, address)
 );
+CREATE INDEX throttle_windows_start ON throttle_windows (window_start);

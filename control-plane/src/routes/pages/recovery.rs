@@ -97,7 +97,7 @@ pub(super) async fn forgot(
     }
     // Refused only when this address or this client asked too often (the same for every
     // address, so it tells nothing about accounts).
-    if let Err(err) = svc::forgot(&state, typed, origin, known) {
+    if let Err(err) = svc::forgot(&state, typed, origin, known).await {
         let err = ApiError::from(err);
         let mut res = refuse(err.status, &err.message);
         html::with_retry_after(&mut res, &err);

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::store::meta;
-use crate::{Error, Result, TenantId, TenantRouter};
+use crate::{Error, Result, TenantId, TenantRouter, WriteTx};
 
 /// How long maintenance waits for another process's lock on a tenant file.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -274,7 +274,7 @@ pub fn prepare_restore(
         }
         tenant_schema::check_not_newer(version)?;
         tenant_schema::migrate_tenant(&mut conn, now)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&mut conn)?;
         if source_id != id.as_str() {
             tx.execute(
                 "UPDATE tenant_meta SET tenant_id = ?1 WHERE id = 1",
@@ -466,7 +466,7 @@ mod tests {
     use crate::RouterConfig;
     use crate::store::users::{self, NewUser, Role, Status};
 
-    fn user(tx: &rusqlite::Transaction<'_>, email: &str) -> Result<()> {
+    fn user(tx: &WriteTx<'_>, email: &str) -> Result<()> {
         users::insert(
             tx,
             &NewUser {

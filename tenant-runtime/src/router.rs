@@ -20,9 +20,9 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
-use crate::{Error, Result, TenantId};
+use crate::{Error, Result, TenantId, WriteTx};
 
 /// Settings of the router.
 #[derive(Debug, Clone)]
@@ -225,7 +225,7 @@ impl TenantRouter {
     pub async fn write<T, F>(&self, id: &TenantId, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T> + Send + 'static,
     {
         let this = self.clone();
         let id = id.clone();
@@ -246,17 +246,15 @@ impl TenantRouter {
     pub fn write_blocking<T>(
         &self,
         id: &TenantId,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut lease = self.lease(id)?;
         let out = {
             let pool = lease.pool.clone();
             let _writer = pool.writer.lock();
-            let tx = lease
-                .conn_mut()
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = WriteTx::begin(lease.conn_mut())?;
             match f(&tx) {
-                Ok(v) => tx.commit().map(|()| v).map_err(Error::from),
+                Ok(v) => tx.commit().map(|()| v),
                 Err(e) => Err(e),
             }
         };

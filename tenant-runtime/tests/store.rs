@@ -31,7 +31,7 @@ impl Tenant {
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> tenant_runtime::Result<T>,
+        f: impl FnOnce(&tenant_runtime::WriteTx<'_>) -> tenant_runtime::Result<T>,
     ) -> TestResult<T> {
         Ok(self.router.write_blocking(&self.id, f)?)
     }

@@ -25,7 +25,12 @@ pub mod secret;
 pub mod store;
 mod write_tx;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+#[allow(
+    clippy::disallowed_types,
+    reason = "re-exported for the startup code that makes the one real clock"
+)]
+pub use clock::SystemClock;
+pub use clock::{Clock, ManualClock};
 pub use error::{Error, Result};
 pub use id::TenantId;
 pub use router::{RouterConfig, RouterStats, TenantRouter};

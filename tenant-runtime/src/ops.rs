@@ -194,7 +194,9 @@ pub struct Listing {
     pub temporary: Vec<(PathBuf, u64)>,
 }
 
+/// Lists the tenants folder; ages are measured with the router's clock.
 pub fn list(router: &TenantRouter) -> Result<Listing> {
+    let now = router.config().clock.now();
     let mut out = Listing::default();
     for entry in std::fs::read_dir(&router.config().tenants_dir)? {
         let entry = entry?;
@@ -202,12 +204,13 @@ pub fn list(router: &TenantRouter) -> Result<Listing> {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with('.') {
             if name.ends_with(".creating") || name.ends_with(".restoring") {
-                let age = entry
+                let modified = entry
                     .metadata()
                     .and_then(|m| m.modified())
                     .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .map_or(0, |d| d.as_secs());
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok());
+                let age = modified.map_or(0, |m| u64::try_from(now - m).unwrap_or(0));
                 out.temporary.push((entry.path(), age));
             }
             continue;

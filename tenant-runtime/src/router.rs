@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Error, Result, TenantId, WriteTx};
+use crate::{Clock, Error, Result, TenantId, WriteTx};
 
 /// Settings of the router.
 #[derive(Debug, Clone)]
@@ -36,6 +36,9 @@ pub struct RouterConfig {
     /// SQLite page cache per connection, in KiB.
     pub cache_kib: u32,
     pub busy_timeout: Duration,
+    /// Where the router takes the time (e.g. `applied_at` of migrations run at open). Default:
+    /// the system clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl RouterConfig {
@@ -46,6 +49,7 @@ impl RouterConfig {
             max_per_tenant: 4,
             cache_kib: 512,
             busy_timeout: Duration::from_secs(5),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -507,7 +511,7 @@ impl TenantRouter {
         if let Some(version) = version
             && version < tenant_schema::TENANT_LATEST
         {
-            tenant_schema::migrate_tenant(&mut conn, crate::Clock::now(&crate::SystemClock))?;
+            tenant_schema::migrate_tenant(&mut conn, cfg.clock.now())?;
         }
         self.shared
             .connections_opened

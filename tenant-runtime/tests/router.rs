@@ -12,7 +12,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tenant_runtime::router::integrity_check;
 use tenant_runtime::store::{audit, meta, users};
-use tenant_runtime::{Error, RouterConfig, TenantId, TenantRouter};
+use tenant_runtime::{Error, ManualClock, RouterConfig, TenantId, TenantRouter};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -589,6 +589,36 @@ fn a_file_with_an_older_schema_is_migrated_at_first_open() -> TestResult {
         Ok((tenant_schema::tenant_version(c)?, meta::auth_epoch(c)?))
     })?;
     assert_eq!((version, epoch), (tenant_schema::TENANT_LATEST, 1));
+    Ok(())
+}
+
+#[test]
+fn a_migration_at_open_takes_its_time_from_the_injected_clock() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = RouterConfig::new(dir.path().join("tenants"));
+    cfg.clock = Arc::new(ManualClock::new(1_234_567));
+    let router = TenantRouter::new(cfg)?;
+    let t = id("old");
+    {
+        let mut conn = Connection::open(router.path_of(&t))?;
+        tenant_schema::migrate_tenant_to(&mut conn, 1, 1)?;
+        conn.execute(
+            "INSERT INTO tenant_meta (id, tenant_id, created_at) VALUES (1, 'old', 1)",
+            [],
+        )?;
+    }
+    let applied: Vec<(u32, i64)> = router.read_blocking(&t, |c| {
+        let mut stmt =
+            c.prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    })?;
+    let expected: Vec<(u32, i64)> = (1..=tenant_schema::TENANT_LATEST)
+        .map(|v| (v, if v == 1 { 1 } else { 1_234_567 }))
+        .collect();
+    assert_eq!(applied, expected);
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use control_plane::service::fleet::{Fleet, FleetError};
 use control_plane::service::provision::ProvisionError;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tenant_runtime::{RouterConfig, TenantRouter};
+use tenant_runtime::{Clock, RouterConfig, TenantRouter};
 
 use crate::{Cli, Command, DomainCommand, TenantCommand, UserCommand};
 
@@ -144,14 +144,21 @@ pub fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// What every command has: the settings and the output mode.
+/// What every command has: the settings, the output mode and the clock.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub config: Arc<Config>,
     pub json: bool,
+    /// The time, made once in [`run`]; everything else takes it from here.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Ctx {
+    /// Unix seconds now.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Opens the directory without changing its schema.
     pub async fn directory_unmigrated(&self) -> anyhow::Result<Directory> {
         Directory::connect_with(&self.config.directory_url(), false)
@@ -173,6 +180,7 @@ impl Ctx {
             .with_context(|| self.directory_problem())?;
         let mut rc = RouterConfig::new(self.config.tenants_dir());
         rc.max_connections = self.config.max_connections.max(8);
+        rc.clock = self.clock.clone();
         let router = TenantRouter::new(rc).with_context(|| {
             format!(
                 "cannot open the tenants folder {}",
@@ -217,11 +225,6 @@ pub fn redact(raw: &str) -> String {
         }
         _ => raw.to_owned(),
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    tenant_runtime::Clock::now(&tenant_runtime::SystemClock)
 }
 
 /// Runs `f` on every item with `jobs` threads, ticking `bar`; results keep the items' order.
@@ -298,11 +301,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// tenantctl's one real clock, made once by [`run`]; commands take the time from [`Ctx`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "startup of tenantctl makes the one real clock"
+)]
+fn real_clock() -> Arc<dyn Clock> {
+    use tenant_runtime::SystemClock;
+    Arc::new(SystemClock)
+}
+
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     let ctx = Ctx {
         config: Arc::new(cli.config),
         json: cli.json,
+        clock: real_clock(),
     };
     match cli.command {
         Command::Tenant(t) => match t {

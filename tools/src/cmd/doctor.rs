@@ -1,7 +1,7 @@
 use control_plane::service::doctor::{self, Options};
 use serde_json::json;
 
-use super::{Ctx, Report, now};
+use super::{Ctx, Report};
 use crate::DoctorArgs;
 
 pub async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
@@ -11,7 +11,7 @@ pub async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
         repair: a.repair,
         grace_secs: a.grace.max(0),
     };
-    let findings = doctor::run(&fleet, opts, now()).await?;
+    let findings = doctor::run(&fleet, opts, ctx.now()).await?;
     let repaired = findings.iter().filter(|f| f.repaired).count();
     let remaining: Vec<_> = findings.iter().filter(|f| !f.repaired).collect();
     let repairable = remaining.iter().filter(|f| f.repairable).count();

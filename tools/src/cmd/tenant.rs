@@ -6,7 +6,7 @@ use control_plane::service::fleet::{self, FleetError};
 use control_plane::service::provision::{self, NewTenant, ProvisionError};
 use serde_json::{Value, json};
 
-use super::{Ctx, Report, coded, now, table};
+use super::{Ctx, Report, coded, table};
 use crate::CreateArgs;
 use crate::failpoint::crash_point;
 
@@ -38,7 +38,7 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
         admin_email: a.admin_email.clone(),
         admin_name: a.admin_name.clone(),
     };
-    let now = now();
+    let now = ctx.now();
     let (p, again) = match super::placement::create(
         &fleet,
         &ctx.config,
@@ -281,7 +281,7 @@ pub async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> 
             ),
         ));
     }
-    let entry = fleet::delete(&fleet, &t.slug, now(), &crash_point).await?;
+    let entry = fleet::delete(&fleet, &t.slug, ctx.now(), &crash_point).await?;
     Ok(Report::new(
         format!(
             "Deleted {} ({}). Its database is kept in the trash for {} days: {}\nBring it back with `tenantctl tenant undelete {}`.\n",
@@ -297,7 +297,7 @@ pub async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> 
 
 pub async fn undelete(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
-    let t = fleet::undelete(&fleet, slug, now(), &crash_point)
+    let t = fleet::undelete(&fleet, slug, ctx.now(), &crash_point)
         .await
         .with_context(|| format!("cannot undelete {slug}"))?;
     let domains = fleet.directory.domains_of(&t.id).await?;

@@ -81,7 +81,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What a new user starts with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser<'a> {
     /// Canonical email (see [`crate::email::canonicalize`]).
     pub email: &'a str,
@@ -89,6 +89,17 @@ pub struct NewUser<'a> {
     pub role: Role,
     pub status: Status,
     pub password_hash: Option<&'a str>,
+}
+
+/// Like [`User`]'s: no password hash (only whether there is one), no email, no name.
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("password_hash", &self.password_hash.map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 const COLUMNS: &str =
@@ -243,4 +254,40 @@ pub fn record_login(tx: &WriteTx<'_>, id: &str, now: i64) -> Result<bool> {
 /// Deletes a user with their tokens and sessions (cascade).
 pub fn delete(tx: &WriteTx<'_>, id: &str) -> Result<bool> {
     updated(tx.execute("DELETE FROM users WHERE id = ?1", [id])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_password_hash_or_the_email() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        let user = User {
+            id: "u1".into(),
+            email: "pat@acme.test".into(),
+            name: "Pat".into(),
+            role: Role::Admin,
+            status: Status::Active,
+            password_hash: Some(hash.into()),
+            created_at: 1,
+            updated_at: 1,
+            last_login_at: None,
+        };
+        let new = NewUser {
+            email: "pat@acme.test",
+            name: "Pat",
+            role: Role::Member,
+            status: Status::Active,
+            password_hash: Some(hash),
+        };
+        for shown in [format!("{user:?}"), format!("{new:?}"), format!("{new:#?}")] {
+            assert!(
+                !shown.contains("argon2") && !shown.contains("aGFzaA"),
+                "{shown}"
+            );
+            assert!(!shown.contains("pat@acme.test"), "{shown}");
+        }
+        assert!(format!("{new:?}").contains("<redacted>"));
+    }
 }

@@ -464,7 +464,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::RouterConfig;
     use crate::store::users::{self, NewUser, Role, Status};

@@ -269,7 +269,7 @@ impl TenantRouter {
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
         let lease = self.lease(id)?;
-        let out = f(lease.conn());
+        let out = f(lease.conn()?);
         lease.release();
         out
     }
@@ -621,7 +621,7 @@ fn write_on<T>(mut lease: Lease<'_>, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) 
     let out = {
         let pool = lease.pool.clone();
         let _writer = pool.writer.lock();
-        let tx = WriteTx::begin(lease.conn_mut())?;
+        let tx = WriteTx::begin(lease.conn_mut()?)?;
         match f(&tx) {
             Ok(v) => tx.commit().map(|()| v),
             Err(e) => Err(e),
@@ -809,18 +809,20 @@ struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    fn conn(&self) -> &Connection {
-        #[allow(clippy::expect_used)]
-        self.conn
-            .as_ref()
-            .expect("lease holds a connection until released")
+    /// The connection. It is only taken out by `drop`, so this never fails; the error keeps
+    /// that reasoning out of the type system's way without a panic.
+    fn conn(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(Self::given_back)
     }
 
-    fn conn_mut(&mut self) -> &mut Connection {
-        #[allow(clippy::expect_used)]
-        self.conn
-            .as_mut()
-            .expect("lease holds a connection until released")
+    fn conn_mut(&mut self) -> Result<&mut Connection> {
+        self.conn.as_mut().ok_or_else(Self::given_back)
+    }
+
+    fn given_back() -> Error {
+        Error::Unexpected(anyhow::anyhow!(
+            "tenant connection used after it went back to its pool"
+        ))
     }
 
     fn release(self) {}

@@ -4,6 +4,16 @@
 //! Every test makes its own temporary folder; none depends on another, on time or on ports.
 //! Threads are coordinated with barriers and channels, never with sleeps.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Barrier, mpsc};

@@ -11,7 +11,7 @@ use super::{Ctx, Report, coded, default_jobs, parallel};
 use crate::failpoint::crash_point;
 use crate::{BackupArgs, RestoreArgs};
 
-pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
+pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let out = a.out;
     if out.exists()
@@ -126,7 +126,7 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     })
 }
 
-pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
+pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
     let from = a.from;
     // Everything is checked before the data directory is even opened.
     let manifest = backup::read_manifest(&from)?;

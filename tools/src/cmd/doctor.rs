@@ -4,7 +4,7 @@ use serde_json::json;
 use super::{Ctx, Report};
 use crate::DoctorArgs;
 
-pub async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let tenants = fleet.directory.tenants().await?.len();
     let opts = Options {

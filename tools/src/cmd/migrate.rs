@@ -27,7 +27,7 @@ struct Row {
     outcome: Outcome,
 }
 
-pub async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     std::fs::create_dir_all(&ctx.config.data_dir)?;
     let directory = ctx.directory_unmigrated().await?;

@@ -7,9 +7,8 @@
 //!   tenants with no connection in use are closed, a batch at a time.
 //! - Callers hand in synchronous closures; the async entry points run them on the blocking pool
 //!   and never hold a map guard across an `.await`.
-//! - A tenant that is open now can be written without opening anything ([`TenantRouter::
-//!   write_if_open`]), and [`RouterConfig::on_open`] runs once each time a tenant opens: together
-//!   they let housekeeping reach every tenant without waking idle ones.
+//! - Housekeeping never needs to wake an idle tenant: [`RouterConfig::on_open`] runs once each
+//!   time a tenant opens, and `write_if_open` writes a tenant only while it is open.
 //! - Closing a tenant checkpoints its WAL and truncates it to zero bytes, so a closed tenant's
 //!   data is all in `<tenant-id>.db`. The emptied `-wal` and the `-shm` files are left in place:
 //!   creating and deleting them on every open and close made cold opens several times slower.
@@ -296,6 +295,7 @@ impl TenantRouter {
         blocking(move || this.write_if_open_blocking(&id, f)).await
     }
 
+    /// [`TenantRouter::write_if_open`] on the calling thread.
     pub fn write_if_open_blocking<T>(
         &self,
         id: &TenantId,
@@ -809,8 +809,8 @@ struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    /// The connection. It is only taken out by `drop`, so this never fails; the error keeps
-    /// that reasoning out of the type system's way without a panic.
+    /// The connection. Only `drop` takes it out, so this does not fail; if it ever did, the
+    /// caller gets an error instead of a panic.
     fn conn(&self) -> Result<&Connection> {
         self.conn.as_ref().ok_or_else(Self::given_back)
     }

@@ -12,8 +12,8 @@ use crate::Result;
 /// `write_if_open`) hand it to their closure, and [`crate::ops`] uses one for its own steps.
 /// Every store function that writes takes `&WriteTx`, while read closures get a plain
 /// `&Connection`, so a write inside a read does not compile. It derefs to the connection, so
-/// the read functions work inside a write too. Dropped without [`WriteTx::commit`], it rolls
-/// back.
+/// the read functions work inside a write too. The router commits it when the closure returns
+/// `Ok`; otherwise it is dropped, which rolls it back.
 ///
 /// ```
 /// # use tenant_runtime::{Result, TenantId, TenantRouter, store::users};

@@ -23,6 +23,16 @@
 //! at every open) and on other load: the run prints the load average. A missed target prints
 //! `MISS`; nothing is tuned to the targets.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Barrier;

@@ -1,4 +1,8 @@
 //! Time as unix seconds, injectable so tests can move it.
+//!
+//! Code takes the time from an injected `Arc<dyn Clock>`; `clippy.toml` forbids
+//! `SystemTime::now` and naming [`SystemClock`] anywhere else, so only startup code (with an
+//! `#[allow]` that says why) makes the real clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -8,15 +12,34 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> i64;
 }
 
+/// The real clock. Made once at startup and passed down; tests use [`ManualClock`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "the definition of the real clock and its derived impls"
+)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the real clock is the one place that reads the system time"
+)]
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
     }
+}
+
+/// The real clock, as the default of [`crate::RouterConfig::clock`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "the router's default clock, for callers that do not inject one"
+)]
+pub(crate) fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
 }
 
 /// A clock that only moves when told to.

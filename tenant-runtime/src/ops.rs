@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::store::meta;
-use crate::{Error, Result, TenantId, TenantRouter};
+use crate::{Error, Result, TenantId, TenantRouter, WriteTx};
 
 /// How long maintenance waits for another process's lock on a tenant file.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,7 +194,9 @@ pub struct Listing {
     pub temporary: Vec<(PathBuf, u64)>,
 }
 
+/// Lists the tenants folder; ages are measured with the router's clock.
 pub fn list(router: &TenantRouter) -> Result<Listing> {
+    let now = router.config().clock.now();
     let mut out = Listing::default();
     for entry in std::fs::read_dir(&router.config().tenants_dir)? {
         let entry = entry?;
@@ -202,12 +204,13 @@ pub fn list(router: &TenantRouter) -> Result<Listing> {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with('.') {
             if name.ends_with(".creating") || name.ends_with(".restoring") {
-                let age = entry
+                let modified = entry
                     .metadata()
                     .and_then(|m| m.modified())
                     .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .map_or(0, |d| d.as_secs());
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .and_then(|d| i64::try_from(d.as_secs()).ok());
+                let age = modified.map_or(0, |m| u64::try_from(now - m).unwrap_or(0));
                 out.temporary.push((entry.path(), age));
             }
             continue;
@@ -274,7 +277,7 @@ pub fn prepare_restore(
         }
         tenant_schema::check_not_newer(version)?;
         tenant_schema::migrate_tenant(&mut conn, now)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&mut conn)?;
         if source_id != id.as_str() {
             tx.execute(
                 "UPDATE tenant_meta SET tenant_id = ?1 WHERE id = 1",
@@ -461,12 +464,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::RouterConfig;
     use crate::store::users::{self, NewUser, Role, Status};
 
-    fn user(tx: &rusqlite::Transaction<'_>, email: &str) -> Result<()> {
+    fn user(tx: &WriteTx<'_>, email: &str) -> Result<()> {
         users::insert(
             tx,
             &NewUser {

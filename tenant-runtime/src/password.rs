@@ -11,11 +11,10 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const ITERATIONS: u32 = 2;
 pub const PARALLELISM: u32 = 1;
 
-fn argon2() -> Argon2<'static> {
-    #[allow(clippy::expect_used)]
-    let params =
-        Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None).expect("valid argon2 params");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn argon2() -> crate::Result<Argon2<'static>> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+        .map_err(|e| crate::Error::Unexpected(anyhow::anyhow!("argon2 params: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 pub fn hash(password: &str) -> crate::Result<String> {
@@ -24,7 +23,7 @@ pub fn hash(password: &str) -> crate::Result<String> {
         .map_err(|e| crate::Error::Unexpected(anyhow::anyhow!("rng: {e}")))?;
     let salt = SaltString::encode_b64(&salt)
         .map_err(|e| crate::Error::Unexpected(anyhow::anyhow!("salt: {e}")))?;
-    argon2()
+    argon2()?
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| crate::Error::Unexpected(anyhow::anyhow!("hash: {e}")))
@@ -32,9 +31,10 @@ pub fn hash(password: &str) -> crate::Result<String> {
 
 /// Checks a password against a stored hash; a malformed hash never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    let (Ok(h), Ok(argon2)) = (PasswordHash::new(stored), argon2()) else {
+        return false;
+    };
+    argon2.verify_password(password.as_bytes(), &h).is_ok()
 }
 
 /// Whether a stored hash was made with weaker parameters than today's (rehash at next login).

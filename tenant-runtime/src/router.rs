@@ -7,6 +7,8 @@
 //!   tenants with no connection in use are closed, a batch at a time.
 //! - Callers hand in synchronous closures; the async entry points run them on the blocking pool
 //!   and never hold a map guard across an `.await`.
+//! - Housekeeping never needs to wake an idle tenant: [`RouterConfig::on_open`] runs once each
+//!   time a tenant opens, and `write_if_open` writes a tenant only while it is open.
 //! - Closing a tenant checkpoints its WAL and truncates it to zero bytes, so a closed tenant's
 //!   data is all in `<tenant-id>.db`. The emptied `-wal` and the `-shm` files are left in place:
 //!   creating and deleting them on every open and close made cold opens several times slower.
@@ -20,12 +22,16 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
-use crate::{Error, Result, TenantId};
+use crate::{Clock, Error, Result, TenantId, WriteTx};
+
+/// Work run in a write transaction each time a tenant opens, with the time from the router's
+/// clock. See [`RouterConfig::on_open`].
+pub type OnOpen = Arc<dyn Fn(&WriteTx<'_>, i64) -> Result<()> + Send + Sync>;
 
 /// Settings of the router.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouterConfig {
     /// Folder that holds `<tenant-id>.db` files.
     pub tenants_dir: PathBuf,
@@ -36,6 +42,28 @@ pub struct RouterConfig {
     /// SQLite page cache per connection, in KiB.
     pub cache_kib: u32,
     pub busy_timeout: Duration,
+    /// Where the router takes the time (e.g. `applied_at` of migrations run at open). Default:
+    /// the system clock.
+    pub clock: Arc<dyn Clock>,
+    /// Runs once each time a tenant goes from closed to open, in a write transaction on its
+    /// first connection, right after the file was verified (and migrated). An error (or a
+    /// panic) is logged and rolls that transaction back; the tenant opens anyway. It must not
+    /// call back into the router. Default: none.
+    pub on_open: Option<OnOpen>,
+}
+
+impl std::fmt::Debug for RouterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterConfig")
+            .field("tenants_dir", &self.tenants_dir)
+            .field("max_connections", &self.max_connections)
+            .field("max_per_tenant", &self.max_per_tenant)
+            .field("cache_kib", &self.cache_kib)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("clock", &self.clock)
+            .field("on_open", &self.on_open.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl RouterConfig {
@@ -46,6 +74,8 @@ impl RouterConfig {
             max_per_tenant: 4,
             cache_kib: 512,
             busy_timeout: Duration::from_secs(5),
+            clock: crate::clock::system(),
+            on_open: None,
         }
     }
 }
@@ -225,7 +255,7 @@ impl TenantRouter {
     pub async fn write<T, F>(&self, id: &TenantId, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T> + Send + 'static,
     {
         let this = self.clone();
         let id = id.clone();
@@ -238,7 +268,7 @@ impl TenantRouter {
         f: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T> {
         let lease = self.lease(id)?;
-        let out = f(lease.conn());
+        let out = f(lease.conn()?);
         lease.release();
         out
     }
@@ -246,22 +276,56 @@ impl TenantRouter {
     pub fn write_blocking<T>(
         &self,
         id: &TenantId,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut lease = self.lease(id)?;
-        let out = {
-            let pool = lease.pool.clone();
-            let _writer = pool.writer.lock();
-            let tx = lease
-                .conn_mut()
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            match f(&tx) {
-                Ok(v) => tx.commit().map(|()| v).map_err(Error::from),
-                Err(e) => Err(e),
-            }
-        };
-        lease.release();
-        out
+        let lease = self.lease(id)?;
+        write_on(lease, f)
+    }
+
+    /// [`TenantRouter::write`], but only if the tenant is open now: a closed tenant is not
+    /// opened (`Ok(None)`), nothing is evicted, and the tenant does not count as recently used.
+    /// If all its connections are in use, waits for one to come back.
+    pub async fn write_if_open<T, F>(&self, id: &TenantId, f: F) -> Result<Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || this.write_if_open_blocking(&id, f)).await
+    }
+
+    /// [`TenantRouter::write_if_open`] on the calling thread.
+    pub fn write_if_open_blocking<T>(
+        &self,
+        id: &TenantId,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self.lease_if_open(id) {
+            Some(lease) => write_on(lease, f).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The tenants open now (a verified pool with connections), in id order.
+    pub fn open_tenants(&self) -> Vec<TenantId> {
+        // Clone the pools out first: no map guard is held while a pool's state is locked.
+        let pools: Vec<Arc<Pool>> = self
+            .shared
+            .pools
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        let mut ids: Vec<TenantId> = pools
+            .into_iter()
+            .filter(|p| {
+                let st = p.state.lock();
+                st.verified && !st.retired && st.total > 0
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// Closes a tenant's connections (before its file is moved, replaced or deleted). Waits for
@@ -351,6 +415,37 @@ impl TenantRouter {
                     }
                     return Err(e);
                 }
+            }
+        }
+    }
+
+    /// A connection of a tenant that is open now, without opening, evicting or counting as a
+    /// use; `None` if the tenant is closed (or closing, or still opening).
+    fn lease_if_open(&self, id: &TenantId) -> Option<Lease<'_>> {
+        let pool = self.shared.pools.get(id).map(|p| Arc::clone(p.value()))?;
+        // Counted as in use before looking: from here on no eviction picks this pool.
+        pool.in_use.fetch_add(1, Ordering::SeqCst);
+        let conn = {
+            let mut st = pool.state.lock();
+            loop {
+                if st.retired || !st.verified || st.total == 0 {
+                    break None;
+                }
+                if let Some(conn) = st.idle.pop_back() {
+                    break Some(conn);
+                }
+                pool.ready.wait(&mut st);
+            }
+        };
+        match conn {
+            Some(conn) => Some(Lease {
+                router: self,
+                pool,
+                conn: Some(conn),
+            }),
+            None => {
+                pool.in_use.fetch_sub(1, Ordering::SeqCst);
+                None
             }
         }
     }
@@ -509,12 +604,48 @@ impl TenantRouter {
         if let Some(version) = version
             && version < tenant_schema::TENANT_LATEST
         {
-            tenant_schema::migrate_tenant(&mut conn, crate::Clock::now(&crate::SystemClock))?;
+            tenant_schema::migrate_tenant(&mut conn, cfg.clock.now())?;
+        }
+        if first && let Some(on_open) = &cfg.on_open {
+            run_on_open(&mut conn, pool, on_open, cfg.clock.now());
         }
         self.shared
             .connections_opened
             .fetch_add(1, Ordering::Relaxed);
         Ok(conn)
+    }
+}
+
+/// Runs `f` in a write transaction on a leased connection, then gives the connection back.
+fn write_on<T>(mut lease: Lease<'_>, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+    let out = {
+        let pool = lease.pool.clone();
+        let _writer = pool.writer.lock();
+        let tx = WriteTx::begin(lease.conn_mut()?)?;
+        match f(&tx) {
+            Ok(v) => tx.commit().map(|()| v),
+            Err(e) => Err(e),
+        }
+    };
+    lease.release();
+    out
+}
+
+/// Runs the `on_open` hook on the first connection of a tenant (no other connection of this
+/// process has the file yet). Its failure, even a panic, leaves the connection usable.
+fn run_on_open(conn: &mut Connection, pool: &Pool, on_open: &OnOpen, now: i64) {
+    let _writer = pool.writer.lock();
+    let run = std::panic::AssertUnwindSafe(|| -> Result<()> {
+        let tx = WriteTx::begin(conn)?;
+        on_open(&tx, now)?;
+        tx.commit()
+    });
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(tenant_id = %pool.id, error = %e, code = e.code(), "on_open failed");
+        }
+        Err(_) => tracing::warn!(tenant_id = %pool.id, "on_open panicked"),
     }
 }
 
@@ -678,18 +809,20 @@ struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    fn conn(&self) -> &Connection {
-        #[allow(clippy::expect_used)]
-        self.conn
-            .as_ref()
-            .expect("lease holds a connection until released")
+    /// The connection. Only `drop` takes it out, so this does not fail; if it ever did, the
+    /// caller gets an error instead of a panic.
+    fn conn(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(Self::given_back)
     }
 
-    fn conn_mut(&mut self) -> &mut Connection {
-        #[allow(clippy::expect_used)]
-        self.conn
-            .as_mut()
-            .expect("lease holds a connection until released")
+    fn conn_mut(&mut self) -> Result<&mut Connection> {
+        self.conn.as_mut().ok_or_else(Self::given_back)
+    }
+
+    fn given_back() -> Error {
+        Error::Unexpected(anyhow::anyhow!(
+            "tenant connection used after it went back to its pool"
+        ))
     }
 
     fn release(self) {}

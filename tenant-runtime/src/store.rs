@@ -1,7 +1,9 @@
 //! The per-tenant store: synchronous functions over one tenant's connection or transaction.
 //!
 //! Each function touches only the database it is given, so a handle to tenant A can never
-//! return tenant B's rows. Writes take a `Transaction` (opened `BEGIN IMMEDIATE` by the router).
+//! return tenant B's rows. Reads take a `&Connection`; writes take a [`crate::WriteTx`] (a
+//! `BEGIN IMMEDIATE` transaction that only the router hands out), so a write cannot be called
+//! from a read closure.
 
 pub mod audit;
 pub mod meta;

@@ -4,6 +4,16 @@
 //! Every test makes its own temporary folder; none depends on another, on time or on ports.
 //! Threads are coordinated with barriers and channels, never with sleeps.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Barrier, mpsc};
@@ -12,7 +22,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tenant_runtime::router::integrity_check;
 use tenant_runtime::store::{audit, meta, users};
-use tenant_runtime::{Error, RouterConfig, TenantId, TenantRouter};
+use tenant_runtime::{Error, ManualClock, RouterConfig, TenantId, TenantRouter};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -592,6 +602,36 @@ fn a_file_with_an_older_schema_is_migrated_at_first_open() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn a_migration_at_open_takes_its_time_from_the_injected_clock() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = RouterConfig::new(dir.path().join("tenants"));
+    cfg.clock = Arc::new(ManualClock::new(1_234_567));
+    let router = TenantRouter::new(cfg)?;
+    let t = id("old");
+    {
+        let mut conn = Connection::open(router.path_of(&t))?;
+        tenant_schema::migrate_tenant_to(&mut conn, 1, 1)?;
+        conn.execute(
+            "INSERT INTO tenant_meta (id, tenant_id, created_at) VALUES (1, 'old', 1)",
+            [],
+        )?;
+    }
+    let applied: Vec<(u32, i64)> = router.read_blocking(&t, |c| {
+        let mut stmt =
+            c.prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    })?;
+    let expected: Vec<(u32, i64)> = (1..=tenant_schema::TENANT_LATEST)
+        .map(|v| (v, if v == 1 { 1 } else { 1_234_567 }))
+        .collect();
+    assert_eq!(applied, expected);
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Connection settings
 
@@ -851,5 +891,240 @@ fn a_backup_never_overwrites_an_existing_file() -> TestResult {
     std::fs::write(&dest, b"keep me")?;
     assert!(router.backup_blocking(&t, &dest).is_err());
     assert_eq!(std::fs::read(&dest)?, b"keep me");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Housekeeping hooks: on_open, open_tenants, write_if_open
+
+type Runs = Arc<std::sync::Mutex<Vec<(String, i64)>>>;
+
+/// A router whose `on_open` records each run (tenant, now) and writes an audit entry.
+/// One connection per tenant, so the connection cap counts tenants.
+fn hooked_router(
+    dir: &Path,
+    max_connections: usize,
+    clock: &ManualClock,
+) -> TestResult<(TenantRouter, Runs)> {
+    let runs: Runs = Arc::default();
+    let mut cfg = RouterConfig::new(dir.join("tenants"));
+    cfg.max_connections = max_connections;
+    cfg.max_per_tenant = 1;
+    cfg.clock = Arc::new(clock.clone());
+    let seen = runs.clone();
+    cfg.on_open = Some(Arc::new(move |tx, now| {
+        let tenant = meta::tenant_id(tx)?;
+        audit::record(tx, None, "test.on_open", None, serde_json::Value::Null, now)?;
+        seen.lock().expect("runs").push((tenant, now));
+        Ok(())
+    }));
+    Ok((TenantRouter::new(cfg)?, runs))
+}
+
+fn runs_of(runs: &Runs, tenant: &str) -> Vec<i64> {
+    runs.lock()
+        .expect("runs")
+        .iter()
+        .filter(|(t, _)| t == tenant)
+        .map(|(_, now)| *now)
+        .collect()
+}
+
+fn on_open_entries(router: &TenantRouter, t: &TenantId) -> TestResult<Vec<i64>> {
+    let filter = audit::Filter {
+        action: Some("test.on_open".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let mut at: Vec<i64> = router
+        .read_blocking(t, move |c| audit::list(c, &filter))?
+        .iter()
+        .map(|e| e.at)
+        .collect();
+    at.sort_unstable();
+    Ok(at)
+}
+
+#[test]
+fn on_open_runs_once_per_open_and_again_after_eviction_and_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(100);
+    // A cap of 2 evicts one tenant at a time.
+    let (router, runs) = hooked_router(dir.path(), 2, &clock)?;
+    let a = create(&router, "a")?;
+    let b = create(&router, "b")?;
+    let c = create(&router, "c")?;
+    assert!(runs_of(&runs, "a").is_empty(), "creating is not opening");
+
+    // Many uses, one open.
+    for _ in 0..5 {
+        stored_tenant_id(&router, &a)?;
+    }
+    router.write_blocking(&a, |tx| users::insert(tx, &new_user("x@a.test", "X"), 1))?;
+    assert_eq!(runs_of(&runs, "a"), [100]);
+    // Concurrent first requests: still one open, one run.
+    let start = Barrier::new(8);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (router, b, start) = (&router, &b, &start);
+                s.spawn(move || -> TestResult {
+                    start.wait();
+                    assert_eq!(stored_tenant_id(router, b)?, "b");
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("request thread"))
+    })?;
+    assert_eq!(runs_of(&runs, "b"), [100]);
+
+    // c needs room: a, the least recently used, is evicted; reopened later, it runs again.
+    clock.set(200);
+    stored_tenant_id(&router, &c)?;
+    assert_eq!(router.stats().evictions, 1);
+    assert_eq!(router.open_tenants(), [b.clone(), c.clone()]);
+    stored_tenant_id(&router, &a)?;
+    assert_eq!(runs_of(&runs, "a"), [100, 200]);
+    assert_eq!(runs_of(&runs, "c"), [200]);
+    // Closing and reopening is an open too.
+    router.close_blocking(&a);
+    clock.set(300);
+    stored_tenant_id(&router, &a)?;
+    assert_eq!(runs_of(&runs, "a"), [100, 200, 300]);
+    assert_eq!(router.stats().tenant_opens, 5);
+    // Each run was committed in its own write transaction, with the router's clock.
+    assert_eq!(on_open_entries(&router, &a)?, [100, 200, 300]);
+    Ok(())
+}
+
+#[test]
+fn a_failing_or_panicking_on_open_rolls_back_and_the_tenant_opens_anyway() -> TestResult {
+    for panics in [false, true] {
+        let dir = tempfile::tempdir()?;
+        let mut cfg = RouterConfig::new(dir.path().join("tenants"));
+        cfg.on_open = Some(Arc::new(move |tx, now| {
+            audit::record(tx, None, "test.on_open", None, serde_json::Value::Null, now)?;
+            if panics {
+                panic!("on_open panics on purpose");
+            }
+            Err(Error::TenantNotFound("on purpose".into()))
+        }));
+        let router = TenantRouter::new(cfg)?;
+        let t = create(&router, "t")?;
+        assert_eq!(stored_tenant_id(&router, &t)?, "t");
+        assert_eq!(router.stats().tenant_opens, 1);
+        // Its write was rolled back, and the connection writes normally afterwards.
+        assert!(on_open_entries(&router, &t)?.is_empty());
+        router.write_blocking(&t, |tx| users::insert(tx, &new_user("x@t.test", "X"), 1))?;
+        assert_eq!(router.read_blocking(&t, users::count)?, 1);
+        assert_eq!(router.stats().open_connections, 1);
+    }
+    Ok(())
+}
+
+#[test]
+fn write_if_open_never_opens_a_closed_tenant() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new(100);
+    let (router, runs) = hooked_router(dir.path(), 2, &clock)?;
+    let idle = create(&router, "idle")?;
+    let insert =
+        |tx: &tenant_runtime::WriteTx<'_>| users::insert(tx, &new_user("x@t.test", "X"), 1);
+
+    // Never opened: nothing happens at all.
+    assert!(router.write_if_open_blocking(&idle, insert)?.is_none());
+    assert_eq!(router.stats(), tenant_runtime::RouterStats::default());
+    assert!(router.open_tenants().is_empty());
+    assert!(runs_of(&runs, "idle").is_empty());
+
+    // Opened, then evicted: it stays closed, and nothing else is evicted to reach it.
+    stored_tenant_id(&router, &idle)?;
+    let b = create(&router, "b")?;
+    let c = create(&router, "c")?;
+    stored_tenant_id(&router, &b)?;
+    stored_tenant_id(&router, &c)?;
+    let before = router.stats();
+    assert_eq!(before.evictions, 1);
+    assert_eq!(router.open_tenants(), [b.clone(), c.clone()]);
+    assert!(router.write_if_open_blocking(&idle, insert)?.is_none());
+    assert_eq!(router.stats(), before);
+    assert_eq!(router.open_tenants(), [b, c.clone()]);
+    assert_eq!(runs_of(&runs, "idle"), [100]);
+
+    // Closed by hand: the same.
+    router.close_blocking(&c);
+    assert!(router.write_if_open_blocking(&c, insert)?.is_none());
+    assert_eq!(router.stats().tenant_opens, before.tenant_opens);
+    // The writes never happened.
+    assert_eq!(router.read_blocking(&idle, users::count)?, 0);
+    assert_eq!(router.read_blocking(&c, users::count)?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_if_open_writes_an_open_tenant_without_evicting_or_refreshing_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let router = router(dir.path(), 2)?;
+    let a = id("a");
+    let b = id("b");
+    let c = id("c");
+    for t in [&a, &b, &c] {
+        router.create_tenant(t, 1).await?;
+    }
+    let never = id("never");
+    router.create_tenant(&never, 1).await?;
+    router.read(&a, meta::tenant_id).await?;
+    router.read(&b, meta::tenant_id).await?;
+    assert_eq!(router.open_tenants(), [a.clone(), b.clone()]);
+
+    let before = router.stats();
+    let user = router
+        .write_if_open(&a, |tx| users::insert(tx, &new_user("x@a.test", "X"), 1))
+        .await?;
+    assert!(user.is_some());
+    assert!(
+        router
+            .write_if_open(&never, |tx| users::insert(
+                tx,
+                &new_user("x@n.test", "X"),
+                1
+            ))
+            .await?
+            .is_none()
+    );
+    assert_eq!(router.stats(), before);
+    // a was written but not used: it is still the least recently used and goes first.
+    router.read(&c, meta::tenant_id).await?;
+    assert_eq!(router.open_tenants(), [b.clone(), c.clone()]);
+    // The write was committed.
+    assert_eq!(router.read(&a, users::count).await?, 1);
+    assert_eq!(router.read(&never, users::count).await?, 0);
+    Ok(())
+}
+
+#[test]
+fn write_if_open_waits_for_a_connection_in_use() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = RouterConfig::new(dir.path().join("tenants"));
+    cfg.max_per_tenant = 1;
+    let router = TenantRouter::new(cfg)?;
+    let t = create(&router, "t")?;
+    thread::scope(|s| -> TestResult {
+        let (release, holder) = hold_in_use(s, &router, &t);
+        let writer = s.spawn(|| {
+            router.write_if_open_blocking(&t, |tx| {
+                users::insert(tx, &new_user("x@t.test", "X"), 1).map(drop)
+            })
+        });
+        release.send(())?;
+        assert_eq!(holder.join().expect("holder thread")?, "t");
+        assert!(writer.join().expect("writer thread")?.is_some());
+        Ok(())
+    })?;
+    assert_eq!(router.read_blocking(&t, users::count)?, 1);
+    assert_eq!(router.stats().connections_opened, 1);
     Ok(())
 }

@@ -1,6 +1,16 @@
 //! The per-tenant store, used the way the control plane uses it: through the router.
 //! Time is always an explicit `now` (unix seconds), so expiry is tested without waiting.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
+
 use std::path::Path;
 use std::sync::Barrier;
 use std::thread;
@@ -31,7 +41,7 @@ impl Tenant {
 
     fn write<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> tenant_runtime::Result<T>,
+        f: impl FnOnce(&tenant_runtime::WriteTx<'_>) -> tenant_runtime::Result<T>,
     ) -> TestResult<T> {
         Ok(self.router.write_blocking(&self.id, f)?)
     }

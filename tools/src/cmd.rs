@@ -2,21 +2,21 @@
 //! report each command returns, progress bars and a small worker pool.
 
 /// `backup` and `restore`.
-pub mod backup;
+pub(crate) mod backup;
 /// `configtest` and `send-test-email`.
-pub mod config;
+pub(crate) mod config;
 /// `doctor`.
-pub mod doctor;
+pub(crate) mod doctor;
 /// `domain add|remove`.
-pub mod domain;
+pub(crate) mod domain;
 /// `migrate`.
-pub mod migrate;
+pub(crate) mod migrate;
 /// Nodes: placement of new tenants, `tenant move`.
-pub mod placement;
+pub(crate) mod placement;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
-pub mod tenant;
+pub(crate) mod tenant;
 /// `user find`.
-pub mod user;
+pub(crate) mod user;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -31,13 +31,13 @@ use control_plane::service::fleet::{Fleet, FleetError};
 use control_plane::service::provision::ProvisionError;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use tenant_runtime::{RouterConfig, TenantRouter};
+use tenant_runtime::{Clock, RouterConfig, TenantRouter};
 
 use crate::{Cli, Command, DomainCommand, TenantCommand, UserCommand};
 
 /// What a command prints, and whether it failed after doing part of its work.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub text: String,
     pub json: Value,
     /// One line for stderr; the exit status is then 1.
@@ -46,13 +46,13 @@ pub struct Report {
 
 /// A failure after partial work (e.g. one tenant of many did not migrate).
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub code: &'static str,
     pub message: String,
 }
 
 impl Report {
-    pub fn new(text: impl Into<String>, json: Value) -> Self {
+    pub(crate) fn new(text: impl Into<String>, json: Value) -> Self {
         Self {
             text: text.into(),
             json,
@@ -60,7 +60,7 @@ impl Report {
         }
     }
 
-    pub fn failed(mut self, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn failed(mut self, code: &'static str, message: impl Into<String>) -> Self {
         self.failure = Some(Failure {
             code,
             message: message.into(),
@@ -69,7 +69,7 @@ impl Report {
     }
 
     /// Prints the report and returns the exit status.
-    pub fn finish(self, json: bool) -> ExitCode {
+    pub(crate) fn finish(self, json: bool) -> ExitCode {
         if json {
             let mut v = self.json;
             if let (Some(f), Value::Object(map)) = (&self.failure, &mut v) {
@@ -98,7 +98,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The stable code of an error, for `--json`.
-pub fn code_of(e: &anyhow::Error) -> &'static str {
+pub(crate) fn code_of(e: &anyhow::Error) -> &'static str {
     if let Some(f) = e.downcast_ref::<FleetError>() {
         return f.code();
     }
@@ -113,7 +113,7 @@ pub fn code_of(e: &anyhow::Error) -> &'static str {
 
 /// An error of this tool with a stable code.
 #[derive(Debug)]
-pub struct Coded {
+pub(crate) struct Coded {
     pub code: &'static str,
     pub message: String,
 }
@@ -127,7 +127,7 @@ impl std::fmt::Display for Coded {
 impl std::error::Error for Coded {}
 
 /// An error with a stable code and a message that says what to do.
-pub fn coded(code: &'static str, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn coded(code: &'static str, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Coded {
         code,
         message: message.into(),
@@ -135,7 +135,7 @@ pub fn coded(code: &'static str, message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Prints an error as one line on stderr (and as JSON on stdout with `--json`).
-pub fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
+pub(crate) fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
     let message = one_line(&format!("{e:#}"));
     if json {
         println!("{}", json!({"error": code_of(e), "message": message}));
@@ -144,16 +144,23 @@ pub fn fail(json: bool, e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// What every command has: the settings and the output mode.
+/// What every command has: the settings, the output mode and the clock.
 #[derive(Debug, Clone)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub config: Arc<Config>,
     pub json: bool,
+    /// The time, made once in [`run`]; everything else takes it from here.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Ctx {
+    /// Unix seconds now.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Opens the directory without changing its schema.
-    pub async fn directory_unmigrated(&self) -> anyhow::Result<Directory> {
+    pub(crate) async fn directory_unmigrated(&self) -> anyhow::Result<Directory> {
         Directory::connect_with(&self.config.directory_url(), false)
             .await
             .with_context(|| self.directory_problem())
@@ -161,7 +168,7 @@ impl Ctx {
 
     /// Opens the directory (bringing its schema up to date, as tenantd does) and the tenant
     /// files.
-    pub async fn fleet(&self) -> anyhow::Result<Fleet> {
+    pub(crate) async fn fleet(&self) -> anyhow::Result<Fleet> {
         std::fs::create_dir_all(&self.config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}; check --data-dir / TENANTD_DATA_DIR",
@@ -173,6 +180,7 @@ impl Ctx {
             .with_context(|| self.directory_problem())?;
         let mut rc = RouterConfig::new(self.config.tenants_dir());
         rc.max_connections = self.config.max_connections.max(8);
+        rc.clock = self.clock.clone();
         let router = TenantRouter::new(rc).with_context(|| {
             format!(
                 "cannot open the tenants folder {}",
@@ -194,7 +202,7 @@ impl Ctx {
     }
 
     /// A progress bar on stderr; hidden with `--json` or when stderr is not a terminal.
-    pub fn progress(&self, len: usize, what: &str) -> ProgressBar {
+    pub(crate) fn progress(&self, len: usize, what: &str) -> ProgressBar {
         if self.json || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
@@ -209,7 +217,7 @@ impl Ctx {
 }
 
 /// A URL without its password, for messages.
-pub fn redact(raw: &str) -> String {
+pub(crate) fn redact(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -219,14 +227,9 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    tenant_runtime::Clock::now(&tenant_runtime::SystemClock)
-}
-
 /// Runs `f` on every item with `jobs` threads, ticking `bar`; results keep the items' order.
 /// Blocking: call it from `tokio::task::block_in_place`.
-pub fn parallel<T: Sync, R: Send>(
+pub(crate) fn parallel<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     bar: &ProgressBar,
@@ -261,7 +264,7 @@ pub fn parallel<T: Sync, R: Send>(
 }
 
 /// Worker threads for file work: `per_core` per core, at most `max`.
-pub fn default_jobs(requested: Option<usize>, per_core: usize, max: usize) -> usize {
+pub(crate) fn default_jobs(requested: Option<usize>, per_core: usize, max: usize) -> usize {
     requested.unwrap_or_else(|| {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         (cores * per_core).min(max)
@@ -269,7 +272,7 @@ pub fn default_jobs(requested: Option<usize>, per_core: usize, max: usize) -> us
 }
 
 /// Aligned text columns.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -298,11 +301,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// tenantctl's one real clock, made once by [`run`]; commands take the time from [`Ctx`].
+#[allow(
+    clippy::disallowed_types,
+    reason = "startup of tenantctl makes the one real clock"
+)]
+fn real_clock() -> Arc<dyn Clock> {
+    use tenant_runtime::SystemClock;
+    Arc::new(SystemClock)
+}
+
 /// Dispatches a parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<Report> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
     let ctx = Ctx {
         config: Arc::new(cli.config),
         json: cli.json,
+        clock: real_clock(),
     };
     match cli.command {
         Command::Tenant(t) => match t {

@@ -6,7 +6,7 @@
 //! mailed its invitation. Deliberately not in `--help`.
 
 /// Kills the process (SIGKILL) if the crash switch names `step`.
-pub fn crash_point(step: &'static str) {
+pub(crate) fn crash_point(step: &'static str) {
     if std::env::var_os("TENANTCTL_CRASH_AT").is_some_and(|v| v == step) {
         eprintln!("tenantctl: TENANTCTL_CRASH_AT={step}: killing itself");
         control_plane::failpoint::die();

@@ -183,7 +183,7 @@ fn audit_later(
     let router = state.tenants.clone();
     let now = state.now();
     tokio::spawn(async move {
-        let entry = move |tx: &rusqlite::Transaction<'_>| {
+        let entry = move |tx: &tenant_runtime::WriteTx<'_>| {
             audit::record(tx, None, action, Some(&target), details, now).map(|_| ())
         };
         if let Err(e) = router.write(&tenant, entry).await {

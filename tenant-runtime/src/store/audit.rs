@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::Result;
+use crate::{Result, WriteTx};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
@@ -26,8 +26,8 @@ pub struct NewEntry<'a> {
     pub details: serde_json::Value,
 }
 
-pub fn append(conn: &Connection, e: &NewEntry<'_>, now: i64) -> Result<i64> {
-    let mut stmt = conn.prepare_cached(
+pub fn append(tx: &WriteTx<'_>, e: &NewEntry<'_>, now: i64) -> Result<i64> {
+    let mut stmt = tx.prepare_cached(
         "INSERT INTO audit_log (at, actor, action, target, details) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     stmt.execute(params![
@@ -37,12 +37,12 @@ pub fn append(conn: &Connection, e: &NewEntry<'_>, now: i64) -> Result<i64> {
         e.target,
         e.details.to_string()
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(tx.last_insert_rowid())
 }
 
 /// Appends an entry; the short form of [`append`].
 pub fn record(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     actor: Option<&str>,
     action: &str,
     target: Option<&str>,
@@ -50,7 +50,7 @@ pub fn record(
     now: i64,
 ) -> Result<i64> {
     append(
-        conn,
+        tx,
         &NewEntry {
             actor,
             action,

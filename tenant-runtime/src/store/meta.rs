@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use crate::Result;
+use crate::{Result, WriteTx};
 
 /// Sessions and tokens issued under an older epoch stop working: raised when a backup is
 /// restored, so a restore cannot revive revoked access.
@@ -24,14 +24,14 @@ pub fn tenant_id(conn: &Connection) -> Result<String> {
 
 /// Sets the epoch to at least `min` (and past the current one), dropping every session and
 /// unused token. Returns the new epoch.
-pub fn raise_auth_epoch(conn: &Connection, min: i64) -> Result<i64> {
-    let current = auth_epoch(conn)?;
+pub fn raise_auth_epoch(tx: &WriteTx<'_>, min: i64) -> Result<i64> {
+    let current = auth_epoch(tx)?;
     let next = (current + 1).max(min);
-    conn.execute(
+    tx.execute(
         "UPDATE tenant_meta SET auth_epoch = ?1 WHERE id = 1",
         [next],
     )?;
-    conn.execute("DELETE FROM sessions", [])?;
-    conn.execute("DELETE FROM tokens WHERE used_at IS NULL", [])?;
+    tx.execute("DELETE FROM sessions", [])?;
+    tx.execute("DELETE FROM tokens WHERE used_at IS NULL", [])?;
     Ok(next)
 }

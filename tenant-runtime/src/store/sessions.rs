@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::store::users::{self, User};
-use crate::{Result, secret};
+use crate::{Result, WriteTx, secret};
 
 /// Session lifetimes, in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +61,14 @@ fn public_id(hash: &[u8]) -> String {
 
 /// Starts a session; returns the secret for the cookie.
 pub fn create(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     user_id: &str,
     lifetimes: Lifetimes,
     origin: &Origin,
     now: i64,
 ) -> Result<String> {
     let s = secret::generate()?;
-    conn.execute(
+    tx.execute(
         "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, ip)
          VALUES (?1, ?2, ?3, ?3, ?4, (SELECT auth_epoch FROM tenant_meta WHERE id = 1), ?5, ?6)",
         params![
@@ -119,9 +119,9 @@ pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result
     }))
 }
 
-pub fn touch(conn: &Connection, token: &str, now: i64) -> Result<()> {
+pub fn touch(tx: &WriteTx<'_>, token: &str, now: i64) -> Result<()> {
     let hash = secret::hash(token);
-    conn.execute(
+    tx.execute(
         "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1 AND last_seen_at < ?2",
         params![&hash[..], now],
     )?;
@@ -129,17 +129,17 @@ pub fn touch(conn: &Connection, token: &str, now: i64) -> Result<()> {
 }
 
 /// Ends one session by its cookie secret.
-pub fn revoke(conn: &Connection, token: &str) -> Result<bool> {
+pub fn revoke(tx: &WriteTx<'_>, token: &str) -> Result<bool> {
     let hash = secret::hash(token);
-    Ok(conn.execute("DELETE FROM sessions WHERE hash = ?1", [&hash[..]])? > 0)
+    Ok(tx.execute("DELETE FROM sessions WHERE hash = ?1", [&hash[..]])? > 0)
 }
 
 /// Ends one of a user's sessions by its public id.
-pub fn revoke_by_id(conn: &Connection, user_id: &str, id: &str) -> Result<bool> {
-    let hashes = hashes_of(conn, user_id)?;
+pub fn revoke_by_id(tx: &WriteTx<'_>, user_id: &str, id: &str) -> Result<bool> {
+    let hashes = hashes_of(tx, user_id)?;
     for h in hashes {
         if public_id(&h) == id {
-            return Ok(conn.execute("DELETE FROM sessions WHERE hash = ?1", [&h[..]])? > 0);
+            return Ok(tx.execute("DELETE FROM sessions WHERE hash = ?1", [&h[..]])? > 0);
         }
     }
     Ok(false)
@@ -154,13 +154,13 @@ fn hashes_of(conn: &Connection, user_id: &str) -> Result<Vec<Vec<u8>>> {
 }
 
 /// Ends every session of a user, except optionally one (by cookie secret). Returns how many.
-pub fn revoke_all(conn: &Connection, user_id: &str, except: Option<&str>) -> Result<usize> {
+pub fn revoke_all(tx: &WriteTx<'_>, user_id: &str, except: Option<&str>) -> Result<usize> {
     Ok(match except {
-        Some(token) => conn.execute(
+        Some(token) => tx.execute(
             "DELETE FROM sessions WHERE user_id = ?1 AND hash <> ?2",
             params![user_id, &secret::hash(token)[..]],
         )?,
-        None => conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
+        None => tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
     })
 }
 
@@ -189,8 +189,8 @@ pub fn list(conn: &Connection, user_id: &str, idle_secs: i64, now: i64) -> Resul
 }
 
 /// Deletes sessions past their absolute or idle expiry.
-pub fn purge(conn: &Connection, idle_secs: i64, now: i64) -> Result<usize> {
-    Ok(conn.execute(
+pub fn purge(tx: &WriteTx<'_>, idle_secs: i64, now: i64) -> Result<usize> {
+    Ok(tx.execute(
         "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
         params![now, idle_secs],
     )?)

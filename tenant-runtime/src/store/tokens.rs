@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Result, secret};
+use crate::{Result, WriteTx, secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -23,15 +23,15 @@ impl Purpose {
 /// Issues a token and revokes the user's earlier unused tokens of the same purpose, so only the
 /// newest link works. Returns the secret to put in the link; it is not stored.
 pub fn issue(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     user_id: &str,
     purpose: Purpose,
     ttl_secs: i64,
     now: i64,
 ) -> Result<String> {
-    revoke(conn, user_id, Some(purpose), now)?;
+    revoke(tx, user_id, Some(purpose), now)?;
     let s = secret::generate()?;
-    conn.execute(
+    tx.execute(
         "INSERT INTO tokens (hash, user_id, purpose, created_at, expires_at, epoch)
          VALUES (?1, ?2, ?3, ?4, ?5, (SELECT auth_epoch FROM tenant_meta WHERE id = 1))",
         params![&s.hash[..], user_id, purpose.as_str(), now, now + ttl_secs],
@@ -54,14 +54,9 @@ pub fn peek(conn: &Connection, token: &str, purpose: Purpose, now: i64) -> Resul
 
 /// Uses a token up and returns its user. A single `UPDATE … RETURNING` under the tenant's write
 /// lock, so of two concurrent redemptions exactly one wins.
-pub fn redeem(
-    conn: &Connection,
-    token: &str,
-    purpose: Purpose,
-    now: i64,
-) -> Result<Option<String>> {
+pub fn redeem(tx: &WriteTx<'_>, token: &str, purpose: Purpose, now: i64) -> Result<Option<String>> {
     let hash = secret::hash(token);
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = tx.prepare_cached(
         "UPDATE tokens SET used_at = ?3
          WHERE hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
            AND epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)
@@ -74,17 +69,17 @@ pub fn redeem(
 
 /// Marks a user's unused tokens as used (all purposes when `purpose` is `None`). Returns how many.
 pub fn revoke(
-    conn: &Connection,
+    tx: &WriteTx<'_>,
     user_id: &str,
     purpose: Option<Purpose>,
     now: i64,
 ) -> Result<usize> {
     Ok(match purpose {
-        Some(p) => conn.execute(
+        Some(p) => tx.execute(
             "UPDATE tokens SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
             params![user_id, p.as_str(), now],
         )?,
-        None => conn.execute(
+        None => tx.execute(
             "UPDATE tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
             params![user_id, now],
         )?,
@@ -102,8 +97,8 @@ pub fn has_live(conn: &Connection, user_id: &str, purpose: Purpose, now: i64) ->
 }
 
 /// Deletes tokens that expired or were used more than `keep_secs` ago.
-pub fn purge(conn: &Connection, now: i64, keep_secs: i64) -> Result<usize> {
-    Ok(conn.execute(
+pub fn purge(tx: &WriteTx<'_>, now: i64, keep_secs: i64) -> Result<usize> {
+    Ok(tx.execute(
         "DELETE FROM tokens WHERE expires_at < ?1 OR used_at < ?1",
         [now - keep_secs],
     )?)

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use crate::{Error, Result};
+use crate::{Error, Result, WriteTx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,7 +81,7 @@ impl std::fmt::Debug for User {
 }
 
 /// What a new user starts with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser<'a> {
     /// Canonical email (see [`crate::email::canonicalize`]).
     pub email: &'a str,
@@ -89,6 +89,17 @@ pub struct NewUser<'a> {
     pub role: Role,
     pub status: Status,
     pub password_hash: Option<&'a str>,
+}
+
+/// Like [`User`]'s: no password hash (only whether there is one), no email, no name.
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .field("password_hash", &self.password_hash.map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 const COLUMNS: &str =
@@ -122,13 +133,13 @@ pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<User> {
 }
 
 /// Inserts a user with a fresh random id; [`Error::EmailTaken`] if the email is in use.
-pub fn insert(conn: &Connection, new: &NewUser<'_>, now: i64) -> Result<User> {
-    insert_with_id(conn, &uuid::Uuid::new_v4().to_string(), new, now)
+pub fn insert(tx: &WriteTx<'_>, new: &NewUser<'_>, now: i64) -> Result<User> {
+    insert_with_id(tx, &uuid::Uuid::new_v4().to_string(), new, now)
 }
 
 /// Inserts a user with a given id (ids are reserved in the directory before the tenant write).
-pub fn insert_with_id(conn: &Connection, id: &str, new: &NewUser<'_>, now: i64) -> Result<User> {
-    let r = conn.execute(
+pub fn insert_with_id(tx: &WriteTx<'_>, id: &str, new: &NewUser<'_>, now: i64) -> Result<User> {
+    let r = tx.execute(
         "INSERT INTO users (id, email, name, role, status, password_hash, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         params![
@@ -151,7 +162,7 @@ pub fn insert_with_id(conn: &Connection, id: &str, new: &NewUser<'_>, now: i64) 
         }
         Err(e) => return Err(e.into()),
     }
-    get(conn, id)?.ok_or_else(|| Error::Unexpected(anyhow::anyhow!("inserted user vanished")))
+    get(tx, id)?.ok_or_else(|| Error::Unexpected(anyhow::anyhow!("inserted user vanished")))
 }
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<User>> {
@@ -205,42 +216,78 @@ fn updated(n: usize) -> Result<bool> {
     Ok(n > 0)
 }
 
-pub fn set_role(conn: &Connection, id: &str, role: Role, now: i64) -> Result<bool> {
-    updated(conn.execute(
+pub fn set_role(tx: &WriteTx<'_>, id: &str, role: Role, now: i64) -> Result<bool> {
+    updated(tx.execute(
         "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, role.as_str(), now],
     )?)
 }
 
-pub fn set_status(conn: &Connection, id: &str, status: Status, now: i64) -> Result<bool> {
-    updated(conn.execute(
+pub fn set_status(tx: &WriteTx<'_>, id: &str, status: Status, now: i64) -> Result<bool> {
+    updated(tx.execute(
         "UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, status.as_str(), now],
     )?)
 }
 
-pub fn set_name(conn: &Connection, id: &str, name: &str, now: i64) -> Result<bool> {
-    updated(conn.execute(
+pub fn set_name(tx: &WriteTx<'_>, id: &str, name: &str, now: i64) -> Result<bool> {
+    updated(tx.execute(
         "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, name, now],
     )?)
 }
 
-pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: i64) -> Result<bool> {
-    updated(conn.execute(
+pub fn set_password_hash(tx: &WriteTx<'_>, id: &str, hash: &str, now: i64) -> Result<bool> {
+    updated(tx.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
     )?)
 }
 
-pub fn record_login(conn: &Connection, id: &str, now: i64) -> Result<bool> {
-    updated(conn.execute(
+pub fn record_login(tx: &WriteTx<'_>, id: &str, now: i64) -> Result<bool> {
+    updated(tx.execute(
         "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
         params![id, now],
     )?)
 }
 
 /// Deletes a user with their tokens and sessions (cascade).
-pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
-    updated(conn.execute("DELETE FROM users WHERE id = ?1", [id])?)
+pub fn delete(tx: &WriteTx<'_>, id: &str) -> Result<bool> {
+    updated(tx.execute("DELETE FROM users WHERE id = ?1", [id])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_password_hash_or_the_email() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        let user = User {
+            id: "u1".into(),
+            email: "pat@acme.test".into(),
+            name: "Pat".into(),
+            role: Role::Admin,
+            status: Status::Active,
+            password_hash: Some(hash.into()),
+            created_at: 1,
+            updated_at: 1,
+            last_login_at: None,
+        };
+        let new = NewUser {
+            email: "pat@acme.test",
+            name: "Pat",
+            role: Role::Member,
+            status: Status::Active,
+            password_hash: Some(hash),
+        };
+        for shown in [format!("{user:?}"), format!("{new:?}"), format!("{new:#?}")] {
+            assert!(
+                !shown.contains("argon2") && !shown.contains("aGFzaA"),
+                "{shown}"
+            );
+            assert!(!shown.contains("pat@acme.test"), "{shown}");
+        }
+        assert!(format!("{new:?}").contains("<redacted>"));
+    }
 }

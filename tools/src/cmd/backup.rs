@@ -7,11 +7,11 @@ use control_plane::service::backup::{self, MANIFEST_FORMAT, Manifest};
 use control_plane::service::fleet::FleetError;
 use serde_json::json;
 
-use super::{Ctx, Report, coded, default_jobs, now, parallel};
+use super::{Ctx, Report, coded, default_jobs, parallel};
 use crate::failpoint::crash_point;
 use crate::{BackupArgs, RestoreArgs};
 
-pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
+pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let out = a.out;
     if out.exists()
@@ -47,7 +47,7 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     }
     std::fs::create_dir_all(out.join("tenants"))
         .with_context(|| format!("cannot create the backup folder {}", out.display()))?;
-    let started_at = now();
+    let started_at = ctx.now();
     let directory = backup::backup_directory(&fleet.directory, &out).await?;
 
     let bar = ctx.progress(tenants.len(), "backup");
@@ -56,7 +56,7 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     let results = tokio::task::block_in_place(|| {
         parallel(&tenants, jobs, &bar, |t| {
             let d = domains.get(&t.id).cloned().unwrap_or_default();
-            backup::backup_tenant(&router, t, d, &out, now())
+            backup::backup_tenant(&router, t, d, &out, ctx.now())
         })
     });
     let mut copies = Vec::new();
@@ -72,7 +72,7 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
         format: MANIFEST_FORMAT,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at,
-        finished_at: now(),
+        finished_at: ctx.now(),
         directory,
         tenants: copies,
     };
@@ -126,7 +126,7 @@ pub async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     })
 }
 
-pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
+pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
     let from = a.from;
     // Everything is checked before the data directory is even opened.
     let manifest = backup::read_manifest(&from)?;
@@ -170,7 +170,7 @@ pub async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
     let mut restored = Vec::new();
     let mut failed = Vec::new();
     for (copy, src) in selected.iter().zip(sources) {
-        match backup::restore_tenant(&fleet, src, copy, now(), &crash_point).await {
+        match backup::restore_tenant(&fleet, src, copy, ctx.now(), &crash_point).await {
             Ok(r) => restored.push(r),
             Err(e) => failed.push((copy.slug.clone(), e)),
         }

@@ -10,7 +10,7 @@ use tenant_runtime::email;
 use super::{Ctx, Report, coded, redact};
 
 /// The mailer tenantd would use, and a description of it for messages.
-pub fn mailer(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
+pub(crate) fn mailer(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
     match &config.smtp_url {
         Some(url) => {
             let m = SmtpMailer::new(url, &config.mail_from).with_context(|| {
@@ -33,7 +33,7 @@ pub fn mailer(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
     }
 }
 
-pub async fn configtest(ctx: &Ctx) -> anyhow::Result<Report> {
+pub(crate) async fn configtest(ctx: &Ctx) -> anyhow::Result<Report> {
     let c = &ctx.config;
     let url = c.directory_url();
     if c.directory_url.is_none() && !c.data_dir.join("directory.db").is_file() {
@@ -102,7 +102,7 @@ pub async fn configtest(ctx: &Ctx) -> anyhow::Result<Report> {
     })
 }
 
-pub async fn send_test_email(ctx: &Ctx, raw: &str) -> anyhow::Result<Report> {
+pub(crate) async fn send_test_email(ctx: &Ctx, raw: &str) -> anyhow::Result<Report> {
     let to = email::parse(raw).ok_or_else(|| {
         coded(
             "invalid_email",

@@ -1,17 +1,17 @@
 use control_plane::service::doctor::{self, Options};
 use serde_json::json;
 
-use super::{Ctx, Report, now};
+use super::{Ctx, Report};
 use crate::DoctorArgs;
 
-pub async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let tenants = fleet.directory.tenants().await?.len();
     let opts = Options {
         repair: a.repair,
         grace_secs: a.grace.max(0),
     };
-    let findings = doctor::run(&fleet, opts, now()).await?;
+    let findings = doctor::run(&fleet, opts, ctx.now()).await?;
     let repaired = findings.iter().filter(|f| f.repaired).count();
     let remaining: Vec<_> = findings.iter().filter(|f| !f.repaired).collect();
     let repairable = remaining.iter().filter(|f| f.repairable).count();

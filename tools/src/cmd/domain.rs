@@ -9,7 +9,7 @@ fn parse(raw: &str) -> Result<String, FleetError> {
     email::parse_domain(raw).ok_or_else(|| FleetError::InvalidDomain(raw.to_owned()))
 }
 
-pub async fn add(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
+pub(crate) async fn add(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
     let domain = parse(raw)?;
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;
@@ -59,7 +59,7 @@ pub async fn add(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
     ))
 }
 
-pub async fn remove(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
+pub(crate) async fn remove(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Report> {
     let domain = parse(raw)?;
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;

@@ -7,7 +7,7 @@ use serde_json::json;
 use tenant_runtime::{RouterConfig, TenantId, TenantRouter, ops};
 use tenant_schema::TENANT_LATEST;
 
-use super::{Ctx, Report, default_jobs, now, parallel};
+use super::{Ctx, Report, default_jobs, parallel};
 use crate::MigrateArgs;
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +27,7 @@ struct Row {
     outcome: Outcome,
 }
 
-pub async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     std::fs::create_dir_all(&ctx.config.data_dir)?;
     let directory = ctx.directory_unmigrated().await?;
@@ -62,10 +62,11 @@ pub async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
 
     let mut rc = RouterConfig::new(ctx.config.tenants_dir());
     rc.max_connections = 8;
+    rc.clock = ctx.clock.clone();
     let router = TenantRouter::new(rc)?;
     let jobs = default_jobs(a.jobs, 4, 16);
     let bar = ctx.progress(tenants.len(), "migrate");
-    let now = now();
+    let now = ctx.now();
     let dry = a.dry_run;
     let outcomes = tokio::task::block_in_place(|| {
         parallel(&tenants, jobs, &bar, |t| {

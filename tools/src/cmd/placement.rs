@@ -46,7 +46,7 @@ fn node_client() -> Result<NodeClient, NodeError> {
 /// Creates a tenant on `node`, or on the live node with the fewest tenants (this machine's
 /// when no node is registered). A creation resumed after a crash stays on its node. The
 /// file of a tenant placed on another node is written by that node.
-pub async fn create(
+pub(crate) async fn create(
     fleet: &Fleet,
     config: &Config,
     req: &NewTenant,
@@ -107,7 +107,7 @@ pub async fn create(
 }
 
 /// `tenant move SLUG --to NODE`.
-pub async fn move_tenant(ctx: &Ctx, a: MoveArgs) -> anyhow::Result<Report> {
+pub(crate) async fn move_tenant(ctx: &Ctx, a: MoveArgs) -> anyhow::Result<Report> {
     let secret = a.node_secret.filter(|s| !s.is_empty()).ok_or_else(|| {
         coded(
             "node_secret_required",

@@ -6,7 +6,7 @@ use control_plane::service::fleet::{self, FleetError};
 use control_plane::service::provision::{self, NewTenant, ProvisionError};
 use serde_json::{Value, json};
 
-use super::{Ctx, Report, coded, now, table};
+use super::{Ctx, Report, coded, table};
 use crate::CreateArgs;
 use crate::failpoint::crash_point;
 
@@ -25,7 +25,7 @@ fn tenant_json(t: &Tenant, domains: &[String]) -> Value {
     })
 }
 
-pub async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
+pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
     if !provision::valid_slug(&a.slug) {
         return Err(ProvisionError::InvalidSlug(a.slug).into());
     }
@@ -38,7 +38,7 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
         admin_email: a.admin_email.clone(),
         admin_name: a.admin_name.clone(),
     };
-    let now = now();
+    let now = ctx.now();
     let (p, again) = match super::placement::create(
         &fleet,
         &ctx.config,
@@ -152,7 +152,7 @@ async fn explain(fleet: &fleet::Fleet, e: ProvisionError) -> anyhow::Error {
     coded(code, message)
 }
 
-pub async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
+pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let tenants = fleet.directory.tenants().await?;
     let mut domains: HashMap<String, Vec<String>> = HashMap::new();
@@ -190,7 +190,7 @@ pub async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
     Ok(Report::new(text, json))
 }
 
-pub async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
+pub(crate) async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;
     let domains = fleet.directory.domains_of(&t.id).await?;
@@ -234,7 +234,7 @@ pub async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
     Ok(Report::new(text, json))
 }
 
-pub async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::Result<Report> {
+pub(crate) async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;
     if t.status == TenantStatus::Provisioning {
@@ -270,7 +270,7 @@ pub async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::Result<
     ))
 }
 
-pub async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> {
+pub(crate) async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;
     if !yes {
@@ -281,7 +281,7 @@ pub async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> 
             ),
         ));
     }
-    let entry = fleet::delete(&fleet, &t.slug, now(), &crash_point).await?;
+    let entry = fleet::delete(&fleet, &t.slug, ctx.now(), &crash_point).await?;
     Ok(Report::new(
         format!(
             "Deleted {} ({}). Its database is kept in the trash for {} days: {}\nBring it back with `tenantctl tenant undelete {}`.\n",
@@ -295,9 +295,9 @@ pub async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> 
     ))
 }
 
-pub async fn undelete(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
+pub(crate) async fn undelete(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
-    let t = fleet::undelete(&fleet, slug, now(), &crash_point)
+    let t = fleet::undelete(&fleet, slug, ctx.now(), &crash_point)
         .await
         .with_context(|| format!("cannot undelete {slug}"))?;
     let domains = fleet.directory.domains_of(&t.id).await?;

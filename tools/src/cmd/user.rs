@@ -5,7 +5,7 @@ use tenant_runtime::store::users;
 
 use super::{Ctx, Report, coded};
 
-pub async fn find(ctx: &Ctx, raw: &str) -> anyhow::Result<Report> {
+pub(crate) async fn find(ctx: &Ctx, raw: &str) -> anyhow::Result<Report> {
     let email = email::parse(raw).ok_or_else(|| {
         coded(
             "invalid_email",

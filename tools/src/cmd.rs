@@ -28,7 +28,6 @@ use anyhow::Context;
 use control_plane::config::Config;
 use control_plane::directory::Directory;
 use control_plane::service::fleet::{Fleet, FleetError};
-use control_plane::service::provision::ProvisionError;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tenant_runtime::{Clock, RouterConfig, TenantRouter};
@@ -102,9 +101,6 @@ pub(crate) fn code_of(e: &anyhow::Error) -> &'static str {
     if let Some(f) = e.downcast_ref::<FleetError>() {
         return f.code();
     }
-    if let Some(p) = e.downcast_ref::<ProvisionError>() {
-        return p.code();
-    }
     if let Some(c) = e.downcast_ref::<Coded>() {
         return c.code;
     }
@@ -161,7 +157,7 @@ impl Ctx {
 
     /// Opens the directory without changing its schema.
     pub(crate) async fn directory_unmigrated(&self) -> anyhow::Result<Directory> {
-        Directory::connect_with(&self.config.directory_url(), false)
+        Directory::connect_with(&self.config.directory_url(), false, self.clock.clone())
             .await
             .with_context(|| self.directory_problem())
     }
@@ -175,7 +171,7 @@ impl Ctx {
                 self.config.data_dir.display()
             )
         })?;
-        let directory = Directory::connect(&self.config.directory_url())
+        let directory = Directory::connect(&self.config.directory_url(), self.clock.clone())
             .await
             .with_context(|| self.directory_problem())?;
         let mut rc = RouterConfig::new(self.config.tenants_dir());
@@ -191,6 +187,7 @@ impl Ctx {
             directory,
             router,
             config: self.config.clone(),
+            clock: self.clock.clone(),
         })
     }
 

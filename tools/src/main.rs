@@ -229,6 +229,8 @@ pub struct DoctorArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // Backups, trash copies and new tenant files hold password hashes and tokens.
+    control_plane::startup::private_files();
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

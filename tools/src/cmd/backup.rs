@@ -6,6 +6,7 @@ use control_plane::directory::TenantStatus;
 use control_plane::service::backup::{self, MANIFEST_FORMAT, Manifest};
 use control_plane::service::fleet::FleetError;
 use serde_json::json;
+use tenant_runtime::TenantId;
 
 use super::{Ctx, Report, coded, default_jobs, parallel};
 use crate::failpoint::crash_point;
@@ -41,7 +42,7 @@ pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
         .map(|t| t.slug.clone())
         .collect();
     tenants.retain(|t| t.status != TenantStatus::Provisioning);
-    let mut domains: HashMap<String, Vec<String>> = HashMap::new();
+    let mut domains: HashMap<TenantId, Vec<String>> = HashMap::new();
     for (t, d) in fleet.directory.all_domains().await? {
         domains.entry(t).or_default().push(d);
     }

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use control_plane::config::Config;
 use control_plane::directory::Backend;
 use control_plane::mail::{Mail, Mailer, OutboxMailer, SmtpMailer};
 use serde_json::json;
@@ -10,9 +9,11 @@ use tenant_runtime::email;
 use super::{Ctx, Report, coded, redact};
 
 /// The mailer tenantd would use, and a description of it for messages.
-pub(crate) fn mailer(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
+pub(crate) fn mailer(ctx: &Ctx) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
+    let config = &ctx.config;
     match &config.smtp_url {
         Some(url) => {
+            let url = url.expose();
             let m = SmtpMailer::new(url, &config.mail_from).with_context(|| {
                 format!(
                     "invalid mail server URL {}; see `tenantctl --help` for TENANTD_SMTP_URL",
@@ -23,7 +24,8 @@ pub(crate) fn mailer(config: &Config) -> anyhow::Result<(Arc<dyn Mailer>, String
         }
         None => {
             let dir = config.outbox_dir();
-            let m = OutboxMailer::new(dir.clone(), &config.mail_from)
+            // tenantctl prints the links it makes itself; it never logs them.
+            let m = OutboxMailer::new(dir.clone(), &config.mail_from, ctx.clock.clone(), false)
                 .with_context(|| format!("cannot create the outbox {}", dir.display()))?;
             Ok((
                 Arc::new(m),
@@ -53,7 +55,7 @@ pub(crate) async fn configtest(ctx: &Ctx) -> anyhow::Result<Report> {
     let tenants = directory.tenants().await.map(|t| t.len()).unwrap_or(0);
     directory.close().await;
     let latest = i64::from(tenant_schema::DIRECTORY_LATEST);
-    let (_, mail) = mailer(c)?;
+    let (_, mail) = mailer(ctx)?;
     let tenants_dir = c.tenants_dir();
     let mut problems = Vec::new();
     if version > latest {
@@ -109,7 +111,7 @@ pub(crate) async fn send_test_email(ctx: &Ctx, raw: &str) -> anyhow::Result<Repo
             format!("{raw:?} is not an email address; give one like ann@acme.example"),
         )
     })?;
-    let (mailer, via) = mailer(&ctx.config)?;
+    let (mailer, via) = mailer(ctx)?;
     let product = &ctx.config.product_name;
     let text = format!(
         "This is a test message from {product}'s tenantctl.\n\nMail settings work: invitations and password resets will arrive like this one.\n"

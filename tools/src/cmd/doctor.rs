@@ -21,7 +21,8 @@ pub(crate) async fn run(ctx: &Ctx, a: DoctorArgs) -> anyhow::Result<Report> {
         text.push_str(&format!("No drift: {tenants} tenant(s) checked.\n"));
     }
     for f in &findings {
-        let who = f.slug.as_deref().or(f.tenant_id.as_deref()).unwrap_or("-");
+        let id = f.tenant_id.as_ref().map(ToString::to_string);
+        let who = f.slug.as_deref().or(id.as_deref()).unwrap_or("-");
         let state = match (f.repaired, &f.error, f.repairable, a.repair) {
             (true, _, _, _) => "repaired".to_owned(),
             (false, Some(e), _, _) => format!("repair failed: {e}"),

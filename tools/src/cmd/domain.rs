@@ -1,6 +1,7 @@
 use control_plane::directory::DirectoryError;
 use control_plane::service::fleet::FleetError;
 use serde_json::json;
+use tenant_runtime::TenantId;
 use tenant_runtime::email;
 
 use super::{Ctx, Report};
@@ -13,27 +14,31 @@ pub(crate) async fn add(ctx: &Ctx, slug: &str, raw: &str) -> anyhow::Result<Repo
     let domain = parse(raw)?;
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(slug).await?;
-    let owner_slug = |id: String| {
+    let owner_slug = |id: Option<TenantId>| {
         let dir = fleet.directory.clone();
-        async move { Ok::<_, DirectoryError>(dir.tenant(&id).await?.map_or(id, |o| o.slug)) }
+        async move {
+            let Some(id) = id else {
+                return Ok::<_, DirectoryError>("another tenant".to_owned());
+            };
+            Ok(match dir.tenant(&id).await? {
+                Some(o) => o.slug,
+                None => id.to_string(),
+            })
+        }
     };
     let added = match fleet.directory.domain_owner(&domain).await? {
         Some(owner) if owner == t.id => false,
         Some(owner) => {
             return Err(FleetError::DomainTaken {
                 domain,
-                owner: owner_slug(owner).await?,
+                owner: owner_slug(Some(owner)).await?,
             }
             .into());
         }
         None => match fleet.directory.add_domain(&t.id, &domain).await {
             Ok(()) => true,
             Err(DirectoryError::DomainTaken) => {
-                let owner = fleet
-                    .directory
-                    .domain_owner(&domain)
-                    .await?
-                    .unwrap_or_default();
+                let owner = fleet.directory.domain_owner(&domain).await?;
                 return Err(FleetError::DomainTaken {
                     domain,
                     owner: owner_slug(owner).await?,

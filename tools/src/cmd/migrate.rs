@@ -22,7 +22,7 @@ enum Outcome {
 #[derive(Debug, Clone, Serialize)]
 struct Row {
     slug: String,
-    tenant_id: String,
+    tenant_id: TenantId,
     #[serde(flatten)]
     outcome: Outcome,
 }
@@ -70,15 +70,7 @@ pub(crate) async fn run(ctx: &Ctx, a: MigrateArgs) -> anyhow::Result<Report> {
     let dry = a.dry_run;
     let outcomes = tokio::task::block_in_place(|| {
         parallel(&tenants, jobs, &bar, |t| {
-            let id = match TenantId::parse(&t.id) {
-                Ok(id) => id,
-                Err(e) => {
-                    return Outcome::Failed {
-                        error: e.to_string(),
-                    };
-                }
-            };
-            migrate_one(&router, &id, dry, now)
+            migrate_one(&router, &t.id, dry, now)
         })
     });
 

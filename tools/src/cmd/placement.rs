@@ -1,13 +1,14 @@
 //! Nodes: where `tenant create` puts a new tenant, and `tenant move`.
 
 use clap::Args;
-use control_plane::cluster::{self, MoveError, NodeClient, NodeError};
+use control_plane::cluster::client::{NodeClient, NodeError};
+use control_plane::cluster::placement::{LIVE_SECS, valid_node_id};
+use control_plane::cluster::signing::NodeSecret;
 use control_plane::config::Config;
 use control_plane::directory::TenantStatus;
-use control_plane::service::fleet::Fleet;
-use control_plane::service::provision::{
-    self, Checkpoint, Files, NewTenant, ProvisionError, Provisioned,
-};
+use control_plane::service::fleet::{Checkpoint, Fleet, FleetError};
+use control_plane::service::moves::{self, MoveError};
+use control_plane::service::provision::{self, Files, NewTenant, Provisioned};
 use serde_json::json;
 
 use super::{Ctx, Report, coded};
@@ -33,9 +34,20 @@ fn own_node() -> String {
         .unwrap_or_else(|| "local".to_owned())
 }
 
-fn node_client() -> Result<NodeClient, NodeError> {
+/// A client for the nodes' internal endpoints, with the nodes' CA (`TENANTD_NODE_CA`) for
+/// `https://` node URLs.
+fn client_for(
+    secret: &str,
+    clock: &std::sync::Arc<dyn tenant_runtime::Clock>,
+) -> Result<NodeClient, NodeError> {
+    let ca = std::env::var_os("TENANTD_NODE_CA").map(std::path::PathBuf::from);
+    NodeClient::new(NodeSecret::new(secret), clock.clone(), ca.as_deref())
+        .map_err(|e| NodeError::Invalid(format!("{e:#}")))
+}
+
+fn node_client(fleet: &Fleet) -> Result<NodeClient, NodeError> {
     match std::env::var("TENANTD_NODE_SECRET") {
-        Ok(s) if !s.is_empty() => Ok(NodeClient::new(&s)),
+        Ok(s) if !s.is_empty() => client_for(&s, &fleet.clock),
         _ => Err(NodeError::Invalid(
             "creating a tenant on another node needs the nodes' secret: set TENANTD_NODE_SECRET"
                 .to_owned(),
@@ -53,7 +65,7 @@ pub(crate) async fn create(
     node: Option<&str>,
     now: i64,
     checkpoint: Checkpoint<'_>,
-) -> Result<Provisioned, ProvisionError> {
+) -> Result<Provisioned, FleetError> {
     let own = own_node();
     let chosen = match fleet.directory.tenant_by_slug(&req.slug).await? {
         Some(t) if t.status == TenantStatus::Provisioning => t.node,
@@ -61,12 +73,12 @@ pub(crate) async fn create(
             Some(n) => n.to_owned(),
             None => fleet
                 .directory
-                .least_loaded_node(cluster::LIVE_SECS)
+                .least_loaded_node(LIVE_SECS)
                 .await?
                 .unwrap_or_else(|| own.clone()),
         },
     };
-    if !cluster::valid_node_id(&chosen) {
+    if !valid_node_id(&chosen) {
         return Err(NodeError::Invalid(format!(
             "invalid node id {chosen:?}: use 1 to 64 of a-z, 0-9, '-' and '_'"
         ))
@@ -90,7 +102,7 @@ pub(crate) async fn create(
         ))
         .into());
     };
-    let client = node_client()?;
+    let client = node_client(fleet)?;
     provision::create_tenant_placed(
         &fleet.directory,
         Files::Remote {
@@ -116,18 +128,19 @@ pub(crate) async fn move_tenant(ctx: &Ctx, a: MoveArgs) -> anyhow::Result<Report
     })?;
     let fleet = ctx.fleet().await?;
     let t = fleet.tenant_by_slug(&a.slug).await?;
-    let client = NodeClient::new(&secret);
+    let client = client_for(&secret, &ctx.clock)?;
     let scratch = ctx.config.data_dir.join("tmp");
-    let moved = match cluster::move_tenant(&fleet.directory, &client, &t, &a.to, &scratch).await {
-        Ok(m) => m,
-        Err(MoveError::AlreadyThere(node)) => {
-            return Ok(Report::new(
-                format!("{} is already on node {node}.\n", t.slug),
-                json!({"slug": t.slug, "id": t.id, "node": node, "moved": false}),
-            ));
-        }
-        Err(e) => return Err(coded(e.code(), format!("cannot move {}: {e}", t.slug))),
-    };
+    let moved =
+        match moves::move_tenant(&fleet.directory, &client, &t, &a.to, &scratch, ctx.now()).await {
+            Ok(m) => m,
+            Err(MoveError::AlreadyThere(node)) => {
+                return Ok(Report::new(
+                    format!("{} is already on node {node}.\n", t.slug),
+                    json!({"slug": t.slug, "id": t.id, "node": node, "moved": false}),
+                ));
+            }
+            Err(e) => return Err(coded(e.code(), format!("cannot move {}: {e}", t.slug))),
+        };
     Ok(Report::new(
         format!(
             "Moved {} from node {} to node {} (placement epoch {}): {} bytes, {} users, SHA-256 {}.\nWrites waited {} ms; reads went on.\n",

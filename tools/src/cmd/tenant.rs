@@ -3,8 +3,9 @@ use std::collections::HashMap;
 use anyhow::Context;
 use control_plane::directory::{Tenant, TenantStatus};
 use control_plane::service::fleet::{self, FleetError};
-use control_plane::service::provision::{self, NewTenant, ProvisionError};
+use control_plane::service::provision::{self, NewTenant};
 use serde_json::{Value, json};
+use tenant_runtime::TenantId;
 
 use super::{Ctx, Report, coded, table};
 use crate::CreateArgs;
@@ -26,8 +27,8 @@ fn tenant_json(t: &Tenant, domains: &[String]) -> Value {
 }
 
 pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
-    if !provision::valid_slug(&a.slug) {
-        return Err(ProvisionError::InvalidSlug(a.slug).into());
+    if !fleet::valid_slug(&a.slug) {
+        return Err(FleetError::InvalidSlug(a.slug).into());
     }
     let fleet = ctx.fleet().await?;
     let _lock = fleet::lock(&ctx.config, &a.slug)?;
@@ -50,7 +51,7 @@ pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
     .await
     {
         Ok(p) => (p, false),
-        Err(ProvisionError::SlugTaken(slug)) => {
+        Err(FleetError::SlugTaken(slug)) => {
             match provision::reinvite_if_same(
                 &fleet.directory,
                 &fleet.router,
@@ -61,13 +62,13 @@ pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
             .await?
             {
                 Some(p) => (p, true),
-                None => return Err(ProvisionError::SlugTaken(slug).into()),
+                None => return Err(FleetError::SlugTaken(slug).into()),
             }
         }
-        Err(e) => return Err(explain(&fleet, e).await),
+        Err(e) => return Err(e.into()),
     };
     let domains = fleet.directory.domains_of(&p.tenant.id).await?;
-    let (mailer, via) = super::config::mailer(&ctx.config)?;
+    let (mailer, via) = super::config::mailer(ctx)?;
     let admin_email = p.mail.to.clone();
     let sent = mailer.send(p.mail.clone()).await;
     if sent.is_ok() {
@@ -119,43 +120,10 @@ pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// A provisioning error with what to do about it.
-async fn explain(fleet: &fleet::Fleet, e: ProvisionError) -> anyhow::Error {
-    let code = e.code();
-    let message = match &e {
-        ProvisionError::InvalidDomain(d) => {
-            format!("invalid domain {d:?}: give a domain name such as acme.example")
-        }
-        ProvisionError::InvalidEmail(m) => {
-            format!("invalid admin email {m:?}: give an address such as ann@acme.example")
-        }
-        ProvisionError::InvalidName => {
-            "invalid name: give 1 to 100 characters without control characters".to_owned()
-        }
-        ProvisionError::DomainTaken(d) => {
-            let owner = match fleet.directory.domain_owner(d).await {
-                Ok(Some(id)) => match fleet.directory.tenant(&id).await {
-                    Ok(Some(t)) => t.slug,
-                    _ => id,
-                },
-                _ => "another tenant".to_owned(),
-            };
-            format!(
-                "domain {d:?} already maps to tenant {owner}; leave it out, or remove it there first (`tenantctl domain remove {owner} {d}`)"
-            )
-        }
-        ProvisionError::EmailTaken(m) => format!(
-            "{m} already belongs to a user of another tenant (`tenantctl user find {m}`); choose another admin email"
-        ),
-        _ => return e.into(),
-    };
-    coded(code, message)
-}
-
 pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
     let fleet = ctx.fleet().await?;
     let tenants = fleet.directory.tenants().await?;
-    let mut domains: HashMap<String, Vec<String>> = HashMap::new();
+    let mut domains: HashMap<TenantId, Vec<String>> = HashMap::new();
     for (t, d) in fleet.directory.all_domains().await? {
         domains.entry(t).or_default().push(d);
     }
@@ -168,7 +136,7 @@ pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
                 t.status.as_str().to_owned(),
                 t.schema_version.to_string(),
                 domains.get(&t.id).unwrap_or(&none).join(","),
-                t.id.clone(),
+                t.id.to_string(),
                 t.name.clone(),
             ]
         })
@@ -195,7 +163,7 @@ pub(crate) async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
     let t = fleet.tenant_by_slug(slug).await?;
     let domains = fleet.directory.domains_of(&t.id).await?;
     let index = fleet.directory.index_of(&t.id).await?;
-    let id = t.tenant_id()?;
+    let id = t.id.clone();
     let path = fleet.router.path_of(&id);
     let size = std::fs::metadata(&path).map(|m| m.len()).ok();
     let pending = index.iter().filter(|e| e.state != "active").count();

@@ -26,7 +26,7 @@ pub(crate) async fn find(ctx: &Ctx, raw: &str) -> anyhow::Result<Report> {
             format!("{email} is indexed to a tenant that does not exist; run `tenantctl doctor`"),
         ));
     };
-    let id = tenant.tenant_id()?;
+    let id = tenant.id.clone();
     let e = email.clone();
     let user = fleet
         .router

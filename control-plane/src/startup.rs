@@ -52,6 +52,8 @@ pub async fn build_node_state(
     let directory = Directory::connect(&config.directory_url(), clock.clone()).await?;
     let mut rc = RouterConfig::new(config.tenants_dir());
     rc.max_connections = config.max_connections;
+    rc.clock = clock.clone();
+    rc.on_open = Some(nodes::purge_on_open(server.session_idle_secs));
     let tenants = TenantRouter::new(rc)?;
     let mailer: Arc<dyn Mailer> = match (overrides.mailer, &config.smtp_url) {
         (Some(m), _) => m,

@@ -60,23 +60,24 @@ impl From<std::io::Error> for Error {
 }
 
 impl Error {
-    /// A stable, greppable code for logs, the CLI and the HTTP layer.
+    /// A stable `snake_case` code (the scheme every code of the product follows) for logs and
+    /// `tenantctl --json`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidTenantId => "TR001_invalid_tenant_id",
-            Self::TenantNotFound(_) => "TR002_tenant_not_found",
-            Self::TenantExists(_) => "TR003_tenant_exists",
-            Self::ForeignTenantFile { .. } => "TR004_foreign_tenant_file",
-            Self::NotATenantFile(_) => "TR005_not_a_tenant_file",
-            Self::PragmaMismatch { .. } => "TR006_pragma_mismatch",
-            Self::AtCapacity(_) => "TR007_at_capacity",
-            Self::EmailTaken => "TR008_email_taken",
-            Self::StorageFull(_) => "TR014_storage_full",
-            Self::Schema(tenant_schema::Error::TooNew { .. }) => "TR009_schema_too_new",
-            Self::Schema(_) => "TR010_migration_failed",
-            Self::Sqlite(_) => "TR011_sqlite",
-            Self::Io(_) => "TR012_io",
-            Self::Unexpected(_) => "TR013_unexpected",
+            Self::InvalidTenantId => "invalid_tenant_id",
+            Self::TenantNotFound(_) => "tenant_not_found",
+            Self::TenantExists(_) => "tenant_exists",
+            Self::ForeignTenantFile { .. } => "foreign_tenant_file",
+            Self::NotATenantFile(_) => "not_a_tenant_file",
+            Self::PragmaMismatch { .. } => "pragma_mismatch",
+            Self::AtCapacity(_) => "at_capacity",
+            Self::EmailTaken => "email_taken",
+            Self::StorageFull(_) => "storage_full",
+            Self::Schema(tenant_schema::Error::TooNew { .. }) => "schema_too_new",
+            Self::Schema(_) => "migration_failed",
+            Self::Sqlite(_) => "sqlite_error",
+            Self::Io(_) => "io_error",
+            Self::Unexpected(_) => "unexpected",
         }
     }
 }

@@ -86,7 +86,7 @@ fn a_canonical_email_belongs_to_one_user_per_tenant() -> TestResult {
         .expect_err("taken");
     let err = err.downcast::<Error>().expect("a runtime error");
     assert!(matches!(*err, Error::EmailTaken), "{err:?}");
-    assert_eq!(err.code(), "TR008_email_taken");
+    assert_eq!(err.code(), "email_taken");
     assert_eq!(t.read(users::count)?, 1);
     // Another tenant may have a user with that address.
     let other = tenant(dir.path(), "globex")?;

@@ -1,7 +1,13 @@
 //! This node's life in the directory: registering, heartbeats, and the housekeeping of the
-//! tenants it serves.
+//! tenants it serves (expired sessions and links go when a tenant is opened, and from the
+//! tenants that stay open every ten minutes).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tenant_runtime::WriteTx;
+use tenant_runtime::router::OnOpen;
+use tenant_runtime::store::{sessions, tokens};
 
 use crate::cluster::placement::{HEARTBEAT_SECS, valid_node_id};
 use crate::state::AppState;
@@ -50,32 +56,44 @@ pub async fn heartbeat(state: AppState) {
     }
 }
 
-/// Purges expired sessions and tokens of the tenants placed on this node, now and then.
+/// How long used and expired links stay in a tenant file (for the audit of recent events).
+const KEEP_TOKENS_SECS: i64 = 7 * 24 * 3600;
+/// Tenants purged per step of the housekeeping walk, before it yields to requests.
+const BATCH: usize = 32;
+
+/// Removes a tenant's expired sessions and old links.
+fn purge(tx: &WriteTx<'_>, idle_secs: i64, now: i64) -> tenant_runtime::Result<()> {
+    sessions::purge(tx, idle_secs, now)?;
+    tokens::purge(tx, now, KEEP_TOKENS_SECS)?;
+    Ok(())
+}
+
+/// What the router runs each time it opens a tenant: the purge, so a tenant that was closed
+/// is cleaned when it is next used, never opened just for that.
+pub fn purge_on_open(idle_secs: i64) -> OnOpen {
+    Arc::new(move |tx, now| purge(tx, idle_secs, now))
+}
+
+/// Purges the tenants open now, in small batches, every ten minutes: tenants that stay open
+/// are cleaned too, no idle tenant is opened and the hot set is not disturbed.
 pub async fn housekeeping(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(600));
+    every.tick().await; // the first tick is immediate; tenants were purged when opened
     loop {
         every.tick().await;
-        let tenants = match state.directory.tenants().await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "housekeeping: cannot list tenants");
-                continue;
-            }
-        };
         let idle = state.server.session_idle_secs;
-        for t in tenants.into_iter().filter(|t| state.cluster.holds(t)) {
-            let now = state.now();
-            let purged = state
-                .tenants
-                .write(&t.id, move |tx| {
-                    tenant_runtime::store::sessions::purge(tx, idle, now)?;
-                    tenant_runtime::store::tokens::purge(tx, now, 7 * 24 * 3600)?;
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = purged {
-                tracing::warn!(tenant_id = %t.id, error = %e, "housekeeping: purge failed");
+        for batch in state.tenants.open_tenants().chunks(BATCH) {
+            for id in batch {
+                let now = state.now();
+                if let Err(e) = state
+                    .tenants
+                    .write_if_open(id, move |tx| purge(tx, idle, now))
+                    .await
+                {
+                    tracing::warn!(tenant_id = %id, error = %e, "housekeeping: purge failed");
+                }
             }
+            tokio::task::yield_now().await;
         }
     }
 }

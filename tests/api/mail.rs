@@ -5,7 +5,16 @@
 //! binary runs on the system clock and has no way to move it, so expiry is left to in-process
 //! tests with a `ManualClock`.
 
-use tests::{MAIL_WAIT, NEW_PASSWORD, PASSWORD, TestApp};
+use tests::mail::Mail;
+use tests::{Company, MAIL_WAIT, NEW_PASSWORD, PASSWORD, TestApp};
+
+/// Company acme, whose admin invited ivy@acme.test: the company, Ivy's id, her invitation.
+async fn ivy_invited(app: &TestApp) -> (Company, String, Mail) {
+    let acme = app.company("acme").await;
+    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
+    let mail = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    (acme, id, mail)
+}
 
 #[tokio::test]
 async fn password_reset_through_the_mailed_link() {
@@ -204,9 +213,7 @@ async fn invitation_acceptance_through_the_mailed_link() {
 #[tokio::test]
 async fn a_resent_invitation_makes_the_old_link_invalid() {
     let app = TestApp::spawn().await;
-    let acme = app.company("acme").await;
-    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
-    let old = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    let (acme, id, old) = ivy_invited(&app).await;
 
     let r = acme
         .admin
@@ -232,9 +239,7 @@ async fn a_resent_invitation_makes_the_old_link_invalid() {
 #[tokio::test]
 async fn a_revoked_invitation_link_is_invalid() {
     let app = TestApp::spawn().await;
-    let acme = app.company("acme").await;
-    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
-    let mail = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    let (acme, id, mail) = ivy_invited(&app).await;
 
     let r = acme
         .admin

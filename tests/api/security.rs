@@ -591,19 +591,33 @@ async fn inp_03_bad_input_gets_a_stable_code_never_a_500() {
             "invalid_token",
         ),
     ];
-    for (i, (req, status, code)) in cases.into_iter().enumerate() {
-        let a = t.send(req).await;
-        assert_eq!(
-            (a.status, a.code().as_str()),
-            (status, code),
-            "case {i}: {:?}",
-            a.body.as_str()
-        );
+    for (i, a) in answers_with_codes(&t, "", cases).await.iter().enumerate() {
         assert!(
             a.json()["message"].as_str().is_some_and(|m| !m.is_empty()),
             "case {i}"
         );
     }
+}
+
+/// Sends each request and asserts its status and error code (`what` and the case's index name
+/// it in messages); returns the answers.
+async fn answers_with_codes(
+    t: &InProc,
+    what: &str,
+    cases: Vec<(Request<Body>, u16, &str)>,
+) -> Vec<Reply> {
+    let mut answers = Vec::new();
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let a = t.send(req).await;
+        assert_eq!(
+            (a.status, a.code().as_str()),
+            (status, code),
+            "{what} case {i}: {:?}",
+            a.body.as_str()
+        );
+        answers.push(a);
+    }
+    answers
 }
 
 #[tokio::test]
@@ -659,7 +673,7 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
         let req = |ct: Option<&str>, body: Vec<u8>| {
             InProc::request(method.clone(), path, Some(&admin), ct, body)
         };
-        let cases = [
+        let cases = vec![
             (req(None, b"{}".to_vec()), 415, "unsupported_media_type"),
             (
                 req(Some("application/json"), b"{not json".to_vec()),
@@ -682,14 +696,7 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
                 "payload_too_large",
             ),
         ];
-        for (i, (r, status, code)) in cases.into_iter().enumerate() {
-            let a = t.send(r).await;
-            assert_eq!(
-                (a.status, a.code().as_str()),
-                (status, code),
-                "{method} {path} case {i}"
-            );
-        }
+        answers_with_codes(&t, &format!("{method} {path}"), cases).await;
     }
     let huge = "x".repeat(8 * 1024);
     for path in [

@@ -32,7 +32,7 @@ pub fn sqlite_url(data: &Path) -> String {
 }
 
 /// The PostgreSQL server the tests use (any database on it; tests create their own).
-pub fn postgres_admin_url() -> String {
+fn postgres_admin_url() -> String {
     std::env::var("TENANTD_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -40,7 +40,7 @@ pub fn postgres_admin_url() -> String {
 }
 
 /// Whether a missing PostgreSQL must fail the run rather than skip the PostgreSQL tests.
-pub fn postgres_required() -> bool {
+fn postgres_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
         || std::env::var("TENANTD_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
 }

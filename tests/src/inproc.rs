@@ -53,7 +53,7 @@ pub fn config(data: &Path, public_url: &str, max_connections: usize) -> Config {
 }
 
 /// The server settings of the in-process tests: the defaults of `tenantd`, two hashing threads.
-pub fn server_config() -> ServerConfig {
+fn server_config() -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         session_idle_secs: 1800,
@@ -241,11 +241,6 @@ impl InProc {
             None,
             json!({"email": email, "password": password}),
         )
-    }
-
-    /// Signs in, asserting nothing; the session cookie set, if any.
-    pub async fn session_of(&self, email: &str, password: &str) -> Option<String> {
-        self.login(email, password).await.session()
     }
 
     pub fn forgot<'a>(&'a self, email: &str) -> impl Future<Output = Reply> + use<'a> {

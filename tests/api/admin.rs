@@ -3,21 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Company, MAIL_WAIT, PASSWORD, TestApp};
-
-fn user_path(id: &str) -> String {
-    format!("/api/admin/users/{id}")
-}
+use tests::http::{emails_of, find, user_path};
+use tests::{Company, MAIL_WAIT, PASSWORD, Person, TestApp};
 
 async fn emails(company: &Company) -> Vec<String> {
     let r = company.admin.get("/api/admin/users?limit=200").await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let mut v: Vec<String> = r.json()["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .map(|u| u["email"].as_str().expect("email").to_owned())
-        .collect();
+    let mut v = emails_of(&r.json());
     v.sort();
     v
 }
@@ -33,15 +25,11 @@ async fn two_companies_invite_change_block_unblock_and_delete_a_member() {
             &format!("{slug} Inc"),
             &format!("{slug}.test"),
             &admin_email,
-        )
-        .await;
+        );
         let invitation = app.wait_for_mail(&admin_email, MAIL_WAIT).await;
         let r = app
             .person()
-            .post(
-                "/api/auth/accept-invite",
-                json!({"token": invitation.token, "password": PASSWORD}),
-            )
+            .accept_invite(&invitation.token, PASSWORD)
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["user"]["role"], "admin");
@@ -55,10 +43,7 @@ async fn two_companies_invite_change_block_unblock_and_delete_a_member() {
         let invitation = app.wait_for_mail(&member_email, MAIL_WAIT).await;
         let r = app
             .person()
-            .post(
-                "/api/auth/accept-invite",
-                json!({"token": invitation.token, "password": PASSWORD, "name": "Mia"}),
-            )
+            .accept_invite_named(&invitation.token, PASSWORD, "Mia")
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         let member = app.login(&member_email, PASSWORD).await;
@@ -87,7 +72,7 @@ async fn two_companies_invite_change_block_unblock_and_delete_a_member() {
         let member = app.login(&member_email, PASSWORD).await;
 
         // Block: the open session stops at once, a new sign-in is refused.
-        let r = admin.patch(&user_path(&id), json!({"blocked": true})).await;
+        let r = admin.set_blocked(&id, true).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["status"], "blocked");
         let s = member.get("/api/session").await;
@@ -96,9 +81,7 @@ async fn two_companies_invite_change_block_unblock_and_delete_a_member() {
         assert_eq!((r.status, r.code().as_str()), (403, "account_blocked"));
 
         // Unblock: signs in again.
-        let r = admin
-            .patch(&user_path(&id), json!({"blocked": false}))
-            .await;
+        let r = admin.set_blocked(&id, false).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["status"], "active");
         let member = app.login(&member_email, PASSWORD).await;
@@ -190,23 +173,14 @@ async fn the_audit_log_records_admin_actions_and_is_paged() {
         .patch(&user_path(&mo.id), json!({"role": "admin"}))
         .await;
     assert_eq!(r.status, 200);
-    let r = acme
-        .admin
-        .patch(&user_path(&mo.id), json!({"blocked": true}))
-        .await;
+    let r = acme.admin.set_blocked(&mo.id, true).await;
     assert_eq!(r.status, 200);
 
     let r = acme.admin.get("/api/admin/audit").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     let entries = v["entries"].as_array().expect("entries").clone();
-    let find = |action: &str| -> Value {
-        entries
-            .iter()
-            .find(|e| e["action"] == action)
-            .unwrap_or_else(|| panic!("no {action} in {entries:?}"))
-            .clone()
-    };
+    let find = |action: &str| find(&v["entries"], "action", action);
     for action in ["invitation.sent", "user.role_changed", "user.blocked"] {
         let e = find(action);
         assert_eq!(e["actor"], acme.admin_id.as_str(), "{action}");
@@ -283,10 +257,7 @@ async fn the_last_active_admin_cannot_be_demoted_blocked_or_deleted() {
         "invited admin"
     );
     let bo = app.add_user(&acme.admin, "bo@acme.test", "admin").await;
-    let r = acme
-        .admin
-        .patch(&user_path(&bo.id), json!({"blocked": true}))
-        .await;
+    let r = acme.admin.set_blocked(&bo.id, true).await;
     assert_eq!(r.status, 200);
     let r = acme.admin.delete(&me).await;
     assert_eq!(
@@ -296,10 +267,7 @@ async fn the_last_active_admin_cannot_be_demoted_blocked_or_deleted() {
     );
 
     // With a second active admin, stepping down is fine.
-    let r = acme
-        .admin
-        .patch(&user_path(&bo.id), json!({"blocked": false}))
-        .await;
+    let r = acme.admin.set_blocked(&bo.id, false).await;
     assert_eq!(r.status, 200);
     let r = acme.admin.patch(&me, json!({"role": "member"})).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -314,7 +282,7 @@ async fn the_last_active_admin_cannot_be_demoted_blocked_or_deleted() {
     assert_eq!((r.status, r.code().as_str()), (409, "last_admin"));
 }
 
-async fn my_id(p: &crate::helpers::Person) -> String {
+async fn my_id(p: &Person) -> String {
     p.get("/api/session").await.json()["user"]["id"]
         .as_str()
         .expect("id")

@@ -8,7 +8,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Company, MAIL_WAIT, PASSWORD, Person, Reply, TestApp};
+use tests::{Company, MAIL_WAIT, PASSWORD, Person, Reply, TestApp};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Caller {
@@ -278,14 +278,7 @@ async fn admin_endpoints_authorisation_matrix() {
     let resent = w.app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
     let r = w.acme.admin.delete(&format!("{own}/invitation")).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = w
-        .app
-        .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": resent.token, "password": PASSWORD}),
-        )
-        .await;
+    let r = w.app.person().accept_invite(&resent.token, PASSWORD).await;
     assert_eq!(r.code(), "invalid_token");
     let r = w.acme.admin.get(&format!("{own}/sessions")).await;
     assert_eq!((r.status, r.json()["sessions"].clone()), (200, json!([])));
@@ -297,14 +290,7 @@ async fn admin_endpoints_authorisation_matrix() {
     let r = w.acme.admin.delete(&own).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(w.acme.admin.get(&own).await.status, 404);
-    let r = w
-        .acme
-        .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": "newbie@acme.test", "role": "admin"}),
-        )
-        .await;
+    let r = w.acme.admin.invite("newbie@acme.test", "admin").await;
     assert_eq!(r.status, 201, "{}", r.body);
     w.app.wait_for_mail("newbie@acme.test", MAIL_WAIT).await;
 
@@ -315,14 +301,7 @@ async fn admin_endpoints_authorisation_matrix() {
         1,
         "gus got one mail"
     );
-    let r = w
-        .app
-        .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": w.gus_token, "password": PASSWORD}),
-        )
-        .await;
+    let r = w.app.person().accept_invite(&w.gus_token, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["tenant"]["slug"], "globex");
     assert_eq!(r.json()["user"]["role"], "member");

@@ -3,202 +3,25 @@
 //! thousand tenants, doctor, crashes at every step, and bad input that must change nothing.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control_plane::directory::{Directory, Tenant, TenantStatus};
-use control_plane::service::provision::CREATE_STEPS;
 use serde_json::{Value, json};
-use tenant_runtime::store::users::{self, NewUser, Role, Status};
-use tenant_runtime::{RouterConfig, TenantId, TenantRouter};
-
-use crate::helpers::{PASSWORD, TestApp, bin_dir};
-
-// ---- running tenantctl -----------------------------------------------------------------------
-
-/// `tenantctl` pointed at one data directory, with nothing of the caller's environment.
-#[derive(Clone)]
-struct Ctl {
-    data: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
-        })
-    }
-
-    /// Asserts the documented failure shape: exit 1, one line on stderr, a stable code.
-    fn assert_fails_with(&self, code: &str) {
-        assert_eq!(
-            self.code,
-            Some(1),
-            "expected exit 1 with {code}: {}\n{}",
-            self.stdout,
-            self.stderr
-        );
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one line on stderr: {:?}", self.stderr);
-        assert!(lines[0].starts_with("tenantctl: "), "{:?}", lines[0]);
-        assert_eq!(self.json()["error"], code, "{}", self.stdout);
-    }
-}
-
-impl Ctl {
-    fn new(data: &Path) -> Self {
-        Self {
-            data: data.to_owned(),
-            env: Vec::new(),
-        }
-    }
-
-    fn with_env(mut self, k: &str, v: &str) -> Self {
-        self.env.push((k.to_owned(), v.to_owned()));
-        self
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin_dir().join("tenantctl"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("TENANTD_") || k.starts_with("TENANTCTL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("TENANTD_DATA_DIR", &self.data)
-            .env("TENANTD_PUBLIC_URL", "http://login.tenantd.test:8080")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        let out = self
-            .command(args)
-            .output()
-            .expect("run tenantctl (cargo build --workspace --bins first)");
-        Out {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs with `--json`, asserting success.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        assert!(
-            out.ok(),
-            "tenantctl {args:?} failed: {}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        out.json()
-    }
-
-    /// Runs with `--json`, expecting a failure with this code.
-    fn fails(&self, args: &[&str], code: &str) -> Out {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all);
-        out.assert_fails_with(code);
-        out
-    }
-
-    fn create(&self, slug: &str, domain: Option<&str>, admin: &str) -> Value {
-        let mut args = vec!["tenant", "create", "--slug", slug, "--name", slug];
-        if let Some(d) = domain {
-            args.extend(["--domain", d]);
-        }
-        args.extend(["--admin-email", admin, "--admin-name", "First Admin"]);
-        self.json(&args)
-    }
-
-    fn doctor(&self, repair: bool) -> (Out, Vec<Value>) {
-        let mut args = vec!["--json", "doctor", "--grace", "0"];
-        if repair {
-            args.push("--repair");
-        }
-        let out = self.run(&args);
-        let findings = out.json()["findings"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        (out, findings)
-    }
-
-    fn assert_clean(&self) {
-        let (out, findings) = self.doctor(false);
-        assert!(
-            out.ok() && findings.is_empty(),
-            "doctor should find nothing: {findings:#?}\n{}",
-            out.stderr
-        );
-    }
-}
+use tenant_runtime::TenantId;
+use tests::ctl::create_args;
+use tests::inproc::{
+    CREATE_STEPS, DELETE_STEPS, Tenant, UNDELETE_STEPS, directory_at, sha256_file,
+};
+use tests::seed::{add_user, old_tenant_file, router_at, tenant_row};
+use tests::{Ctl, MAIL_WAIT, PASSWORD, TestApp, now, within};
 
 fn kinds(findings: &[Value]) -> BTreeSet<String> {
     findings
         .iter()
         .map(|f| f["kind"].as_str().unwrap_or("").to_owned())
         .collect()
-}
-
-async fn directory(data: &Path) -> Directory {
-    Directory::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        data.join("directory.db").display()
-    ))
-    .await
-    .expect("directory")
-}
-
-fn router(data: &Path) -> TenantRouter {
-    TenantRouter::new(RouterConfig::new(data.join("tenants"))).expect("router")
-}
-
-fn now() -> i64 {
-    tenant_runtime::Clock::now(&tenant_runtime::SystemClock)
-}
-
-fn add_user(router: &TenantRouter, tenant: &str, email: &str) -> String {
-    let id = TenantId::parse(tenant).expect("tenant id");
-    let email = email.to_owned();
-    router
-        .write_blocking(&id, |tx| {
-            users::insert(
-                tx,
-                &NewUser {
-                    email: &email,
-                    name: "",
-                    role: Role::Member,
-                    status: Status::Active,
-                    password_hash: None,
-                },
-                now(),
-            )
-        })
-        .expect("insert user")
-        .id
 }
 
 /// Everything an operator command could change, in comparable form: the directory's rows, the
@@ -258,22 +81,6 @@ fn state(data: &Path) -> String {
     out
 }
 
-/// Polls `check` until it holds or `within` passes; returns how long it took.
-async fn within<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 // ---- lifecycle with a running server ---------------------------------------------------------
 
 #[tokio::test]
@@ -281,7 +88,7 @@ async fn tenants_are_created_listed_suspended_and_resumed_on_a_running_server() 
     // Arrange: a real tenantd, three companies made with `tenantctl tenant create`, each with
     // its first admin signed in through the mailed invitation.
     let app = TestApp::spawn().await;
-    let ctl = Ctl::new(&app.data_dir()).with_env("TENANTD_SMTP_URL", &app.smtp.url());
+    let ctl = app.ctl();
     let a = app.company("alpha").await;
     let b = app.company("bravo").await;
     let c = app.company("charlie").await;
@@ -341,9 +148,7 @@ async fn tenants_are_created_listed_suspended_and_resumed_on_a_running_server() 
     assert_eq!(ok["ok"], true);
     assert_eq!(ok["directory"]["tenants"], 3);
     ctl.json(&["send-test-email", "ops@example.test"]);
-    let m = app
-        .wait_for_mail("ops@example.test", crate::helpers::MAIL_WAIT)
-        .await;
+    let m = app.wait_for_mail("ops@example.test", MAIL_WAIT).await;
     assert!(m.subject.contains("test message"), "{}", m.subject);
 }
 
@@ -353,7 +158,7 @@ async fn tenants_are_created_listed_suspended_and_resumed_on_a_running_server() 
 async fn a_backup_taken_while_users_are_created_restores_every_earlier_user_elsewhere() {
     // Arrange: a company whose admin keeps inviting people through the running server.
     let app = TestApp::spawn().await;
-    let ctl = Ctl::new(&app.data_dir()).with_env("TENANTD_SMTP_URL", &app.smtp.url());
+    let ctl = app.ctl();
     let acme = app.company("acme").await;
     let _other = app.company("other").await;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -364,12 +169,7 @@ async fn a_backup_taken_while_users_are_created_restores_every_earlier_user_else
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 let email = format!("user{i}@acme.test");
-                let r = admin
-                    .post(
-                        "/api/admin/users",
-                        json!({"email": email, "role": "member"}),
-                    )
-                    .await;
+                let r = admin.invite(&email, "member").await;
                 assert_eq!(r.status, 201, "invite: {}", r.body);
                 acked.lock().expect("lock").push(email);
                 i += 1;
@@ -464,23 +264,16 @@ async fn a_backup_taken_while_users_are_created_restores_every_earlier_user_else
 async fn a_restore_over_a_live_tenant_ends_old_sessions_and_cannot_revive_used_links() {
     // Arrange: an invitation mailed before the backup and accepted after it.
     let app = TestApp::spawn().await;
-    let ctl = Ctl::new(&app.data_dir()).with_env("TENANTD_SMTP_URL", &app.smtp.url());
+    let ctl = app.ctl();
     let acme = app.company("acme").await;
     let other = app.company("other").await;
     app.invite(&acme.admin, "late@acme.test", "member").await;
-    let invitation = app
-        .wait_for_mail("late@acme.test", crate::helpers::MAIL_WAIT)
-        .await;
+    let invitation = app.wait_for_mail("late@acme.test", MAIL_WAIT).await;
     let dir = tempfile::tempdir().expect("tmp");
     let bk = dir.path().join("bk");
     ctl.json(&["backup", "--out", bk.to_str().expect("utf-8")]);
     let late = app.person();
-    let r = late
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": invitation.token, "password": PASSWORD}),
-        )
-        .await;
+    let r = late.accept_invite(&invitation.token, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     app.invite(&acme.admin, "after@acme.test", "member").await;
 
@@ -501,10 +294,7 @@ async fn a_restore_over_a_live_tenant_ends_old_sessions_and_cannot_revive_used_l
     assert_eq!(late.session_status().await, 401);
     let r = app
         .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": invitation.token, "password": PASSWORD}),
-        )
+        .accept_invite(&invitation.token, PASSWORD)
         .await;
     assert_ne!(r.status, 200, "a used invitation came back: {}", r.body);
     assert_eq!(other.admin.session_status().await, 200);
@@ -516,27 +306,6 @@ async fn a_restore_over_a_live_tenant_ends_old_sessions_and_cannot_revive_used_l
 }
 
 // ---- migrate -----------------------------------------------------------------------------------
-
-/// A tenant file at schema version 1, made the cheap way.
-fn old_tenant_file(tenants: &Path, id: &str) {
-    let mut conn = rusqlite::Connection::open(tenants.join(format!("{id}.db"))).expect("open");
-    conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")
-        .expect("pragmas");
-    tenant_schema::migrate_tenant_to(&mut conn, 1, 1).expect("v1");
-    conn.execute(
-        "INSERT INTO tenant_meta (id, tenant_id, created_at) VALUES (1, ?1, 1)",
-        [id],
-    )
-    .expect("meta");
-    conn.execute(
-        "INSERT INTO users (id, email, name, role, status, created_at, updated_at)
-         VALUES ('u1', 'a@' || ?1 || '.test', '', 'admin', 'active', 1, 1)",
-        [id],
-    )
-    .expect("user");
-    conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-        .expect("wal");
-}
 
 fn file_version(path: &Path) -> u32 {
     let conn = rusqlite::Connection::open(path).expect("open");
@@ -550,24 +319,13 @@ async fn migrate_brings_a_thousand_tenants_up_and_reports_the_corrupt_one() {
     let data = tempfile::tempdir().expect("tmp");
     let tenants_dir = data.path().join("tenants");
     std::fs::create_dir_all(&tenants_dir).expect("mkdir");
-    let dir = directory(data.path()).await;
+    let dir = directory_at(data.path()).await;
     let ids: Vec<String> = (0..1000).map(|i| format!("t{i:04}")).collect();
     let rows: Vec<Tenant> = ids
         .iter()
         .map(|id| {
-            old_tenant_file(&tenants_dir, id);
-            Tenant {
-                id: id.clone(),
-                slug: format!("s-{id}"),
-                name: id.clone(),
-                status: TenantStatus::Active,
-                schema_version: 1,
-                node: "local".into(),
-                placement_epoch: 1,
-                auth_epoch: 1,
-                created_at: 1,
-                updated_at: 1,
-            }
+            old_tenant_file(&tenants_dir, id, true);
+            tenant_row(id, &format!("s-{id}"), 1, "local", 1)
         })
         .collect();
     dir.insert_tenants(&rows).await.expect("rows");
@@ -660,8 +418,8 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
     let c = id_of(&ctl.create("charlie", None, "admin@charlie.test"));
     let d = id_of(&ctl.create("delta", None, "admin@delta.test"));
     ctl.assert_clean();
-    let dir = directory(data.path()).await;
-    let router = router(data.path());
+    let dir = directory_at(data.path()).await;
+    let router = router_at(data.path());
 
     // index row for a user that does not exist
     dir.upsert_email("ghost@alpha.test", &a, "no-such-user")
@@ -815,14 +573,6 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
 
 // ---- crashes -----------------------------------------------------------------------------------
 
-fn assert_crashed(out: &Out, step: &str) {
-    assert_eq!(
-        out.code, None,
-        "TENANTCTL_CRASH_AT={step} should die by a signal: {}\n{}",
-        out.stdout, out.stderr
-    );
-}
-
 #[tokio::test]
 async fn a_crash_at_any_step_of_create_is_repaired_by_doctor_and_the_create_reruns() {
     let data = tempfile::tempdir().expect("tmp");
@@ -833,34 +583,18 @@ async fn a_crash_at_any_step_of_create_is_repaired_by_doctor_and_the_create_reru
         let slug = format!("crash{i}");
         let domain = format!("crash{i}.test");
         let admin = format!("admin@crash{i}.test");
-        let args = [
-            "--json",
-            "tenant",
-            "create",
-            "--slug",
-            &slug,
-            "--name",
-            "Crash",
-            "--domain",
-            &domain,
-            "--admin-email",
-            &admin,
-        ];
+        let mut args = vec!["--json"];
+        args.extend(create_args(&slug, "Crash", Some(&domain), &admin));
         // Act: die right after the step.
         let out = ctl.clone().with_env("TENANTCTL_CRASH_AT", step).run(&args);
-        assert_crashed(&out, step);
+        out.assert_crashed(step);
         // Whatever the step, the admin is never routed to another tenant.
         let found = ctl.run(&["--json", "user", "find", &admin]);
         if found.ok() {
             assert_eq!(found.json()["tenant"]["slug"], slug.as_str(), "{step}");
         }
         // Assert: doctor brings it back to a consistent state, and the command runs again.
-        let (_, findings) = ctl.doctor(true);
-        assert!(
-            findings.iter().all(|f| f["repaired"] == true),
-            "{step}: {findings:#?}"
-        );
-        ctl.assert_clean();
+        ctl.assert_repaired(step);
         let out = ctl.run(&args);
         assert!(
             out.ok(),
@@ -902,8 +636,8 @@ async fn a_crash_at_any_step_of_create_is_repaired_by_doctor_and_the_create_reru
 async fn a_crash_at_any_step_of_delete_or_undelete_is_repaired_by_doctor() {
     let data = tempfile::tempdir().expect("tmp");
     let ctl = Ctl::new(data.path());
-    let router = router(data.path());
-    let steps = control_plane::service::fleet::DELETE_STEPS;
+    let router = router_at(data.path());
+    let steps = DELETE_STEPS;
     for (i, step) in steps.iter().enumerate() {
         let slug = format!("del{i}");
         let created = ctl.create(
@@ -920,13 +654,8 @@ async fn a_crash_at_any_step_of_delete_or_undelete_is_repaired_by_doctor() {
             .clone()
             .with_env("TENANTCTL_CRASH_AT", step)
             .run(&["--json", "tenant", "delete", &slug, "--yes"]);
-        assert_crashed(&out, step);
-        let (_, findings) = ctl.doctor(true);
-        assert!(
-            findings.iter().all(|f| f["repaired"] == true),
-            "{step}: {findings:#?}"
-        );
-        ctl.assert_clean();
+        out.assert_crashed(step);
+        ctl.assert_repaired(step);
 
         // Either the delete did not happen (and runs again), or it did (and undelete works).
         let exists = ctl.run(&["--json", "tenant", "show", &slug]).ok();
@@ -949,18 +678,13 @@ async fn a_crash_at_any_step_of_delete_or_undelete_is_repaired_by_doctor() {
     // Undelete, interrupted at each step, is rolled back by doctor and runs again.
     ctl.create("undel", Some("undel.test"), "admin@undel.test");
     ctl.json(&["tenant", "delete", "undel", "--yes"]);
-    for step in control_plane::service::fleet::UNDELETE_STEPS {
+    for step in UNDELETE_STEPS {
         let out = ctl
             .clone()
             .with_env("TENANTCTL_CRASH_AT", step)
             .run(&["--json", "tenant", "undelete", "undel"]);
-        assert_crashed(&out, step);
-        let (_, findings) = ctl.doctor(true);
-        assert!(
-            findings.iter().all(|f| f["repaired"] == true),
-            "{step}: {findings:#?}"
-        );
-        ctl.assert_clean();
+        out.assert_crashed(step);
+        ctl.assert_repaired(step);
         if ctl.run(&["--json", "tenant", "show", "undel"]).ok() {
             // Only a crash after the last step leaves it back.
             assert_eq!(*step, "activated");
@@ -1010,83 +734,24 @@ async fn bad_input_gives_one_clear_line_and_changes_nothing() {
             "domain_not_mapped",
         ),
         (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "Bad_Slug",
-                "--name",
-                "X",
-                "--admin-email",
-                "x@x.test",
-            ],
+            create_args("Bad_Slug", "X", None, "x@x.test"),
             "invalid_slug",
         ),
+        (create_args("ab", "X", None, "x@x.test"), "invalid_slug"),
         (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "ab",
-                "--name",
-                "X",
-                "--admin-email",
-                "x@x.test",
-            ],
-            "invalid_slug",
-        ),
-        (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "gamma",
-                "--name",
-                "G",
-                "--domain",
-                "acme.test",
-                "--admin-email",
-                "g@gamma.test",
-            ],
+            create_args("gamma", "G", Some("acme.test"), "g@gamma.test"),
             "domain_taken",
         ),
         (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "gamma",
-                "--name",
-                "G",
-                "--admin-email",
-                "ann@acme.test",
-            ],
+            create_args("gamma", "G", None, "ann@acme.test"),
             "email_taken",
         ),
         (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "acme",
-                "--name",
-                "Another",
-                "--admin-email",
-                "x@x.test",
-            ],
+            create_args("acme", "Another", None, "x@x.test"),
             "slug_taken",
         ),
         (
-            vec![
-                "tenant",
-                "create",
-                "--slug",
-                "gamma",
-                "--name",
-                "G",
-                "--admin-email",
-                "not-an-email",
-            ],
+            create_args("gamma", "G", None, "not-an-email"),
             "invalid_email",
         ),
         (vec!["tenant", "undelete", "acme"], "slug_taken"),
@@ -1148,8 +813,7 @@ async fn bad_input_gives_one_clear_line_and_changes_nothing() {
             .expect("bump");
     }
     let mut m3 = manifest.clone();
-    m3["tenants"][0]["sha256"] =
-        json!(control_plane::service::backup::sha256_file(&copy_path).expect("sha"));
+    m3["tenants"][0]["sha256"] = json!(sha256_file(&copy_path).expect("sha"));
     m3["tenants"][0]["size"] = json!(std::fs::metadata(&copy_path).expect("meta").len());
     std::fs::write(&manifest_path, serde_json::to_vec(&m3).expect("json")).expect("write");
     let out = ctl.fails(&["restore", "--from", &bk_s], "backup_too_new");

@@ -1,129 +1,15 @@
 //! The directory suite: the same tests against the embedded SQLite directory (a temp file) and
-//! against PostgreSQL (a fresh database per test on the server of `TENANTD_TEST_POSTGRES_URL`,
-//! default `postgres://postgres@127.0.0.1:5432/postgres`, dropped at the end).
+//! against PostgreSQL (a fresh database per test, see [`tests::db`]).
 //!
 //! Without a reachable PostgreSQL the PostgreSQL variants fail when `CI=true` (or when
 //! `TENANTD_TEST_POSTGRES_URL` is set) and are skipped with a message otherwise.
 
 use std::time::Duration;
 
-use control_plane::directory::{Directory, DirectoryError, Tenant, TenantStatus};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use tenant_runtime::TenantId;
-
-/// Which engine a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh, empty directory database; removed when dropped.
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-/// The PostgreSQL server the tests use (any database on it; tests create their own).
-pub fn postgres_admin_url() -> String {
-    std::env::var("TENANTD_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// Whether a missing PostgreSQL must fail the run rather than skip the PostgreSQL tests.
-fn postgres_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("TENANTD_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
-}
-
-impl TestDb {
-    /// A fresh database, or `None` when PostgreSQL is unreachable and not required.
-    pub async fn new(engine: Engine) -> Option<Self> {
-        match engine {
-            Engine::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("directory.db").display()
-                );
-                Some(Self {
-                    url,
-                    _dir: Some(dir),
-                    pg: None,
-                })
-            }
-            Engine::Postgres => {
-                let admin = postgres_admin_url();
-                let mut conn = match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    sqlx::PgConnection::connect(&admin),
-                )
-                .await
-                {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) if !postgres_required() => {
-                        eprintln!("SKIPPED: PostgreSQL unreachable at {admin}: {e}");
-                        return None;
-                    }
-                    Err(_) if !postgres_required() => {
-                        eprintln!("SKIPPED: PostgreSQL at {admin} did not answer");
-                        return None;
-                    }
-                    Ok(Err(e)) => panic!("PostgreSQL unreachable at {admin}: {e}"),
-                    Err(_) => panic!("PostgreSQL at {admin} did not answer within 10 s"),
-                };
-                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let _ = conn.close().await;
-                let mut url = reqwest::Url::parse(&admin).expect("postgres url");
-                url.set_path(&format!("/{name}"));
-                Some(Self {
-                    url: url.to_string(),
-                    _dir: None,
-                    pg: Some((admin, name)),
-                })
-            }
-        }
-    }
-
-    pub async fn connect(&self) -> Directory {
-        Directory::connect(&self.url).await.expect("connect")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else {
-            return;
-        };
-        // A thread of its own: Drop may run inside the test's runtime.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop a test database");
-        }
-    }
-}
+use tests::db::{Engine, TestDb};
+use tests::inproc::{Directory, DirectoryError, Tenant, TenantStatus};
 
 /// Runs each listed test on SQLite and on PostgreSQL.
 macro_rules! both_engines {
@@ -167,6 +53,19 @@ both_engines!(
 
 fn id() -> TenantId {
     TenantId::generate()
+}
+
+/// A fresh directory with two tenants, acme and beta, on the local node.
+async fn acme_and_beta(db: &TestDb) -> (Directory, TenantId, TenantId) {
+    let dir = db.connect().await;
+    let (a, b) = (id(), id());
+    dir.insert_tenant(&a, "acme", "Acme", "local")
+        .await
+        .expect("a");
+    dir.insert_tenant(&b, "beta", "Beta", "local")
+        .await
+        .expect("b");
+    (dir, a, b)
 }
 
 async fn tenants_crud(db: &TestDb) {
@@ -341,14 +240,7 @@ async fn bulk_insert_is_one_transaction(db: &TestDb) {
 }
 
 async fn slug_domain_and_email_are_unique(db: &TestDb) {
-    let dir = db.connect().await;
-    let (a, b) = (id(), id());
-    dir.insert_tenant(&a, "acme", "Acme", "local")
-        .await
-        .expect("a");
-    dir.insert_tenant(&b, "beta", "Beta", "local")
-        .await
-        .expect("b");
+    let (dir, a, b) = acme_and_beta(db).await;
 
     let err = dir
         .insert_tenant(&id(), "acme", "Other", "local")
@@ -407,14 +299,7 @@ async fn slug_domain_and_email_are_unique(db: &TestDb) {
 }
 
 async fn reserve_confirm_and_remove_email(db: &TestDb) {
-    let dir = db.connect().await;
-    let (a, b) = (id(), id());
-    dir.insert_tenant(&a, "acme", "Acme", "local")
-        .await
-        .expect("a");
-    dir.insert_tenant(&b, "beta", "Beta", "local")
-        .await
-        .expect("b");
+    let (dir, a, b) = acme_and_beta(db).await;
 
     // Reserved: pending; the same tenant reserving again gets the row back to reconcile.
     assert!(
@@ -512,14 +397,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
 }
 
 async fn route_email_tries_the_exact_address_then_the_domain(db: &TestDb) {
-    let dir = db.connect().await;
-    let (a, b) = (id(), id());
-    dir.insert_tenant(&a, "acme", "Acme", "local")
-        .await
-        .expect("a");
-    dir.insert_tenant(&b, "beta", "Beta", "local")
-        .await
-        .expect("b");
+    let (dir, a, b) = acme_and_beta(db).await;
     dir.add_domain(a.as_str(), "acme.test")
         .await
         .expect("domain");
@@ -685,7 +563,7 @@ async fn a_stale_lock_row_is_taken_over(db: &TestDb) {
     .await
     .expect("lock table");
     sqlx::query("INSERT INTO schema_lock (id, holder, acquired_at) VALUES (1, 'dead', $1)")
-        .bind(tenant_runtime::Clock::now(&tenant_runtime::SystemClock) - 3600)
+        .bind(tests::now() - 3600)
         .execute(raw.pool())
         .await
         .expect("stale lock");

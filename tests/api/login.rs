@@ -6,7 +6,7 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, COOKIE};
 use serde_json::json;
 
-use crate::helpers::{Options, PASSWORD, Person, Reply, TestApp};
+use tests::{MAIL_WAIT, Options, PASSWORD, Person, Reply, TestApp, http};
 
 fn keys(v: &serde_json::Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
@@ -116,9 +116,7 @@ async fn cookies_are_secure_and_host_prefixed_when_the_public_url_is_https() {
     // Mailed links use the configured https URL.
     let by_hand = app.person_with_cookie(&format!("__Host-tenantd_session={value}"));
     app.invite(&by_hand, "mo@acme.test", "member").await;
-    let mail = app
-        .wait_for_mail("mo@acme.test", crate::helpers::MAIL_WAIT)
-        .await;
+    let mail = app.wait_for_mail("mo@acme.test", MAIL_WAIT).await;
     assert!(
         mail.link
             .starts_with("https://login.example.test/invite?token="),
@@ -144,7 +142,7 @@ async fn every_login_gets_a_new_session_id() {
     // A session id planted before sign-in (fixation) is never adopted.
     let (tenant, _) = a.split_once('.').expect("tenant.secret");
     let planted = format!("{tenant}.{}", "A".repeat(43));
-    let r = Person::read(
+    let r = http::read(
         app.person()
             .request(Method::POST, "/api/auth/login")
             .header(COOKIE, format!("tenantd_session={planted}"))
@@ -222,6 +220,26 @@ async fn failed_logins_are_byte_identical_and_take_the_same_time() {
     );
 }
 
+/// Signs `email` in with the right password, which is refused with `code` (403, no cookie),
+/// and with a wrong one, which gets exactly the `baseline` answer.
+async fn told_only_with_the_password(
+    app: &TestApp,
+    email: &str,
+    code: &str,
+    baseline: &Reply,
+    what: &str,
+) {
+    let right = app.person().login(email, PASSWORD).await;
+    assert_eq!((right.status, right.code().as_str()), (403, code));
+    assert!(right.set_cookies().is_empty());
+    let wrong = app.person().login(email, "wrong-password-123").await;
+    assert_eq!(
+        wrong.fingerprint(),
+        baseline.fingerprint(),
+        "{what}, wrong password"
+    );
+}
+
 #[tokio::test]
 async fn blocked_and_suspended_are_told_only_after_the_password_is_verified() {
     let app = TestApp::spawn().await;
@@ -229,64 +247,43 @@ async fn blocked_and_suspended_are_told_only_after_the_password_is_verified() {
     let mo = app.add_user(&acme.admin, "mo@acme.test", "member").await;
     let baseline = app.person().login("nobody@acme.test", PASSWORD).await;
 
-    let r = acme
-        .admin
-        .patch(
-            &format!("/api/admin/users/{}", mo.id),
-            json!({"blocked": true}),
-        )
-        .await;
+    let r = acme.admin.set_blocked(&mo.id, true).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let right = app.person().login("mo@acme.test", PASSWORD).await;
-    assert_eq!(
-        (right.status, right.code().as_str()),
-        (403, "account_blocked")
-    );
-    assert!(right.set_cookies().is_empty());
-    let wrong = app
-        .person()
-        .login("mo@acme.test", "wrong-password-123")
-        .await;
-    assert_eq!(
-        wrong.fingerprint(),
-        baseline.fingerprint(),
-        "blocked, wrong password"
-    );
+    told_only_with_the_password(
+        &app,
+        "mo@acme.test",
+        "account_blocked",
+        &baseline,
+        "blocked",
+    )
+    .await;
 
-    // Suspension: the operator's switch in the directory.
+    // Suspension: the operator's switch (`tenantctl tenant suspend`).
     let open = app.login(&acme.admin_email, PASSWORD).await;
-    app.set_tenant_status("acme", true).await;
-    let right = app.person().login(&acme.admin_email, PASSWORD).await;
-    assert_eq!(
-        (right.status, right.code().as_str()),
-        (403, "tenant_suspended")
-    );
-    assert!(right.set_cookies().is_empty());
-    let wrong = app
-        .person()
-        .login(&acme.admin_email, "wrong-password-123")
-        .await;
-    assert_eq!(
-        wrong.fingerprint(),
-        baseline.fingerprint(),
-        "suspended, wrong password"
-    );
+    app.set_tenant_status("acme", true);
+    told_only_with_the_password(
+        &app,
+        &acme.admin_email,
+        "tenant_suspended",
+        &baseline,
+        "suspended",
+    )
+    .await;
     // Open sessions stop working within the tenant cache's lifetime (under a second).
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
+    tests::poll(Duration::from_secs(5), "suspension", || async {
         let s = open.get("/api/session").await;
         if s.status == 403 {
             assert_eq!(s.code(), "tenant_suspended");
-            break;
+            return Ok(());
         }
-        assert!(Instant::now() < until, "session still works: {}", s.status);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Err(format!("session still works: {}", s.status))
+    })
+    .await;
     let admin_list = open.get("/api/admin/users").await;
     assert_eq!(admin_list.status, 403);
 
-    app.set_tenant_status("acme", false).await;
+    app.set_tenant_status("acme", false);
     let r = app.person().login(&acme.admin_email, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -297,16 +294,10 @@ async fn forgot_answers_are_byte_identical_whether_or_not_the_account_exists() {
     let acme = app.company("acme").await;
     let mo = app.add_user(&acme.admin, "mo@acme.test", "member").await;
     app.invite(&acme.admin, "invited@acme.test", "member").await;
-    let blocked = acme
-        .admin
-        .patch(
-            &format!("/api/admin/users/{}", mo.id),
-            json!({"blocked": true}),
-        )
-        .await;
+    let blocked = acme.admin.set_blocked(&mo.id, true).await;
     assert_eq!(blocked.status, 200);
     let p = app.person();
-    let forgot = |email: &str| p.post("/api/auth/forgot", json!({"email": email}));
+    let forgot = |email: &str| p.forgot(email);
 
     let unknown = forgot("nobody@nowhere.test").await;
     let known = forgot(&acme.admin_email).await;
@@ -329,12 +320,8 @@ async fn forgot_answers_are_byte_identical_whether_or_not_the_account_exists() {
         assert_eq!(r.fingerprint(), unknown.fingerprint(), "{what}");
     }
     // The known address did get its link (twice: both spellings).
-    let a = app
-        .wait_for_mail(&acme.admin_email, crate::helpers::MAIL_WAIT)
-        .await;
-    let b = app
-        .wait_for_mail(&acme.admin_email, crate::helpers::MAIL_WAIT)
-        .await;
+    let a = app.wait_for_mail(&acme.admin_email, MAIL_WAIT).await;
+    let b = app.wait_for_mail(&acme.admin_email, MAIL_WAIT).await;
     assert!(a.link.contains("/reset?token=") && b.link.contains("/reset?token="));
 }
 
@@ -346,7 +333,7 @@ async fn raw(who: &Person, method: Method, path: &str, ct: Option<&str>) -> Repl
     if let Some(ct) = ct {
         req = req.header(CONTENT_TYPE, ct);
     }
-    Person::read(req).await
+    http::read(req).await
 }
 
 #[tokio::test]
@@ -376,7 +363,7 @@ async fn state_changing_json_endpoints_require_the_json_content_type() {
         }
     }
     // Malformed JSON and unexpected fields get their own stable codes.
-    let r = Person::read(
+    let r = http::read(
         acme.admin
             .request(Method::POST, "/api/auth/login")
             .header(CONTENT_TYPE, "application/json")

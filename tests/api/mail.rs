@@ -5,22 +5,15 @@
 //! binary runs on the system clock and has no way to move it, so expiry is left to in-process
 //! tests with a `ManualClock`.
 
-use serde_json::json;
+use tests::mail::Mail;
+use tests::{Company, MAIL_WAIT, NEW_PASSWORD, PASSWORD, TestApp};
 
-use crate::helpers::{MAIL_WAIT, NEW_PASSWORD, PASSWORD, Reply, TestApp};
-
-fn reset_with(app: &TestApp, token: &str, password: &str) -> impl Future<Output = Reply> + use<> {
-    app.person().post(
-        "/api/auth/reset",
-        json!({"token": token, "password": password}),
-    )
-}
-
-fn accept_with(app: &TestApp, token: &str, password: &str) -> impl Future<Output = Reply> + use<> {
-    app.person().post(
-        "/api/auth/accept-invite",
-        json!({"token": token, "password": password, "name": "Nia Person"}),
-    )
+/// Company acme, whose admin invited ivy@acme.test: the company, Ivy's id, her invitation.
+async fn ivy_invited(app: &TestApp) -> (Company, String, Mail) {
+    let acme = app.company("acme").await;
+    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
+    let mail = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    (acme, id, mail)
 }
 
 #[tokio::test]
@@ -30,10 +23,7 @@ async fn password_reset_through_the_mailed_link() {
     let mo = app.add_user(&acme.admin, "mo@acme.test", "member").await;
     let other_browser = app.login(&mo.email, PASSWORD).await;
 
-    let r = app
-        .person()
-        .post("/api/auth/forgot", json!({"email": "  MO@Acme.test "}))
-        .await;
+    let r = app.person().forgot("  MO@Acme.test ").await;
     assert_eq!(r.status, 202);
     let mail = app.wait_for_mail("mo@acme.test", MAIL_WAIT).await;
 
@@ -45,7 +35,7 @@ async fn password_reset_through_the_mailed_link() {
         mail.link
     );
     assert!(mail.text.contains("30 minutes"), "{}", mail.text);
-    let reset = |password: &str| reset_with(&app, &mail.token, password);
+    let reset = |password: &str| app.person().reset(&mail.token, password);
 
     // Rejected passwords leave the token usable.
     let r = reset("short").await;
@@ -54,7 +44,7 @@ async fn password_reset_through_the_mailed_link() {
     assert_eq!((r.status, r.code().as_str()), (400, "password_is_email"));
     let r = reset("password1234").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_common"));
-    let r = reset_with(&app, &mail.token, &"x1".repeat(129)).await;
+    let r = app.person().reset(&mail.token, &"x1".repeat(129)).await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_long"));
     assert_eq!(
         mo.person.session_status().await,
@@ -90,13 +80,7 @@ async fn password_reset_through_the_mailed_link() {
     let last = forged.pop().expect("token");
     forged.push(if last == 'A' { 'B' } else { 'A' });
     for token in [forged.as_str(), "nonsense", ""] {
-        let r = app
-            .person()
-            .post(
-                "/api/auth/reset",
-                json!({"token": token, "password": "another-fine-password-9"}),
-            )
-            .await;
+        let r = app.person().reset(token, "another-fine-password-9").await;
         assert_eq!(
             (r.status, r.code().as_str()),
             (400, "invalid_token"),
@@ -109,21 +93,21 @@ async fn password_reset_through_the_mailed_link() {
 async fn only_the_newest_reset_link_works() {
     let app = TestApp::spawn().await;
     let acme = app.company("acme").await;
-    let forgot = || {
-        app.person()
-            .post("/api/auth/forgot", json!({"email": acme.admin_email}))
-    };
+    let forgot = || app.person().forgot(&acme.admin_email);
     assert_eq!(forgot().await.status, 202);
     let older = app.wait_for_mail(&acme.admin_email, MAIL_WAIT).await;
     assert_eq!(forgot().await.status, 202);
     let newer = app.wait_for_mail(&acme.admin_email, MAIL_WAIT).await;
     assert_ne!(older.token, newer.token);
 
-    let r = reset_with(&app, &older.token, NEW_PASSWORD).await;
+    let r = app.person().reset(&older.token, NEW_PASSWORD).await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_token"));
-    let r = reset_with(&app, &newer.token, NEW_PASSWORD).await;
+    let r = app.person().reset(&newer.token, NEW_PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = reset_with(&app, &newer.token, "another-fine-password-9").await;
+    let r = app
+        .person()
+        .reset(&newer.token, "another-fine-password-9")
+        .await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_token"));
     app.login(&acme.admin_email, NEW_PASSWORD).await;
 }
@@ -135,13 +119,7 @@ async fn forgot_sends_nothing_for_blocked_invited_or_unknown_addresses() {
     let mo = app.add_user(&acme.admin, "mo@acme.test", "member").await;
     app.invite(&acme.admin, "ivy@acme.test", "member").await;
     app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
-    let r = acme
-        .admin
-        .patch(
-            &format!("/api/admin/users/{}", mo.id),
-            json!({"blocked": true}),
-        )
-        .await;
+    let r = acme.admin.set_blocked(&mo.id, true).await;
     assert_eq!(r.status, 200);
     let before = app.mails().len();
 
@@ -151,10 +129,7 @@ async fn forgot_sends_nothing_for_blocked_invited_or_unknown_addresses() {
         "nobody@acme.test",
         "x@y.test",
     ] {
-        let r = app
-            .person()
-            .post("/api/auth/forgot", json!({"email": email}))
-            .await;
+        let r = app.person().forgot(email).await;
         assert_eq!(r.status, 202);
     }
     app.mail_barrier(&acme.admin_email).await;
@@ -193,7 +168,10 @@ async fn invitation_acceptance_through_the_mailed_link() {
         "{}",
         mail.link
     );
-    let accept = |password: &str| accept_with(&app, &mail.token, password);
+    let accept = |password: &str| {
+        app.person()
+            .accept_invite_named(&mail.token, password, "Nia Person")
+    };
     // Not yet accepted: cannot sign in, with the generic answer.
     let r = app.person().login("new.person@acme.test", PASSWORD).await;
     assert_eq!((r.status, r.code().as_str()), (401, "invalid_credentials"));
@@ -208,10 +186,7 @@ async fn invitation_acceptance_through_the_mailed_link() {
 
     let person = app.person();
     let r = person
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": mail.token, "password": PASSWORD, "name": "Nia Person"}),
-        )
+        .accept_invite_named(&mail.token, PASSWORD, "Nia Person")
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -238,9 +213,7 @@ async fn invitation_acceptance_through_the_mailed_link() {
 #[tokio::test]
 async fn a_resent_invitation_makes_the_old_link_invalid() {
     let app = TestApp::spawn().await;
-    let acme = app.company("acme").await;
-    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
-    let old = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    let (acme, id, old) = ivy_invited(&app).await;
 
     let r = acme
         .admin
@@ -250,21 +223,9 @@ async fn a_resent_invitation_makes_the_old_link_invalid() {
     let new = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
     assert_ne!(old.token, new.token);
 
-    let r = app
-        .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": old.token, "password": PASSWORD}),
-        )
-        .await;
+    let r = app.person().accept_invite(&old.token, PASSWORD).await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_token"));
-    let r = app
-        .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": new.token, "password": PASSWORD}),
-        )
-        .await;
+    let r = app.person().accept_invite(&new.token, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // Once accepted there is nothing to resend.
@@ -278,9 +239,7 @@ async fn a_resent_invitation_makes_the_old_link_invalid() {
 #[tokio::test]
 async fn a_revoked_invitation_link_is_invalid() {
     let app = TestApp::spawn().await;
-    let acme = app.company("acme").await;
-    let id = app.invite(&acme.admin, "ivy@acme.test", "member").await;
-    let mail = app.wait_for_mail("ivy@acme.test", MAIL_WAIT).await;
+    let (acme, id, mail) = ivy_invited(&app).await;
 
     let r = acme
         .admin
@@ -288,13 +247,7 @@ async fn a_revoked_invitation_link_is_invalid() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
 
-    let r = app
-        .person()
-        .post(
-            "/api/auth/accept-invite",
-            json!({"token": mail.token, "password": PASSWORD}),
-        )
-        .await;
+    let r = app.person().accept_invite(&mail.token, PASSWORD).await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_token"));
     let user = acme
         .admin
@@ -315,47 +268,20 @@ async fn inviting_an_email_of_another_company_gives_email_taken_and_sends_nothin
     let before_globex = globex.admin.get("/api/admin/users").await.json();
     let mails = app.mails().len();
 
-    let r = acme
-        .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": globex.admin_email, "role": "member"}),
-        )
-        .await;
+    let r = acme.admin.invite(&globex.admin_email, "member").await;
     assert_eq!((r.status, r.code().as_str()), (409, "email_taken"));
     let r = acme
         .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": globex.admin_email.to_uppercase(), "role": "admin"}),
-        )
+        .invite(&globex.admin_email.to_uppercase(), "admin")
         .await;
     assert_eq!((r.status, r.code().as_str()), (409, "email_taken"));
     // Inviting one's own user is a different conflict.
-    let r = acme
-        .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": acme.admin_email, "role": "member"}),
-        )
-        .await;
+    let r = acme.admin.invite(&acme.admin_email, "member").await;
     assert_eq!((r.status, r.code().as_str()), (409, "user_exists"));
     // Bad input is refused before anything happens.
-    let r = acme
-        .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": "not-an-email", "role": "member"}),
-        )
-        .await;
+    let r = acme.admin.invite("not-an-email", "member").await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_email"));
-    let r = acme
-        .admin
-        .post(
-            "/api/admin/users",
-            json!({"email": "x@acme.test", "role": "owner"}),
-        )
-        .await;
+    let r = acme.admin.invite("x@acme.test", "owner").await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_role"));
 
     assert_eq!(acme.admin.get("/api/admin/users").await.json(), before_acme);

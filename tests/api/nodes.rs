@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cluster::{self, Node, SECRET, call, client};
-use crate::directory::{Engine, TestDb};
-use crate::helpers::PASSWORD;
+use tests::cluster::{self, Node, SECRET};
+use tests::db::{Engine, TestDb};
+use tests::http::{self, client, emails_of};
+use tests::inproc::sign_internal;
+use tests::{PASSWORD, poll, within};
 
 /// Three nodes n1, n2, n3 on one fresh PostgreSQL directory, or `None` (skipped).
 async fn three_nodes() -> Option<(TestDb, Vec<Node>)> {
@@ -34,19 +36,6 @@ async fn three_nodes() -> Option<(TestDb, Vec<Node>)> {
         })
         .collect();
     Some((db, nodes))
-}
-
-async fn login(via: &Node, email: &str) -> String {
-    let a = call(
-        &client(),
-        Method::POST,
-        via.url("/api/auth/login"),
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(a.status, 200, "login {email} via {}: {}", via.id, a.body);
-    a.session().expect("session cookie")
 }
 
 /// `tenantd_forwarded_requests_total` of a node, summed over targets, for one result.
@@ -113,16 +102,9 @@ async fn three_nodes_spread_tenants_and_each_serves_all_of_them() {
     for (slug, t) in &companies {
         let admin_email = format!("admin@{slug}.test");
         for (k, via) in nodes.iter().enumerate() {
-            let session = login(via, &admin_email).await;
+            let session = via.login(&admin_email).await;
             for check in &nodes {
-                let s = call(
-                    &c,
-                    Method::GET,
-                    check.url("/api/session"),
-                    Some(&session),
-                    None,
-                )
-                .await;
+                let s = check.session(&session).await;
                 assert_eq!(
                     s.status, 200,
                     "session of {slug} via {}: {}",
@@ -132,78 +114,39 @@ async fn three_nodes_spread_tenants_and_each_serves_all_of_them() {
                 assert_eq!(s.json()["user"]["email"], admin_email.as_str());
             }
             let member = format!("m{k}@{slug}.test");
-            let invited = call(
-                &c,
-                Method::POST,
-                via.url("/api/admin/users"),
-                Some(&session),
-                Some(json!({"email": member, "role": "member"})),
-            )
-            .await;
+            let invited = via.invite(&session, &member, "member").await;
             assert_eq!(
                 invited.status, 201,
                 "invite via {}: {}",
                 via.id, invited.body
             );
             let other = &nodes[(k + 1) % 3];
-            let list = call(
-                &c,
-                Method::GET,
-                other.url("/api/admin/users"),
-                Some(&session),
-                None,
-            )
-            .await;
+            let list = other
+                .call(Method::GET, "/api/admin/users", Some(&session), None)
+                .await;
             assert_eq!(list.status, 200);
-            let listed = list.json();
-            let emails: Vec<&str> = listed["users"]
-                .as_array()
-                .expect("users")
-                .iter()
-                .filter_map(|u| u["email"].as_str())
-                .collect();
-            assert!(emails.contains(&member.as_str()), "{member} in {emails:?}");
+            let emails = emails_of(&list.json());
+            assert!(emails.contains(&member), "{member} in {emails:?}");
             // A page, through a node that does not hold the company.
-            let page = cluster::read(c.get(other.url("/admin")).header(
-                reqwest::header::COOKIE,
-                format!("tenantd_session={session}"),
-            ))
-            .await;
+            let page = other
+                .call(Method::GET, "/admin", Some(&session), None)
+                .await;
             assert_eq!(page.status, 200, "admin page via {}", other.id);
             assert!(page.body.contains(&member), "the page lists {member}");
             // Signing out through yet another node ends the session everywhere.
-            let out = call(
-                &c,
-                Method::POST,
-                nodes[(k + 2) % 3].url("/api/auth/logout"),
-                Some(&session),
-                None,
-            )
-            .await;
+            let out = nodes[(k + 2) % 3]
+                .call(Method::POST, "/api/auth/logout", Some(&session), None)
+                .await;
             assert_eq!(out.status, 200);
             for check in &nodes {
-                let s = call(
-                    &c,
-                    Method::GET,
-                    check.url("/api/session"),
-                    Some(&session),
-                    None,
-                )
-                .await;
+                let s = check.session(&session).await;
                 assert_eq!(s.status, 401, "signed out everywhere");
             }
         }
     }
     // A wrong password is the same answer through any node, and unknown addresses too.
     for via in &nodes {
-        let bad = call(
-            &c,
-            Method::POST,
-            via.url("/api/auth/login"),
-            None,
-            Some(json!({"email": "admin@co-a.test", "password": "wrong-password-123"})),
-        )
-        .await;
+        let bad = via.sign_in("admin@co-a.test", "wrong-password-123").await;
         assert_eq!(
             (bad.status, bad.code().as_str()),
             (401, "invalid_credentials")
@@ -214,14 +157,14 @@ async fn three_nodes_spread_tenants_and_each_serves_all_of_them() {
         assert!(forwarded(n, "ok").await > 0.0, "{} forwarded nothing", n.id);
     }
     // A forged forwarding header is refused.
-    let forged = cluster::read(
+    let forged = http::read(
         c.get(nodes[0].url("/api/session"))
             .header("x-tenantd-forwarded", "v1 1 n2 1.2.3.4 00"),
     )
     .await;
     assert_eq!(forged.status, 403);
     // Internal endpoints need the secret.
-    let internal = cluster::read(c.post(nodes[0].url(&format!(
+    let internal = http::read(c.post(nodes[0].url(&format!(
         "/internal/tenants/{}/freeze?epoch=1",
         companies[0].1["id"].as_str().expect("id")
     ))))
@@ -257,20 +200,12 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     for w in 0..4 {
         let (nodes, seen, stop, admin) = (nodes.clone(), seen.clone(), stop.clone(), admin.clone());
         tasks.push(tokio::spawn(async move {
-            let c = client();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && i < 150 {
                 let email = format!("w{w}-{i}@moveco.test");
                 let via = &nodes[(w + i) % 3];
                 let started = Instant::now();
-                let a = call(
-                    &c,
-                    Method::POST,
-                    via.url("/api/admin/users"),
-                    Some(&admin),
-                    Some(json!({"email": email, "role": "member"})),
-                )
-                .await;
+                let a = via.invite(&admin, &email, "member").await;
                 let took = started.elapsed();
                 let mut s = seen.lock().expect("seen");
                 s.slowest_write = s.slowest_write.max(took);
@@ -290,7 +225,6 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     for r in 0..3 {
         let (nodes, seen, stop, admin) = (nodes.clone(), seen.clone(), stop.clone(), admin.clone());
         tasks.push(tokio::spawn(async move {
-            let c = client();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 let via = &nodes[(r + i) % 3];
@@ -299,7 +233,7 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
                 } else {
                     "/api/admin/users?limit=5"
                 };
-                let a = call(&c, Method::GET, via.url(path), Some(&admin), None).await;
+                let a = via.call(Method::GET, path, Some(&admin), None).await;
                 let mut s = seen.lock().expect("seen");
                 s.reads += 1;
                 if a.status != 200 {
@@ -312,11 +246,12 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
         }));
     }
     // Let some writes land before the move.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.lock().expect("seen").acknowledged.len() < 20 {
-        assert!(Instant::now() < deadline, "writes do not go through");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    within(
+        Duration::from_secs(30),
+        "writes do not go through",
+        || async { seen.lock().expect("seen").acknowledged.len() >= 20 },
+    )
+    .await;
 
     // Act: move the tenant from n1 to n2 while the clients go on.
     let mover = nodes.clone();
@@ -327,15 +262,19 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     .expect("move task");
     // Writes after the move, then stop.
     let after = seen.lock().expect("seen").acknowledged.len();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while seen.lock().expect("seen").acknowledged.len() < after + 20 {
-        assert!(
-            Instant::now() < deadline,
-            "writes stopped after the move: {:?}",
-            seen.lock().expect("seen")
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll(
+        Duration::from_secs(30),
+        "writes stopped after the move",
+        || async {
+            let s = seen.lock().expect("seen");
+            if s.acknowledged.len() >= after + 20 {
+                Ok(())
+            } else {
+                Err(format!("{s:?}"))
+            }
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.expect("client task");
@@ -374,22 +313,18 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
         let mut listed = BTreeSet::new();
         let mut offset = 0;
         loop {
-            let page = call(
-                &c,
-                Method::GET,
-                n.url(&format!("/api/admin/users?limit=200&offset={offset}")),
-                Some(&admin),
-                None,
-            )
-            .await;
+            let page = n
+                .call(
+                    Method::GET,
+                    &format!("/api/admin/users?limit=200&offset={offset}"),
+                    Some(&admin),
+                    None,
+                )
+                .await;
             assert_eq!(page.status, 200, "{}", page.body);
             let v: Value = page.json();
             let users = v["users"].as_array().expect("users");
-            listed.extend(
-                users
-                    .iter()
-                    .filter_map(|u| u["email"].as_str().map(str::to_owned)),
-            );
+            listed.extend(emails_of(&v));
             offset += users.len();
             if users.is_empty() || offset >= v["total"].as_u64().expect("total") as usize {
                 break;
@@ -411,9 +346,9 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     let status = nodes[0].tenantctl_json(&["tenant", "show", "moveco"]);
     assert_eq!(status["node"], "n2");
     let path = format!("/internal/tenants/{tenant_id}/snapshot");
-    let refused = cluster::read(c.get(nodes[0].url(&path)).header(
+    let refused = http::read(c.get(nodes[0].url(&path)).header(
         "x-tenantd-internal",
-        control_plane::cluster::sign_internal(SECRET, &Method::GET, &path),
+        sign_internal(SECRET, &Method::GET, &path),
     ))
     .await;
     assert_eq!(
@@ -424,14 +359,12 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
         .data
         .join("tenants")
         .join(format!("{tenant_id}.db"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while old_file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the old node kept the file in place"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within(
+        Duration::from_secs(20),
+        "the old node kept the file in place",
+        || async { !old_file.exists() },
+    )
+    .await;
     assert!(
         nodes[1]
             .data
@@ -441,7 +374,7 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     );
     // Sessions survive the move.
     for n in nodes.iter() {
-        let s = call(&c, Method::GET, n.url("/api/session"), Some(&admin), None).await;
+        let s = n.session(&admin).await;
         assert_eq!(s.status, 200, "session via {} after the move", n.id);
     }
 }
@@ -463,32 +396,17 @@ async fn a_stopped_node_takes_down_only_its_own_tenants() {
     nodes[2].stop();
 
     // Assert: n1's and n2's companies work through both remaining nodes.
-    let c = client();
     for (slug, session) in &sessions[..2] {
         for via in &nodes[..2] {
-            let s = call(
-                &c,
-                Method::GET,
-                via.url("/api/session"),
-                Some(session),
-                None,
-            )
-            .await;
+            let s = via.session(session).await;
             assert_eq!(s.status, 200, "{slug} via {}", via.id);
-            login(via, &format!("admin@{slug}.test")).await;
+            via.login(&format!("admin@{slug}.test")).await;
         }
     }
     // n3's company answers a clear 503 through the others.
     let (slug, session) = &sessions[2];
     for via in &nodes[..2] {
-        let s = call(
-            &c,
-            Method::GET,
-            via.url("/api/session"),
-            Some(session),
-            None,
-        )
-        .await;
+        let s = via.session(session).await;
         assert_eq!(
             (s.status, s.code().as_str()),
             (503, "tenant_unavailable"),
@@ -496,24 +414,17 @@ async fn a_stopped_node_takes_down_only_its_own_tenants() {
             s.body
         );
         assert!(s.headers.contains_key("retry-after"));
-        let l = call(
-            &c,
-            Method::POST,
-            via.url("/api/auth/login"),
-            None,
-            Some(json!({"email": format!("admin@{slug}.test"), "password": PASSWORD})),
-        )
-        .await;
+        let l = via.sign_in(&format!("admin@{slug}.test"), PASSWORD).await;
         assert_eq!((l.status, l.code().as_str()), (503, "tenant_unavailable"));
         // A reset request answers as always: it tells nothing about the account.
-        let f = call(
-            &c,
-            Method::POST,
-            via.url("/api/auth/forgot"),
-            None,
-            Some(json!({"email": format!("admin@{slug}.test")})),
-        )
-        .await;
+        let f = via
+            .call(
+                Method::POST,
+                "/api/auth/forgot",
+                None,
+                Some(json!({"email": format!("admin@{slug}.test")})),
+            )
+            .await;
         assert_eq!(f.status, 202);
         assert!(forwarded(via, "unavailable").await > 0.0);
     }

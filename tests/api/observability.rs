@@ -2,13 +2,13 @@
 //! request id echoed in a header.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-
-use crate::cluster::{self, Node};
-use crate::inproc::{InProc, PASSWORD};
+use tests::cluster::{self, Node};
+use tests::http::{self, client};
+use tests::inproc::{InProc, TenantStatus};
+use tests::{PASSWORD, poll};
 
 /// `name{labels} value` lines of a text exposition, keyed by `name{labels}`.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -27,11 +27,11 @@ fn sample(all: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 async fn scrape(app: &InProc) -> (String, HashMap<String, f64>) {
-    let a = app.call(Method::GET, "/metrics", None, None).await;
-    assert_eq!(a.status, StatusCode::OK);
+    let a = app.get("/metrics", None).await;
+    assert_eq!(a.status, 200);
     let ctype = a.headers["content-type"].to_str().expect("ascii");
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
-    let text = String::from_utf8(a.raw).expect("utf-8");
+    let text = a.body;
     let s = samples(&text);
     (text, s)
 }
@@ -44,25 +44,21 @@ async fn metrics_count_requests_by_route_and_logins_by_outcome() {
     let (bob, _) = app.member(&admin, "bob@acme.test").await;
 
     // Act: one sign-in of each outcome the harness can cause.
-    assert_eq!(
-        app.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.login("admin@acme.test", PASSWORD).await.status, 200);
     assert_eq!(
         app.login("admin@acme.test", "wrong-password-1")
             .await
             .status,
-        StatusCode::UNAUTHORIZED
+        401
     );
     let blocked = app
-        .call(
-            Method::PATCH,
+        .patch(
             &format!("/api/admin/users/{bob}"),
             Some(&admin),
-            Some(json!({"blocked": true})),
+            json!({"blocked": true}),
         )
         .await;
-    assert_eq!(blocked.status, StatusCode::OK);
+    assert_eq!(blocked.status, 200);
     assert_eq!(
         app.login("bob@acme.test", PASSWORD).await.code(),
         "account_blocked"
@@ -83,10 +79,7 @@ async fn metrics_count_requests_by_route_and_logins_by_outcome() {
     );
     app.state
         .directory
-        .set_tenant_status(
-            &tenant_id,
-            control_plane::directory::TenantStatus::Suspended,
-        )
+        .set_tenant_status(&tenant_id, TenantStatus::Suspended)
         .await
         .expect("suspend");
     app.state.tenant_cache.forget(&tenant_id);
@@ -94,12 +87,7 @@ async fn metrics_count_requests_by_route_and_logins_by_outcome() {
         app.login("admin@acme.test", PASSWORD).await.code(),
         "tenant_suspended"
     );
-    assert_eq!(
-        app.call(Method::GET, "/no/such/page", None, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get("/no/such/page", None).await.status, 404);
 
     // Assert
     let (text, s) = scrape(&app).await;
@@ -188,12 +176,7 @@ async fn metrics_count_evictions_past_the_connection_cap() {
         sessions.push(app.company(slug).await.1);
     }
     for s in &sessions {
-        assert_eq!(
-            app.call(Method::GET, "/api/session", Some(s), None)
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(app.session_status(s).await, 200);
     }
     let (_, s) = scrape(&app).await;
     let evictions = sample(&s, "tenantd_tenant_evictions_total");
@@ -215,36 +198,22 @@ fn request_lines(node: &Node) -> Vec<Value> {
 async fn json_logs_have_one_line_per_request_without_secrets() {
     // Arrange: a real tenantd logging JSON, and a company.
     let node = Node::start("local", &[("TENANTD_LOG_FORMAT", "json")]);
-    let c = cluster::client();
     let (_, session) = cluster::company(&node, &node.address, "logco", &[]).await;
 
     // Act: a sign-in with our own request id, a failed one, a session check.
     let mine = "req-4f1c2a-test";
-    let ok = cluster::read(
-        c.post(node.url("/api/auth/login"))
+    let ok = http::read(
+        client()
+            .post(node.url("/api/auth/login"))
             .header("x-request-id", mine)
             .json(&json!({"email": "admin@logco.test", "password": PASSWORD})),
     )
     .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let new_session = ok.session().expect("session");
-    let bad = cluster::call(
-        &c,
-        reqwest::Method::POST,
-        node.url("/api/auth/login"),
-        None,
-        Some(json!({"email": "admin@logco.test", "password": "not-the-password-9"})),
-    )
-    .await;
+    let bad = node.sign_in("admin@logco.test", "not-the-password-9").await;
     assert_eq!(bad.status, 401);
-    let check = cluster::call(
-        &c,
-        reqwest::Method::GET,
-        node.url("/api/session"),
-        Some(&session),
-        None,
-    )
-    .await;
+    let check = node.session(&session).await;
     assert_eq!(check.status, 200);
 
     // Assert: the request id is echoed, generated when absent.
@@ -255,20 +224,15 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
         .to_owned();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
     // One line per request, found by request id (the log is written after the answer).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (login_line, check_line) = loop {
+    let (login_line, check_line) = poll(Duration::from_secs(10), "request lines", || async {
         let lines = request_lines(&node);
         let by_id = |id: &str| lines.iter().find(|l| l["request_id"] == id).cloned();
-        if let (Some(a), Some(b)) = (by_id(mine), by_id(&generated)) {
-            break (a, b);
+        match (by_id(mine), by_id(&generated)) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(format!("no request lines in {:?}", node.logs())),
         }
-        assert!(
-            Instant::now() < deadline,
-            "no request lines in {:?}",
-            node.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     assert_eq!(login_line["method"], "POST");
     assert_eq!(login_line["route"], "/api/auth/login");
     assert_eq!(login_line["status"], 200);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{MAIL_WAIT, PASSWORD, Person, Reply, TestApp, bin_dir};
+use tests::http::find;
+use tests::process::bin_dir;
+use tests::{MAIL_WAIT, PASSWORD, Person, Reply, TestApp, http};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -35,19 +37,30 @@ async fn token(p: &Person, path: &str) -> String {
 
 /// POSTs a form as a browser on our own pages would.
 async fn form(p: &Person, path: &str, fields: &[(&str, &str)]) -> Reply {
-    Person::read(
+    form_with(p, path, ("sec-fetch-site", "same-origin"), fields).await
+}
+
+/// POSTs a form with this one extra header.
+async fn form_with(p: &Person, path: &str, header: (&str, &str), fields: &[(&str, &str)]) -> Reply {
+    http::read(
         p.request(Method::POST, path)
-            .header("sec-fetch-site", "same-origin")
+            .header(header.0, header.1)
             .form(fields),
     )
     .await
 }
 
-fn location(r: &Reply) -> &str {
-    r.headers
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+/// Signs in through the login form with the CSRF token `csrf` (and `extra` fields).
+async fn login_form(
+    p: &Person,
+    csrf: &str,
+    email: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let mut fields = vec![("csrf", csrf), ("email", email), ("password", password)];
+    fields.extend_from_slice(extra);
+    form(p, "/login", &fields).await
 }
 
 fn assert_page(r: &Reply, status: u16, contains: &str) {
@@ -161,21 +174,12 @@ async fn forms_refuse_cross_site_and_tokenless_posts() {
     assert_page(&no_cookie, 403, "security cookie");
 
     // Fetch metadata and Origin: a cross-site POST fails even with a valid token pair.
-    let cross = Person::read(
-        p.request(Method::POST, "/login")
-            .header("sec-fetch-site", "cross-site")
-            .form(&[("csrf", t.as_str()), ("email", "x@csrf.test")]),
-    )
-    .await;
+    let fields = [("csrf", t.as_str()), ("email", "x@csrf.test")];
+    let cross = form_with(&p, "/login", ("sec-fetch-site", "cross-site"), &fields).await;
     assert_page(&cross, 403, "another website");
-    let evil = Person::read(
-        p.request(Method::POST, "/login")
-            .header("origin", "https://evil.test")
-            .form(&[("csrf", t.as_str()), ("email", "x@csrf.test")]),
-    )
-    .await;
+    let evil = form_with(&p, "/login", ("origin", "https://evil.test"), &fields).await;
     assert_eq!(evil.status, 403);
-    let plain = Person::read(
+    let plain = http::read(
         p.request(Method::POST, "/login")
             .header("content-type", "text/plain")
             .body(format!("csrf={t}&email=x@csrf.test")),
@@ -213,22 +217,13 @@ async fn forms_refuse_cross_site_and_tokenless_posts() {
     )
     .await;
     assert_eq!(invited.status, 303, "{}", invited.body);
-    assert_eq!(location(&invited), "/admin?done=invited");
+    assert_eq!(invited.location(), "/admin?done=invited");
     let users = admin.get("/api/admin/users").await.json();
     assert_eq!(users["total"], 2, "{users}");
 
     // Signing in replaces the token: the one from before no longer works.
     let before = token(&p, "/login").await;
-    let signed = form(
-        &p,
-        "/login",
-        &[
-            ("csrf", &before),
-            ("email", &company.admin_email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
+    let signed = login_form(&p, &before, &company.admin_email, PASSWORD, &[]).await;
     assert_eq!(signed.status, 303, "{}", signed.body);
     let after = signed
         .cookie_value("tenantd_csrf")
@@ -243,7 +238,7 @@ async fn forms_refuse_cross_site_and_tokenless_posts() {
     );
     let out = form(&p, "/logout", &[("csrf", &after)]).await;
     assert_eq!(out.status, 303);
-    assert_eq!(location(&out), "/login?done=signed_out");
+    assert_eq!(out.location(), "/login?done=signed_out");
     assert_eq!(p.session_status().await, 401);
 }
 
@@ -260,24 +255,14 @@ async fn sign_in_redirects_only_to_allowlisted_pages() {
     ] {
         let p = app.person();
         let t = token(&p, "/login").await;
-        let r = form(
-            &p,
-            "/login",
-            &[
-                ("csrf", &t),
-                ("email", &company.admin_email),
-                ("password", PASSWORD),
-                ("next", next),
-            ],
-        )
-        .await;
+        let r = login_form(&p, &t, &company.admin_email, PASSWORD, &[("next", next)]).await;
         assert_eq!(r.status, 303, "{next}: {}", r.body);
-        assert_eq!(location(&r), expected, "next={next}");
+        assert_eq!(r.location(), expected, "next={next}");
         let cookies = r.set_cookies().join("\n");
         assert!(cookies.contains("tenantd_session="), "{cookies}");
         // Already signed in: /login sends the user on, again only to allowlisted pages.
         let again = p.get("/login?next=%2F%2Fevil.test").await;
-        assert_eq!(location(&again), "/admin");
+        assert_eq!(again.location(), "/admin");
     }
 }
 
@@ -319,16 +304,7 @@ async fn the_email_step_is_the_same_for_every_address() {
         bad.body
     );
     // A wrong password: 401, the service's message, the email kept.
-    let wrong = form(
-        &p,
-        "/login",
-        &[
-            ("csrf", &t),
-            ("email", &company.admin_email),
-            ("password", "wrong-password-1"),
-        ],
-    )
-    .await;
+    let wrong = login_form(&p, &t, &company.admin_email, "wrong-password-1", &[]).await;
     assert_page(&wrong, 401, "The email or password is not correct.");
     assert!(
         wrong
@@ -410,14 +386,14 @@ async fn pages_send_each_person_where_they_belong() {
         .await;
     let nobody = app.person();
 
-    assert_eq!(location(&nobody.get("/").await), "/login");
-    assert_eq!(location(&nobody.get("/admin").await), "/login?next=/admin");
+    assert_eq!(nobody.get("/").await.location(), "/login");
+    assert_eq!(nobody.get("/admin").await.location(), "/login?next=/admin");
     assert_eq!(
-        location(&nobody.get("/account").await),
+        nobody.get("/account").await.location(),
         "/login?next=/account"
     );
-    assert_eq!(location(&company.admin.get("/").await), "/admin");
-    assert_eq!(location(&member.person.get("/").await), "/account");
+    assert_eq!(company.admin.get("/").await.location(), "/admin");
+    assert_eq!(member.person.get("/").await.location(), "/account");
     assert_page(&member.person.get("/admin").await, 403, "Only your company");
     let account = member.person.get("/account").await;
     assert_page(&account, 200, "mo@where.test");
@@ -464,14 +440,14 @@ async fn admin_forms_block_change_role_resend_and_delete() {
     )
     .await;
     assert_eq!(
-        (r.status, location(&r)),
+        (r.status, r.location()),
         (303, "/admin?page=1&done=blocked")
     );
     assert_eq!(member.person.session_status().await, 401);
     assert_eq!(app.try_login("bo@forms.test", PASSWORD).await.1.status, 403);
     assert_page(&admin.get("/admin?done=blocked").await, 200, "User blocked");
     let r = post(format!("{}/unblock", user(&member.id)), vec![]).await;
-    assert_eq!(location(&r), "/admin?page=1&done=unblocked");
+    assert_eq!(r.location(), "/admin?page=1&done=unblocked");
     app.login("bo@forms.test", PASSWORD).await;
 
     // Role change.
@@ -480,7 +456,7 @@ async fn admin_forms_block_change_role_resend_and_delete() {
         vec![("role", "admin".into())],
     )
     .await;
-    assert_eq!(location(&r), "/admin?page=1&done=role_changed");
+    assert_eq!(r.location(), "/admin?page=1&done=role_changed");
     let v = admin
         .get(&format!("/api/admin/users/{}", member.id))
         .await
@@ -515,17 +491,13 @@ async fn admin_forms_block_change_role_resend_and_delete() {
     .await;
     assert_eq!(r.status, 303);
     let first = app.wait_for_mail("cy@forms.test", MAIL_WAIT).await;
-    let cy = admin.get("/api/admin/users?limit=200").await.json()["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .find(|u| u["email"] == "cy@forms.test")
-        .expect("cy listed")["id"]
+    let users = admin.get("/api/admin/users?limit=200").await.json();
+    let cy = find(&users["users"], "email", "cy@forms.test")["id"]
         .as_str()
         .expect("id")
         .to_owned();
     let r = post(format!("{}/resend", user(&cy)), vec![]).await;
-    assert_eq!(location(&r), "/admin?page=1&done=resent");
+    assert_eq!(r.location(), "/admin?page=1&done=resent");
     let second = app.wait_for_mail("cy@forms.test", MAIL_WAIT).await;
     assert_ne!(first.token, second.token);
     let old = app
@@ -539,7 +511,7 @@ async fn admin_forms_block_change_role_resend_and_delete() {
         .await;
     assert_page(&live, 200, "Join ");
     let r = post(format!("{}/revoke", user(&cy)), vec![]).await;
-    assert_eq!(location(&r), "/admin?page=1&done=revoked");
+    assert_eq!(r.location(), "/admin?page=1&done=revoked");
     let dead = app
         .person()
         .get(&format!("/invite?token={}", second.token))
@@ -561,7 +533,7 @@ async fn admin_forms_block_change_role_resend_and_delete() {
         vec![("confirm", "yes".into())],
     )
     .await;
-    assert_eq!(location(&r), "/admin?page=1&done=deleted");
+    assert_eq!(r.location(), "/admin?page=1&done=deleted");
     assert_eq!(
         admin
             .get(&format!("/api/admin/users/{}", member.id))
@@ -624,30 +596,23 @@ async fn account_page_changes_the_password_with_the_current_one() {
     assert_eq!(other.login("pat@pwchange.test", PASSWORD).await.status, 200);
 
     let csrf = token(&member.person, "/account").await;
-    let wrong = form(
-        &member.person,
-        "/account/password",
-        &[
-            ("csrf", &csrf),
-            ("current_password", "not-my-password"),
-            ("new_password", "sunlit-copper-kettle-19"),
-            ("confirm_password", "sunlit-copper-kettle-19"),
-        ],
-    )
-    .await;
+    let change = |current: &'static str| {
+        let (p, csrf) = (member.person.clone(), csrf.clone());
+        async move {
+            let new = "sunlit-copper-kettle-19";
+            let fields = [
+                ("csrf", csrf.as_str()),
+                ("current_password", current),
+                ("new_password", new),
+                ("confirm_password", new),
+            ];
+            form(&p, "/account/password", &fields).await
+        }
+    };
+    let wrong = change("not-my-password").await;
     assert_page(&wrong, 400, "current password is not correct");
-    let ok = form(
-        &member.person,
-        "/account/password",
-        &[
-            ("csrf", &csrf),
-            ("current_password", PASSWORD),
-            ("new_password", "sunlit-copper-kettle-19"),
-            ("confirm_password", "sunlit-copper-kettle-19"),
-        ],
-    )
-    .await;
-    assert_eq!(location(&ok), "/account?done=password_changed");
+    let ok = change(PASSWORD).await;
+    assert_eq!(ok.location(), "/account?done=password_changed");
     assert_page(
         &member.person.get("/account?done=password_changed").await,
         200,

@@ -2,197 +2,91 @@
 //! operator actions in the tenant's audit log, an SMTP outage (REL-10), and throttling that
 //! ignores client-sent forwarding headers (AA-02).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use control_plane::failpoint::INVITE_STEPS;
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
+use tests::http::{self, emails_of, find, user_path};
+use tests::inproc::{INVITE_STEPS, SECURITY_STEPS};
+use tests::mail::{Mail, outbox_mail};
+use tests::process::{Tenantd, free_port};
+use tests::{Ctl, PASSWORD, Person, poll};
 
-use crate::helpers::{PASSWORD, bin_dir};
+/// The public URL of every server and `tenantctl` here: links in the outbox start with it.
+const PUBLIC_URL: &str = "http://login.tenantd.test";
 
-struct Server {
-    child: Child,
-    url: String,
+/// Starts `tenantd` on the data directory `data` (mail to its outbox), with `env`.
+fn start(data: &Path, env: &[(&str, &str)]) -> Tenantd {
+    let data = data.to_string_lossy();
+    let base = [
+        ("TENANTD_DATA_DIR", data.as_ref()),
+        ("TENANTD_PUBLIC_URL", PUBLIC_URL),
+    ];
+    Tenantd::start("", base.into_iter().chain(env.iter().copied()))
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `tenantctl` on `data`, with the servers' public URL.
+fn ctl(data: &Path) -> Ctl {
+    Ctl::new(data).with_env("TENANTD_PUBLIC_URL", PUBLIC_URL)
 }
 
-fn command(name: &str, data: &Path) -> Command {
-    let mut cmd = Command::new(bin_dir().join(name));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TENANTD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("TENANTD_DATA_DIR", data)
-        .env("TENANTD_PUBLIC_URL", "http://login.tenantd.test")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn start(data: &Path, crash_at: Option<&str>) -> Server {
-    match crash_at {
-        Some(step) => start_with(data, &[("TENANTD_CRASH_AT", step)]),
-        None => start_with(data, &[]),
-    }
-}
-
-fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
-    let mut cmd = command("tenantd", data);
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .envs(env.iter().copied());
-    let mut child = cmd.spawn().expect("spawn tenantd");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut url = String::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("tenantd is listening on ") {
-            url = rest.split_whitespace().next().unwrap_or("").to_owned();
-            break;
-        }
-    }
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "tenantd did not start"
-    );
-    Server { child, url }
-}
-
+/// Runs `tenantctl` on `data`: whether it succeeded, and everything it printed.
 fn tenantctl(data: &Path, args: &[&str]) -> (bool, String) {
-    let out = command("tenantctl", data)
-        .args(args)
-        .output()
-        .expect("run tenantctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = ctl(data).run(args);
+    (out.ok(), out.text())
 }
 
-/// The newest invitation link mailed to `to` (outbox mode).
-fn outbox_link(data: &Path, to: &str) -> Option<String> {
-    outbox_link_to(data, to, "/invite?token=")
-}
-
-/// The newest link with this path mailed to `to` (outbox mode).
-fn outbox_link_to(data: &Path, to: &str, path: &str) -> Option<String> {
-    let mut newest: Option<(std::time::SystemTime, String)> = None;
-    for entry in std::fs::read_dir(data.join("outbox")).ok()?.flatten() {
-        let raw = std::fs::read_to_string(entry.path()).ok()?;
-        // Undo quoted-printable soft breaks and escapes of the text part.
-        let text = raw
-            .replace("=\r\n", "")
-            .replace("=\n", "")
-            .replace("=3D", "=");
-        if !text.contains(&format!("To: {to}")) {
-            continue;
-        }
-        let Some(start) = text.find(&format!("http://login.tenantd.test{path}")) else {
-            continue;
-        };
-        let link: String = text[start..]
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '<' && *c != '"')
-            .collect();
-        let at = entry.metadata().ok()?.modified().ok()?;
-        if newest.as_ref().is_none_or(|(t, _)| at >= *t) {
-            newest = Some((at, link));
-        }
-    }
-    newest.map(|(_, l)| l)
-}
-
-async fn wait_for_link(data: &Path, to: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(l) = outbox_link(data, to) {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no invitation to {to}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The newest mail to `to` in the outbox whose link's path starts with `path`; waits for it.
+async fn wait_for_mail(data: &Path, to: &str, path: &str) -> Mail {
+    poll(
+        Duration::from_secs(20),
+        &format!("no {path} link to {to}"),
+        || async { outbox_mail(data, to, path).ok_or_else(String::new) },
+    )
+    .await
 }
 
 /// Creates a company with `tenantctl` (domain `<slug>.test`, admin `ada@<slug>.test`).
 fn create_company(data: &Path, slug: &str) {
     let (domain, admin) = (format!("{slug}.test"), format!("ada@{slug}.test"));
-    let (ok, out) = tenantctl(
-        data,
-        &[
-            "tenant",
-            "create",
-            "--slug",
-            slug,
-            "--name",
-            slug,
-            "--domain",
-            &domain,
-            "--admin-email",
-            &admin,
-        ],
-    );
-    assert!(ok, "{out}");
+    ctl(data).tenant_create(slug, slug, Some(&domain), &admin, &[]);
 }
 
-/// Starts a server (with `env`) and accepts the company's admin invitation: the admin's client.
-async fn admin_of(data: &Path, slug: &str, env: &[(&str, &str)]) -> (Server, reqwest::Client) {
-    let link = outbox_link(data, &format!("ada@{slug}.test")).expect("admin invitation");
-    let server = start_with(data, env);
-    let admin = client();
-    let (s, body) = post(
-        &admin,
-        &format!("{}/api/auth/accept-invite", server.url),
-        json!({"token": token_of(&link), "password": PASSWORD}),
-    )
-    .await
-    .expect("accept");
-    assert_eq!(s, 200, "{body}");
+/// A fresh data directory (in the returned temp dir) holding company `slug`.
+fn with_company(slug: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    create_company(&data, slug);
+    (dir, data)
+}
+
+/// Starts a server (with `env`) and accepts the company's admin invitation: the admin.
+async fn admin_of(data: &Path, slug: &str, env: &[(&str, &str)]) -> (Tenantd, Person) {
+    let invitation =
+        outbox_mail(data, &format!("ada@{slug}.test"), "/invite?token=").expect("admin invitation");
+    let server = start(data, env);
+    let admin = server.person();
+    let r = admin.accept_invite(&invitation.token, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     (server, admin)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .expect("client")
-}
-
-async fn post(c: &reqwest::Client, url: &str, body: Value) -> Result<(u16, Value), reqwest::Error> {
-    let r = c.post(url).json(&body).send().await?;
-    let status = r.status().as_u16();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
-fn token_of(link: &str) -> String {
-    link.split("token=").nth(1).expect("token").to_owned()
 }
 
 #[tokio::test]
 async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone() {
     for step in INVITE_STEPS {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data: PathBuf = dir.path().join("data");
         // Two companies; the admin of acme invites bob.
-        create_company(&data, "acme");
+        let (_dir, data) = with_company("acme");
         create_company(&data, "globex");
         let (server, admin) = admin_of(&data, "acme", &[("TENANTD_CRASH_AT", step)]).await;
         // The invitation dies with the server at `step`: no answer comes back.
-        let r = post(
-            &admin,
-            &format!("{}/api/admin/users", server.url),
-            json!({"email": "bob@acme.test", "role": "member"}),
-        )
-        .await;
+        let r = admin
+            .try_post(
+                "/api/admin/users",
+                json!({"email": "bob@acme.test", "role": "member"}),
+            )
+            .await;
         assert!(r.is_err(), "{step}: the server should have died, got {r:?}");
         drop(server);
 
@@ -206,76 +100,33 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
         assert!(!found.contains("globex"), "{step}: {found}");
 
         // Redo: invite again (or, if the user was kept, re-send), accept, sign in.
-        let server = start(&data, None);
-        let admin = client();
-        let (s, _) = post(
-            &admin,
-            &format!("{}/api/auth/login", server.url),
-            json!({"email": "ada@acme.test", "password": PASSWORD}),
-        )
-        .await
-        .expect("login");
-        assert_eq!(s, 200);
-        let (s, body) = post(
-            &admin,
-            &format!("{}/api/admin/users", server.url),
-            json!({"email": "bob@acme.test", "role": "member"}),
-        )
-        .await
-        .expect("invite");
-        if s == 409 {
-            assert_eq!(body["error"], "user_exists", "{step}");
-            let list = admin
-                .get(format!("{}/api/admin/users", server.url))
-                .send()
-                .await
-                .expect("list")
-                .json::<Value>()
-                .await
-                .expect("json");
-            let bob = list["users"]
-                .as_array()
-                .expect("users")
-                .iter()
-                .find(|u| u["email"] == "bob@acme.test")
-                .expect("bob kept")
-                .clone();
+        let server = start(&data, &[]);
+        let admin = server.person();
+        let r = admin.login("ada@acme.test", PASSWORD).await;
+        assert_eq!(r.status, 200);
+        let r = admin.invite("bob@acme.test", "member").await;
+        if r.status == 409 {
+            assert_eq!(r.code(), "user_exists", "{step}");
+            let list = admin.get("/api/admin/users").await.json();
+            let bob = find(&list["users"], "email", "bob@acme.test");
             assert_eq!(bob["status"], "invited", "{step}");
-            let (s, _) = post(
-                &admin,
-                &format!(
-                    "{}/api/admin/users/{}/invitation",
-                    server.url,
-                    bob["id"].as_str().unwrap()
-                ),
-                json!({}),
-            )
-            .await
-            .expect("resend");
-            assert_eq!(s, 200, "{step}");
+            let r = admin
+                .post(
+                    &format!("{}/invitation", user_path(bob["id"].as_str().unwrap())),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{step}");
         } else {
-            assert_eq!(s, 201, "{step}: {body}");
+            assert_eq!(r.status, 201, "{step}: {}", r.body);
         }
-        let link = wait_for_link(&data, "bob@acme.test").await;
-        let bob = client();
-        let (s, body) = post(
-            &bob,
-            &format!("{}/api/auth/accept-invite", server.url),
-            json!({"token": token_of(&link), "password": PASSWORD}),
-        )
-        .await
-        .expect("accept");
-        assert_eq!(s, 200, "{step}: {body}");
-        assert_eq!(body["tenant"]["slug"], "acme", "{step}");
-        let (s, body) = post(
-            &client(),
-            &format!("{}/api/auth/login", server.url),
-            json!({"email": "bob@acme.test", "password": PASSWORD}),
-        )
-        .await
-        .expect("login bob");
+        let link = wait_for_mail(&data, "bob@acme.test", "/invite?token=").await;
+        let r = server.person().accept_invite(&link.token, PASSWORD).await;
+        assert_eq!(r.status, 200, "{step}: {}", r.body);
+        assert_eq!(r.json()["tenant"]["slug"], "acme", "{step}");
+        let r = server.person().login("bob@acme.test", PASSWORD).await;
         assert_eq!(
-            (s, body["tenant"]["slug"].clone()),
+            (r.status, r.json()["tenant"]["slug"].clone()),
             (200, json!("acme")),
             "{step}"
         );
@@ -285,10 +136,8 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
 /// Operator actions on a tenant show in that tenant's audit log, for its admins.
 #[tokio::test]
 async fn operator_actions_are_in_the_tenants_audit_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data: PathBuf = dir.path().join("data");
-    create_company(&data, "opsco");
-    let (server, admin) = admin_of(&data, "opsco", &[]).await;
+    let (_dir, data) = with_company("opsco");
+    let (_server, admin) = admin_of(&data, "opsco", &[]).await;
     for args in [
         &["tenant", "suspend", "opsco"][..],
         &["tenant", "resume", "opsco"],
@@ -299,22 +148,8 @@ async fn operator_actions_are_in_the_tenants_audit_log() {
         assert!(ok, "{args:?}: {out}");
     }
     // Resuming ended nothing: sign in again in case the suspension was seen, then read the log.
-    let (s, _) = post(
-        &admin,
-        &format!("{}/api/auth/login", server.url),
-        json!({"email": "ada@opsco.test", "password": PASSWORD}),
-    )
-    .await
-    .expect("login");
-    assert_eq!(s, 200);
-    let log: Value = admin
-        .get(format!("{}/api/admin/audit?limit=50", server.url))
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    assert_eq!(admin.login("ada@opsco.test", PASSWORD).await.status, 200);
+    let log = admin.get("/api/admin/audit?limit=50").await.json();
     let ops: Vec<(String, String)> = log["entries"]
         .as_array()
         .expect("entries")
@@ -345,61 +180,35 @@ async fn operator_actions_are_in_the_tenants_audit_log() {
 /// normal answers (mail is retried in the background), never a 5xx.
 #[tokio::test]
 async fn rel_10_an_smtp_outage_never_fails_the_api() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data: PathBuf = dir.path().join("data");
-    create_company(&data, "mailless");
+    let (_dir, data) = with_company("mailless");
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let smtp = format!(
-        "smtp://127.0.0.1:{}",
-        closed.local_addr().expect("addr").port()
-    );
-    drop(closed);
+    let smtp = format!("smtp://127.0.0.1:{}", free_port());
     let (server, admin) = admin_of(&data, "mailless", &[("TENANTD_SMTP_URL", &smtp)]).await;
-    let (s, body) = post(
-        &admin,
-        &format!("{}/api/admin/users", server.url),
-        json!({"email": "bob@mailless.test", "role": "member"}),
-    )
-    .await
-    .expect("invite");
-    assert_eq!(s, 201, "{body}");
-    let (s, _) = post(
-        &client(),
-        &format!("{}/api/auth/forgot", server.url),
-        json!({"email": "ada@mailless.test"}),
-    )
-    .await
-    .expect("forgot");
-    assert_eq!(s, 202);
-    let list = admin
-        .get(format!("{}/api/admin/users", server.url))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(list.status(), 200);
+    let r = admin.invite("bob@mailless.test", "member").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = server.person().forgot("ada@mailless.test").await;
+    assert_eq!(r.status, 202);
+    let list = admin.get("/api/admin/users").await;
+    assert_eq!(list.status, 200);
 }
 
 /// AA-02: the address a throttle counts is the peer's; a client-sent X-Forwarded-For changes
 /// nothing, so rotating it does not escape the per-account back-off.
 #[tokio::test]
 async fn aa_02_rotating_x_forwarded_for_does_not_escape_throttling() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data: PathBuf = dir.path().join("data");
-    create_company(&data, "xffco");
-    let server = start(&data, None);
-    let c = client();
+    let (_dir, data) = with_company("xffco");
+    let server = start(&data, &[]);
+    let p = server.person();
     let mut statuses = Vec::new();
     for i in 0..8 {
-        let r = c
-            .post(format!("{}/api/auth/login", server.url))
-            .header("x-forwarded-for", format!("203.0.113.{i}"))
-            .header("x-real-ip", format!("198.51.100.{i}"))
-            .json(&json!({"email": "ada@xffco.test", "password": "wrong-password-123"}))
-            .send()
-            .await
-            .expect("login");
-        statuses.push(r.status().as_u16());
+        let r = http::read(
+            p.request(Method::POST, "/api/auth/login")
+                .header("x-forwarded-for", format!("203.0.113.{i}"))
+                .header("x-real-ip", format!("198.51.100.{i}"))
+                .json(&json!({"email": "ada@xffco.test", "password": "wrong-password-123"})),
+        )
+        .await;
+        statuses.push(r.status);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
 }
@@ -408,57 +217,40 @@ async fn aa_02_rotating_x_forwarded_for_does_not_escape_throttling() {
 /// password, the sessions and the link are as before, and the action can be done again.
 #[tokio::test]
 async fn rel_03_security_writes_are_all_or_nothing_under_a_crash() {
-    for step in control_plane::failpoint::SECURITY_STEPS {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data: PathBuf = dir.path().join("data");
-        create_company(&data, "secco");
+    for step in SECURITY_STEPS {
+        let (_dir, data) = with_company("secco");
         let (server, admin) = admin_of(&data, "secco", &[("TENANTD_CRASH_AT", step)]).await;
-        let base = server.url.clone();
-        let (s, body) = post(
-            &admin,
-            &format!("{base}/api/admin/users"),
-            json!({"email": "bob@secco.test", "role": "member"}),
-        )
-        .await
-        .expect("invite");
-        assert_eq!(s, 201, "{body}");
-        let bob_id = body["id"].as_str().expect("id").to_owned();
-        let bob_link = wait_for_link(&data, "bob@secco.test").await;
-        let bob = client();
-        let (s, _) = post(
-            &bob,
-            &format!("{base}/api/auth/accept-invite"),
-            json!({"token": token_of(&bob_link), "password": PASSWORD}),
-        )
-        .await
-        .expect("bob accepts");
-        assert_eq!(s, 200);
+        let r = admin.invite("bob@secco.test", "member").await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let bob_id = r.json()["id"].as_str().expect("id").to_owned();
+        let invitation = wait_for_mail(&data, "bob@secco.test", "/invite?token=").await;
+        let bob = server.person();
+        let r = bob.accept_invite(&invitation.token, PASSWORD).await;
+        assert_eq!(r.status, 200);
 
         // The action that dies half-way.
         let reset_token = if *step == "reset.password_set" {
-            let (s, _) = post(
-                &client(),
-                &format!("{base}/api/auth/forgot"),
-                json!({"email": "bob@secco.test"}),
-            )
-            .await
-            .expect("forgot");
-            assert_eq!(s, 202);
-            let link = wait_for_reset(&data, "bob@secco.test").await;
-            let token = token_of(&link);
-            let r = post(
-                &client(),
-                &format!("{base}/api/auth/reset"),
-                json!({"token": token, "password": "fresh-granite-lantern-8"}),
-            )
-            .await;
+            let r = server.person().forgot("bob@secco.test").await;
+            assert_eq!(r.status, 202);
+            let token = wait_for_mail(&data, "bob@secco.test", "/reset?token=")
+                .await
+                .token;
+            let r = server
+                .person()
+                .try_post(
+                    "/api/auth/reset",
+                    json!({"token": token, "password": "fresh-granite-lantern-8"}),
+                )
+                .await;
             assert!(r.is_err(), "{step}: the server should have died");
             Some(token)
         } else {
             let r = admin
-                .patch(format!("{base}/api/admin/users/{bob_id}"))
-                .json(&json!({"blocked": true}))
-                .send()
+                .try_send(
+                    Method::PATCH,
+                    &user_path(&bob_id),
+                    Some(json!({"blocked": true})),
+                )
                 .await;
             assert!(r.is_err(), "{step}: the server should have died");
             None
@@ -466,81 +258,44 @@ async fn rel_03_security_writes_are_all_or_nothing_under_a_crash() {
         drop(server);
 
         // Nothing of it happened: Bob's session lives, his old password works.
-        let server = start(&data, None);
-        let base = server.url.clone();
-        let session = |c: &reqwest::Client| {
-            let req = c.get(format!("{base}/api/session"));
-            async move { req.send().await.expect("session").status().as_u16() }
-        };
+        let server = start(&data, &[]);
+        let bob = bob.at(&server.address);
         assert_eq!(
-            session(&bob).await,
+            bob.session_status().await,
             200,
             "{step}: bob's session survived the crash"
         );
-        let (s, _) = post(
-            &client(),
-            &format!("{base}/api/auth/login"),
-            json!({"email": "bob@secco.test", "password": PASSWORD}),
-        )
-        .await
-        .expect("login");
-        assert_eq!(s, 200, "{step}: the old password still works");
+        let r = server.person().login("bob@secco.test", PASSWORD).await;
+        assert_eq!(r.status, 200, "{step}: the old password still works");
 
         // Done again, it is all there.
         match reset_token {
             Some(token) => {
-                let (s, body) = post(
-                    &client(),
-                    &format!("{base}/api/auth/reset"),
-                    json!({"token": token, "password": "fresh-granite-lantern-8"}),
-                )
-                .await
-                .expect("reset");
-                assert_eq!(s, 200, "{step}: the unused link still works: {body}");
-                let (s, _) = post(
-                    &client(),
-                    &format!("{base}/api/auth/login"),
-                    json!({"email": "bob@secco.test", "password": PASSWORD}),
-                )
-                .await
-                .expect("login");
-                assert_eq!(s, 401);
+                let r = server
+                    .person()
+                    .reset(&token, "fresh-granite-lantern-8")
+                    .await;
+                assert_eq!(
+                    r.status, 200,
+                    "{step}: the unused link still works: {}",
+                    r.body
+                );
+                let r = server.person().login("bob@secco.test", PASSWORD).await;
+                assert_eq!(r.status, 401);
             }
             None => {
-                let admin = client();
-                let (s, _) = post(
-                    &admin,
-                    &format!("{base}/api/auth/login"),
-                    json!({"email": "ada@secco.test", "password": PASSWORD}),
-                )
-                .await
-                .expect("admin login");
-                assert_eq!(s, 200);
-                let r = admin
-                    .patch(format!("{base}/api/admin/users/{bob_id}"))
-                    .json(&json!({"blocked": true}))
-                    .send()
-                    .await
-                    .expect("block");
-                assert_eq!(r.status(), 200);
+                let admin = server.person();
+                let r = admin.login("ada@secco.test", PASSWORD).await;
+                assert_eq!(r.status, 200);
+                let r = admin.set_blocked(&bob_id, true).await;
+                assert_eq!(r.status, 200);
             }
         }
         assert_eq!(
-            session(&bob).await,
+            bob.session_status().await,
             401,
             "{step}: done again, the session ends"
         );
-    }
-}
-
-async fn wait_for_reset(data: &Path, to: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(l) = outbox_link_to(data, to, "/reset?token=") {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no reset link to {to}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -595,35 +350,23 @@ async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
     let data = disk.path.join("data");
     create_company(&data, "fullco");
     let (server, admin) = admin_of(&data, "fullco", &[]).await;
-    let base = server.url.clone();
 
     let filler = disk.fill();
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
     for i in 0..60 {
         let email = format!("p{i}@fullco.test");
-        let (s, body) = post(
-            &admin,
-            &format!("{base}/api/admin/users"),
-            json!({"email": email, "role": "member"}),
-        )
-        .await
-        .expect("invite");
-        match s {
+        let r = admin.invite(&email, "member").await;
+        match r.status {
             201 => acknowledged.push(email),
             503 => {
-                assert_eq!(body["error"], "storage_full", "{body}");
+                assert_eq!(r.code(), "storage_full", "{}", r.body);
                 refused.push(email);
             }
-            other => panic!("invitation on a full disk answered {other}: {body}"),
+            other => panic!("invitation on a full disk answered {other}: {}", r.body),
         }
         // Reads keep working throughout.
-        let r = admin
-            .get(format!("{base}/api/session"))
-            .send()
-            .await
-            .expect("session");
-        assert_eq!(r.status(), 200);
+        assert_eq!(admin.session_status().await, 200);
     }
     eprintln!(
         "full disk: {} invitations acknowledged, {} refused",
@@ -637,47 +380,24 @@ async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
     );
 
     // Signing in writes a session: it works or is refused the same clean way.
-    let (s, body) = post(
-        &client(),
-        &format!("{base}/api/auth/login"),
-        json!({"email": "ada@fullco.test", "password": PASSWORD}),
-    )
-    .await
-    .expect("login");
+    let r = server.person().login("ada@fullco.test", PASSWORD).await;
     assert!(
-        s == 200 || (s == 503 && body["error"] == "storage_full"),
-        "{s} {body}"
+        r.status == 200 || (r.status == 503 && r.code() == "storage_full"),
+        "{} {}",
+        r.status,
+        r.body
     );
 
     // Space is back: the same server takes writes again.
     std::fs::remove_file(&filler).expect("free space");
-    let (s, body) = post(
-        &admin,
-        &format!("{base}/api/admin/users"),
-        json!({"email": "after@fullco.test", "role": "member"}),
-    )
-    .await
-    .expect("invite");
-    assert_eq!(s, 201, "{body}");
-    let list: Value = admin
-        .get(format!("{base}/api/admin/users?limit=200"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    let emails: Vec<&str> = list["users"]
-        .as_array()
-        .expect("users")
-        .iter()
-        .filter_map(|u| u["email"].as_str())
-        .collect();
+    let r = admin.invite("after@fullco.test", "member").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let emails = emails_of(&admin.get("/api/admin/users?limit=200").await.json());
     for e in &acknowledged {
-        assert!(emails.contains(&e.as_str()), "acknowledged {e} lost");
+        assert!(emails.contains(e), "acknowledged {e} lost");
     }
     for e in &refused {
-        assert!(!emails.contains(&e.as_str()), "refused {e} half-written");
+        assert!(!emails.contains(e), "refused {e} half-written");
     }
     drop(server);
     let (ok, out) = tenantctl(&data, &["doctor", "--grace", "0"]);
@@ -688,25 +408,14 @@ async fn rel_05_a_full_disk_refuses_writes_whole_and_recovers() {
 /// boundaries): with a 2-second absolute lifetime, a session in steady use still ends.
 #[tokio::test]
 async fn sess_06_the_binary_ends_sessions_at_their_absolute_lifetime() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data: PathBuf = dir.path().join("data");
-    create_company(&data, "lifeco");
-    let (server, admin) =
+    let (_dir, data) = with_company("lifeco");
+    let (_server, admin) =
         admin_of(&data, "lifeco", &[("TENANTD_SESSION_ABSOLUTE_SECS", "2")]).await;
     let started = Instant::now();
-    let check = || async {
-        admin
-            .get(format!("{}/api/session", server.url))
-            .send()
-            .await
-            .expect("session")
-            .status()
-            .as_u16()
-    };
-    assert_eq!(check().await, 200);
+    assert_eq!(admin.session_status().await, 200);
     // Keep using it; it must end between 2 s and a generous deadline.
     loop {
-        let status = check().await;
+        let status = admin.session_status().await;
         if status == 401 {
             break;
         }

@@ -2,10 +2,11 @@
 //! clock and exact attempt counts).
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, Request, header};
 use serde_json::json;
 
-use crate::inproc::{InProc, PASSWORD};
+use tests::inproc::InProc;
+use tests::{PASSWORD, Reply, join_all};
 
 // ---- throttling ----
 
@@ -14,15 +15,9 @@ async fn aa_04_fifty_parallel_failures_count_as_fifty() {
     let t = InProc::new().await;
     t.company("acme").await;
     let attempts = (0..50).map(|_| t.login("admin@acme.test", "wrong-password-123"));
-    let answers = futures_join_all(attempts).await;
-    let unauthorized = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::UNAUTHORIZED)
-        .count();
-    let throttled: Vec<_> = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS)
-        .collect();
+    let answers = join_all(attempts).await;
+    let unauthorized = answers.iter().filter(|a| a.status == 401).count();
+    let throttled: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
     assert_eq!(
         unauthorized, 5,
         "only the allowed attempts reach the password check"
@@ -38,15 +33,9 @@ async fn aa_04_fifty_parallel_failures_count_as_fifty() {
         assert!(retry >= 1);
     }
     // Even the right password waits out the back-off.
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 429);
     t.clock.advance(31);
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 200);
 }
 
 #[tokio::test]
@@ -59,11 +48,11 @@ async fn aa_03_unknown_email_is_throttled_exactly_like_a_known_one() {
             let a = t.login(email, "wrong-password-123").await;
             seen.push((
                 a.status,
-                a.raw.clone(),
+                a.body.clone(),
                 a.headers.get(header::RETRY_AFTER).cloned(),
             ));
         }
-        let statuses: Vec<_> = seen.iter().map(|s| s.0.as_u16()).collect();
+        let statuses: Vec<_> = seen.iter().map(|s| s.0).collect();
         assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429], "{email}");
     }
 }
@@ -75,19 +64,9 @@ async fn aa_03_a_throttled_account_can_still_reset_its_password() {
     for _ in 0..6 {
         t.login("admin@acme.test", "wrong-password-123").await;
     }
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::TOO_MANY_REQUESTS
-    );
-    let a = t
-        .call(
-            Method::POST,
-            "/api/auth/forgot",
-            None,
-            Some(json!({"email": "admin@acme.test"})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 429);
+    let a = t.forgot("admin@acme.test").await;
+    assert_eq!(a.status, 202);
     let link = t.last_link_to("admin@acme.test").await;
     assert!(
         link.starts_with("http://tenantd.test/reset?token="),
@@ -105,17 +84,14 @@ async fn aa_01_many_addresses_share_a_generous_window() {
             t.login(&format!("p{i}@acme.test"), "wrong-password-123")
                 .await
                 .status,
-            StatusCode::UNAUTHORIZED
+            401
         );
     }
     // ...then the address waits, whoever signs in.
     let a = t.login("admin@acme.test", PASSWORD).await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.status, 429);
     t.clock.advance(601);
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 200);
 }
 
 #[tokio::test]
@@ -125,24 +101,22 @@ async fn aa_06_token_guessing_is_throttled_per_address() {
     for i in 0..10 {
         let token = format!("{tenant}.{:0>43}", i);
         let a = t
-            .call(
-                Method::POST,
+            .post(
                 "/api/auth/reset",
                 None,
-                Some(json!({"token": token, "password": "whatever-long-enough"})),
+                json!({"token": token, "password": "whatever-long-enough"}),
             )
             .await;
         assert_eq!(a.code(), "invalid_token");
     }
     let a = t
-        .call(
-            Method::POST,
+        .post(
             "/api/auth/accept-invite",
             None,
-            Some(json!({"token": "x", "password": "whatever-long-enough"})),
+            json!({"token": "x", "password": "whatever-long-enough"}),
         )
         .await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.status, 429);
 }
 
 #[tokio::test]
@@ -150,18 +124,11 @@ async fn aa_05_forgot_always_answers_202_and_mails_at_most_three_times() {
     let t = InProc::new().await;
     t.company("acme").await;
     for email in ["admin@acme.test", "ghost@acme.test"] {
-        let statuses: Vec<u16> = futures_join_all((0..6).map(|_| {
-            t.call(
-                Method::POST,
-                "/api/auth/forgot",
-                None,
-                Some(json!({"email": email})),
-            )
-        }))
-        .await
-        .iter()
-        .map(|a| a.status.as_u16())
-        .collect();
+        let statuses: Vec<u16> = join_all((0..6).map(|_| t.forgot(email)))
+            .await
+            .iter()
+            .map(|a| a.status)
+            .collect();
         assert_eq!(statuses, [202; 6], "{email}");
     }
     // Mail goes out in the background: wait for the allowed three, then check no more came.
@@ -179,27 +146,16 @@ async fn aa_05_a_forgot_flood_from_one_address_gets_429() {
     let t = InProc::with(|_, s| s.ip_max_failures = 10).await;
     for i in 0..10 {
         let a = t
-            .call(
-                Method::POST,
+            .post(
                 "/api/auth/forgot",
                 None,
-                Some(json!({"email": format!("p{i}@acme.test")})),
+                json!({"email": format!("p{i}@acme.test")}),
             )
             .await;
-        assert_eq!(a.status, StatusCode::ACCEPTED);
+        assert_eq!(a.status, 202);
     }
-    let a = t
-        .call(
-            Method::POST,
-            "/api/auth/forgot",
-            None,
-            Some(json!({"email": "p99@acme.test"})),
-        )
-        .await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
-    );
+    let a = t.forgot("p99@acme.test").await;
+    assert_eq!((a.status, a.code().as_str()), (429, "too_many_requests"));
     assert!(a.headers.contains_key(header::RETRY_AFTER));
 }
 
@@ -210,25 +166,13 @@ async fn sess_06_idle_timeout_is_enforced_on_the_server() {
     let t = InProc::with(|_, s| s.session_idle_secs = 600).await;
     let (_, admin) = t.company("acme").await;
     t.clock.advance(599);
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&admin), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(t.session_status(&admin).await, 200);
     // The check above counted as activity.
     t.clock.advance(599);
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&admin), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(t.session_status(&admin).await, 200);
     t.clock.advance(601);
-    let a = t
-        .call(Method::GET, "/api/session", Some(&admin), None)
-        .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let a = t.get("/api/session", Some(&admin)).await;
+    assert_eq!(a.status, 401);
 }
 
 #[tokio::test]
@@ -241,20 +185,10 @@ async fn sess_06_absolute_lifetime_ends_even_an_active_session() {
     let (_, admin) = t.company("acme").await;
     for _ in 0..7 {
         t.clock.advance(500);
-        assert_eq!(
-            t.call(Method::GET, "/api/session", Some(&admin), None)
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(t.session_status(&admin).await, 200);
     }
     t.clock.advance(101);
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&admin), None)
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(t.session_status(&admin).await, 401);
 }
 
 #[tokio::test]
@@ -265,25 +199,19 @@ async fn sess_02_login_rotates_and_privilege_change_ends_sessions() {
     let bob2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
     assert_ne!(bob1, bob2, "a new session id at every login");
     let a = t
-        .call(
-            Method::PATCH,
+        .patch(
             &format!("/api/admin/users/{bob_id}"),
             Some(&admin),
-            Some(json!({"role": "admin"})),
+            json!({"role": "admin"}),
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.status, 200);
     for c in [&bob1, &bob2] {
-        assert_eq!(
-            t.call(Method::GET, "/api/session", Some(c), None)
-                .await
-                .status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(t.session_status(c).await, 401);
     }
     // Signing in again gives the new role.
     let bob3 = t.login("bob@acme.test", PASSWORD).await;
-    assert_eq!(bob3.body["user"]["role"], "admin");
+    assert_eq!(bob3.json()["user"]["role"], "admin");
 }
 
 #[tokio::test]
@@ -292,10 +220,8 @@ async fn sess_10_users_list_and_end_their_sessions_and_admins_end_a_users() {
     let (_, admin) = t.company("acme").await;
     let (bob_id, bob1) = t.member(&admin, "bob@acme.test").await;
     let bob2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
-    let list = t
-        .call(Method::GET, "/api/sessions", Some(&bob2), None)
-        .await;
-    let sessions = list.body["sessions"].as_array().unwrap().clone();
+    let list = t.get("/api/sessions", Some(&bob2)).await;
+    let sessions = list.json()["sessions"].as_array().unwrap().clone();
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     // End the other one by its id.
@@ -304,86 +230,44 @@ async fn sess_10_users_list_and_end_their_sessions_and_admins_end_a_users() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        t.call(
-            Method::DELETE,
-            &format!("/api/sessions/{other}"),
-            Some(&bob2),
-            None
-        )
-        .await
-        .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&bob1), None)
+        t.delete(&format!("/api/sessions/{other}"), Some(&bob2))
             .await
             .status,
-        StatusCode::UNAUTHORIZED
+        204
     );
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&bob2), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(t.session_status(&bob1).await, 401);
+    assert_eq!(t.session_status(&bob2).await, 200);
     // Someone else's session id is not found.
-    let admin_sessions = t
-        .call(Method::GET, "/api/sessions", Some(&admin), None)
-        .await;
-    let admin_sid = admin_sessions.body["sessions"][0]["id"]
+    let admin_sessions = t.get("/api/sessions", Some(&admin)).await;
+    let admin_sid = admin_sessions.json()["sessions"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        t.call(
-            Method::DELETE,
-            &format!("/api/sessions/{admin_sid}"),
-            Some(&bob2),
-            None
-        )
-        .await
-        .status,
-        StatusCode::NOT_FOUND
+        t.delete(&format!("/api/sessions/{admin_sid}"), Some(&bob2))
+            .await
+            .status,
+        404
     );
     // The admin sees and ends Bob's sessions.
     let seen = t
-        .call(
-            Method::GET,
-            &format!("/api/admin/users/{bob_id}/sessions"),
-            Some(&admin),
-            None,
-        )
+        .get(&format!("/api/admin/users/{bob_id}/sessions"), Some(&admin))
         .await;
-    assert_eq!(seen.body["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(seen.json()["sessions"].as_array().unwrap().len(), 1);
     let ended = t
-        .call(
-            Method::DELETE,
-            &format!("/api/admin/users/{bob_id}/sessions"),
-            Some(&admin),
-            None,
-        )
+        .delete(&format!("/api/admin/users/{bob_id}/sessions"), Some(&admin))
         .await;
-    assert_eq!(ended.body["sessions_ended"], 1);
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&bob2), None)
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(ended.json()["sessions_ended"], 1);
+    assert_eq!(t.session_status(&bob2).await, 401);
     // Sign out everywhere.
     let a1 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
     let a2 = t.login("bob@acme.test", PASSWORD).await.session().unwrap();
     let out = t
         .call(Method::POST, "/api/auth/logout-all", Some(&a1), None)
         .await;
-    assert_eq!(out.body["sessions_ended"], 2);
+    assert_eq!(out.json()["sessions_ended"], 2);
     for c in [&a1, &a2] {
-        assert_eq!(
-            t.call(Method::GET, "/api/session", Some(c), None)
-                .await
-                .status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(t.session_status(c).await, 401);
     }
 }
 
@@ -397,11 +281,10 @@ async fn auth_06_changing_the_password_needs_the_current_one_and_ends_other_sess
         .session()
         .unwrap();
     let change = |current: &str, new: &str| {
-        t.call(
-            Method::POST,
+        t.post(
             "/api/account/password",
             Some(&admin),
-            Some(json!({"current_password": current, "new_password": new})),
+            json!({"current_password": current, "new_password": new}),
         )
     };
     assert_eq!(
@@ -411,31 +294,15 @@ async fn auth_06_changing_the_password_needs_the_current_one_and_ends_other_sess
         "wrong_password"
     );
     assert_eq!(change(PASSWORD, "short").await.code(), "password_too_short");
-    assert_eq!(
-        change(PASSWORD, "a-brand-new-passphrase").await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&admin), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&other), None)
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(change(PASSWORD, "a-brand-new-passphrase").await.status, 200);
+    assert_eq!(t.session_status(&admin).await, 200);
+    assert_eq!(t.session_status(&other).await, 401);
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 401);
     assert_eq!(
         t.login("admin@acme.test", "a-brand-new-passphrase")
             .await
             .status,
-        StatusCode::OK
+        200
     );
 }
 
@@ -447,73 +314,44 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
     let (_, admin) = t.company("acme").await;
     let (_, other_admin) = t.company("globex").await;
     t.login("admin@acme.test", "wrong-password-123").await;
-    assert_eq!(
-        t.login("admin@acme.test", PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(t.login("admin@acme.test", PASSWORD).await.status, 200);
     let (bob_id, _) = t.member(&admin, "bob@acme.test").await;
-    let patch = |body| {
-        t.call(
-            Method::PATCH,
-            &format!("/api/admin/users/{bob_id}"),
-            Some(&admin),
-            Some(body),
-        )
-    };
+    let patch = |body| t.patch(&format!("/api/admin/users/{bob_id}"), Some(&admin), body);
     patch(json!({"role": "admin"})).await;
     patch(json!({"blocked": true})).await;
     patch(json!({"blocked": false})).await;
-    t.call(
-        Method::POST,
-        "/api/auth/forgot",
-        None,
-        Some(json!({"email": "bob@acme.test"})),
-    )
-    .await;
+    t.forgot("bob@acme.test").await;
     let link = t.last_link("bob@acme.test", "/reset").await;
     let token = link.split("token=").nth(1).unwrap();
     let reset = t
-        .call(
-            Method::POST,
+        .post(
             "/api/auth/reset",
             None,
-            Some(json!({"token": token, "password": "a-brand-new-passphrase"})),
+            json!({"token": token, "password": "a-brand-new-passphrase"}),
         )
         .await;
-    assert_eq!(reset.status, StatusCode::OK, "{:?}", reset.body);
+    assert_eq!(reset.status, 200, "{:?}", reset.body);
     let carol = t
-        .call(
-            Method::POST,
+        .post(
             "/api/admin/users",
             Some(&admin),
-            Some(json!({"email": "carol@acme.test", "role": "member"})),
+            json!({"email": "carol@acme.test", "role": "member"}),
         )
         .await;
-    let carol_id = carol.body["id"].as_str().unwrap().to_owned();
-    t.call(
-        Method::DELETE,
+    let carol_id = carol.json()["id"].as_str().unwrap().to_owned();
+    t.delete(
         &format!("/api/admin/users/{carol_id}/invitation"),
         Some(&admin),
-        None,
     )
     .await;
-    t.call(
-        Method::DELETE,
-        &format!("/api/admin/users/{carol_id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    t.delete(&format!("/api/admin/users/{carol_id}"), Some(&admin))
+        .await;
 
     let log = t
-        .call(
-            Method::GET,
-            "/api/admin/audit?limit=200",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let actions: Vec<&str> = log.body["entries"]
+        .get("/api/admin/audit?limit=200", Some(&admin))
+        .await
+        .json();
+    let actions: Vec<&str> = log["entries"]
         .as_array()
         .unwrap()
         .iter()
@@ -540,46 +378,36 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
     }
     // Filters.
     let by_action = t
-        .call(
-            Method::GET,
-            "/api/admin/audit?action=user.blocked",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let entries = by_action.body["entries"].as_array().unwrap();
+        .get("/api/admin/audit?action=user.blocked", Some(&admin))
+        .await
+        .json();
+    let entries = by_action["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["target"], bob_id.as_str());
     let by_user = t
-        .call(
-            Method::GET,
+        .get(
             &format!("/api/admin/audit?user={bob_id}&limit=200"),
             Some(&admin),
-            None,
         )
         .await;
     assert!(
-        by_user.body["entries"]
+        by_user.json()["entries"]
             .as_array()
             .unwrap()
             .iter()
             .all(|e| e["actor"] == bob_id.as_str() || e["target"] == bob_id.as_str())
     );
     // Paging: two at a time, newest first, no overlap.
-    let p1 = t
-        .call(Method::GET, "/api/admin/audit?limit=2", Some(&admin), None)
-        .await;
-    let next = p1.body["next_before"].as_i64().unwrap();
+    let p1 = t.get("/api/admin/audit?limit=2", Some(&admin)).await;
+    let next = p1.json()["next_before"].as_i64().unwrap();
     let p2 = t
-        .call(
-            Method::GET,
+        .get(
             &format!("/api/admin/audit?limit=2&before={next}"),
             Some(&admin),
-            None,
         )
         .await;
-    let ids = |p: &crate::inproc::Answer| {
-        p.body["entries"]
+    let ids = |p: &Reply| {
+        p.json()["entries"]
             .as_array()
             .unwrap()
             .iter()
@@ -590,14 +418,10 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
     assert!(a[0] > a[1] && a[1] > b[0] && b[0] > b[1]);
     // The other company's admin sees none of it, and a member sees nothing at all.
     let other = t
-        .call(
-            Method::GET,
-            "/api/admin/audit?limit=200",
-            Some(&other_admin),
-            None,
-        )
-        .await;
-    let other_entries = other.body["entries"].as_array().unwrap();
+        .get("/api/admin/audit?limit=200", Some(&other_admin))
+        .await
+        .json();
+    let other_entries = other["entries"].as_array().unwrap();
     assert!(other_entries.iter().all(|e| e["target"] != bob_id.as_str()));
     assert!(other_entries.len() <= 3, "{other_entries:?}");
     let member = t
@@ -606,11 +430,10 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
         .session()
         .unwrap();
     // Bob was made admin above; demote first to check a member's view.
-    t.call(
-        Method::PATCH,
+    t.patch(
         &format!("/api/admin/users/{bob_id}"),
         Some(&admin),
-        Some(json!({"role": "member"})),
+        json!({"role": "member"}),
     )
     .await;
     let member = t
@@ -618,12 +441,7 @@ async fn audit_records_every_event_and_stays_in_its_tenant() {
         .await
         .session()
         .unwrap_or(member);
-    assert_eq!(
-        t.call(Method::GET, "/api/admin/audit", Some(&member), None)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(t.get("/api/admin/audit", Some(&member)).await.status, 403);
 }
 
 // ---- headers ----
@@ -638,7 +456,7 @@ async fn hdr_01_security_headers_on_every_answer() {
         "/api/nope",
         "/reset?token=x",
     ] {
-        let a = t.call(Method::GET, path, None, None).await;
+        let a = t.get(path, None).await;
         let h = &a.headers;
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(
@@ -656,7 +474,7 @@ async fn hdr_01_security_headers_on_every_answer() {
     }
     let https =
         InProc::with(|c, _| c.public_url = "https://login.vendor.test".parse().unwrap()).await;
-    let a = https.call(Method::GET, "/api/session", None, None).await;
+    let a = https.get("/api/session", None).await;
     assert!(
         a.headers[header::STRICT_TRANSPORT_SECURITY]
             .to_str()
@@ -684,189 +502,122 @@ async fn sess_03_https_cookies_are_secure_and_host_prefixed() {
 async fn inp_03_bad_input_gets_a_stable_code_never_a_500() {
     let t = InProc::new().await;
     let (_, admin) = t.company("acme").await;
-    let raw = |method: Method, path: &str, ct: Option<&str>, body: Vec<u8>| {
-        let mut r = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::COOKIE, format!("tenantd_session={admin}"));
-        if let Some(ct) = ct {
-            r = r.header(header::CONTENT_TYPE, ct);
-        }
-        r.body(Body::from(body)).unwrap()
+    let raw = |method: Method, path: &str, ct: Option<&str>, body: &[u8]| {
+        InProc::request(method, path, Some(&admin), ct, body.to_vec())
     };
+    let json = |path: &str, body: &[u8]| raw(Method::POST, path, Some("application/json"), body);
+    let get = |path: &str| raw(Method::GET, path, None, b"");
+    let (long_email, long_name) = (
+        format!(
+            r#"{{"email":"{}@acme.test","role":"member"}}"#,
+            "a".repeat(2000)
+        ),
+        format!(
+            r#"{{"email":"x@acme.test","role":"member","name":"{}"}}"#,
+            "n".repeat(101)
+        ),
+    );
+    let login = "/api/auth/login";
+    let users = "/api/admin/users";
     let cases: Vec<(Request<Body>, u16, &str)> = vec![
         (
             raw(
                 Method::POST,
-                "/api/auth/login",
+                login,
                 None,
-                br#"{"email":"a","password":"b"}"#.to_vec(),
+                br#"{"email":"a","password":"b"}"#,
             ),
             415,
             "unsupported_media_type",
         ),
         (
-            raw(
-                Method::POST,
-                "/api/auth/login",
-                Some("text/plain"),
-                br#"{}"#.to_vec(),
-            ),
+            raw(Method::POST, login, Some("text/plain"), br#"{}"#),
             415,
             "unsupported_media_type",
         ),
+        (json(login, b"{not json"), 400, "invalid_json"),
         (
-            raw(
-                Method::POST,
-                "/api/auth/login",
-                Some("application/json"),
-                b"{not json".to_vec(),
-            ),
-            400,
-            "invalid_json",
+            json(login, br#"{"email":1,"password":"x"}"#),
+            422,
+            "invalid_body",
         ),
+        (json(login, br#"{"email":"a@b.c"}"#), 422, "invalid_body"),
         (
-            raw(
-                Method::POST,
-                "/api/auth/login",
-                Some("application/json"),
-                br#"{"email":1,"password":"x"}"#.to_vec(),
+            json(
+                users,
+                br#"{"email":"x@acme.test","role":"member","role":"admin"}"#,
             ),
             422,
             "invalid_body",
         ),
         (
-            raw(
-                Method::POST,
-                "/api/auth/login",
-                Some("application/json"),
-                br#"{"email":"a@b.c"}"#.to_vec(),
+            json(
+                users,
+                br#"{"email":"x@acme.test","role":"member","status":"active"}"#,
             ),
             422,
             "invalid_body",
         ),
         (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                br#"{"email":"x@acme.test","role":"member","role":"admin"}"#.to_vec(),
-            ),
-            422,
-            "invalid_body",
-        ),
-        (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                br#"{"email":"x@acme.test","role":"member","status":"active"}"#.to_vec(),
-            ),
-            422,
-            "invalid_body",
-        ),
-        (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                br#"{"email":"x@acme.test","role":"owner"}"#.to_vec(),
-            ),
+            json(users, br#"{"email":"x@acme.test","role":"owner"}"#),
             400,
             "invalid_role",
         ),
         (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                br#"{"email":"x@acme.test\r\nBcc: evil@x.test","role":"member"}"#.to_vec(),
+            json(
+                users,
+                br#"{"email":"x@acme.test\r\nBcc: evil@x.test","role":"member"}"#,
             ),
             400,
             "invalid_email",
         ),
+        (json(users, long_email.as_bytes()), 400, "field_too_long"),
+        (json(users, long_name.as_bytes()), 400, "invalid_name"),
+        (json(login, &[b' '; 70 * 1024]), 413, "payload_too_large"),
+        (get("/api/admin/users?limit=abc"), 400, "invalid_query"),
+        (get("/api/admin/audit?before=x"), 400, "invalid_query"),
         (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                format!(
-                    r#"{{"email":"{}@acme.test","role":"member"}}"#,
-                    "a".repeat(2000)
-                )
-                .into_bytes(),
-            ),
-            400,
-            "field_too_long",
-        ),
-        (
-            raw(
-                Method::POST,
-                "/api/admin/users",
-                Some("application/json"),
-                format!(
-                    r#"{{"email":"x@acme.test","role":"member","name":"{}"}}"#,
-                    "n".repeat(101)
-                )
-                .into_bytes(),
-            ),
-            400,
-            "invalid_name",
-        ),
-        (
-            raw(
-                Method::POST,
-                "/api/auth/login",
-                Some("application/json"),
-                vec![b' '; 70 * 1024],
-            ),
-            413,
-            "payload_too_large",
-        ),
-        (
-            raw(Method::GET, "/api/admin/users?limit=abc", None, vec![]),
-            400,
-            "invalid_query",
-        ),
-        (
-            raw(Method::GET, "/api/admin/audit?before=x", None, vec![]),
-            400,
-            "invalid_query",
-        ),
-        (
-            raw(Method::PUT, "/api/admin/users", None, vec![]),
+            raw(Method::PUT, users, None, b""),
             405,
             "method_not_allowed",
         ),
+        (get("/api/does-not-exist"), 404, "not_found"),
         (
-            raw(Method::GET, "/api/does-not-exist", None, vec![]),
-            404,
-            "not_found",
-        ),
-        (
-            raw(
-                Method::POST,
+            json(
                 "/api/auth/reset",
-                Some("application/json"),
-                br#"{"token":"../../etc/passwd","password":"x"}"#.to_vec(),
+                br#"{"token":"../../etc/passwd","password":"x"}"#,
             ),
             400,
             "invalid_token",
         ),
     ];
-    for (i, (req, status, code)) in cases.into_iter().enumerate() {
-        let a = t.send(req).await;
-        assert_eq!(
-            (a.status.as_u16(), a.code()),
-            (status, code),
-            "case {i}: {:?}",
-            String::from_utf8_lossy(&a.raw)
-        );
+    for (i, a) in answers_with_codes(&t, "", cases).await.iter().enumerate() {
         assert!(
-            a.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            a.json()["message"].as_str().is_some_and(|m| !m.is_empty()),
             "case {i}"
         );
     }
+}
+
+/// Sends each request and asserts its status and error code (`what` and the case's index name
+/// it in messages); returns the answers.
+async fn answers_with_codes(
+    t: &InProc,
+    what: &str,
+    cases: Vec<(Request<Body>, u16, &str)>,
+) -> Vec<Reply> {
+    let mut answers = Vec::new();
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let a = t.send(req).await;
+        assert_eq!(
+            (a.status, a.code().as_str()),
+            (status, code),
+            "{what} case {i}: {:?}",
+            a.body.as_str()
+        );
+        answers.push(a);
+    }
+    answers
 }
 
 #[tokio::test]
@@ -879,17 +630,12 @@ async fn hash_flood_is_refused_quickly_while_session_checks_go_on() {
     })
     .await;
     let (_, admin) = t.company("acme").await;
-    let flood = futures_join_all(
-        (0..40).map(|i| t.login(&format!("u{i}@acme.test"), "wrong-password-123")),
-    );
+    let flood =
+        join_all((0..40).map(|i| t.login(&format!("u{i}@acme.test"), "wrong-password-123")));
     let check = async {
         let mut ok = 0;
         for _ in 0..20 {
-            if t.call(Method::GET, "/api/session", Some(&admin), None)
-                .await
-                .status
-                == StatusCode::OK
-            {
+            if t.session_status(&admin).await == 200 {
                 ok += 1;
             }
         }
@@ -897,49 +643,14 @@ async fn hash_flood_is_refused_quickly_while_session_checks_go_on() {
     };
     let (answers, ok) = tokio::join!(flood, check);
     assert_eq!(ok, 20, "session checks are served during the flood");
-    let busy = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
-        .count();
+    let busy = answers.iter().filter(|a| a.status == 503).count();
     assert!(busy >= 30, "most of the flood is refused: {busy}");
     assert!(
         answers
             .iter()
-            .filter(|a| a.status == StatusCode::SERVICE_UNAVAILABLE)
+            .filter(|a| a.status == 503)
             .all(|a| a.code() == "busy" && a.headers.contains_key(header::RETRY_AFTER))
     );
-}
-
-/// Runs futures concurrently on the current task.
-pub async fn futures_join_all<F: std::future::Future>(
-    futs: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (i, f) in pending.iter_mut().enumerate() {
-            if let Some(fut) = f {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *f = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
 
 /// Every endpoint with a JSON body refuses a missing content type, broken JSON, the wrong shape
@@ -960,16 +671,9 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
     ];
     for (method, path) in json_ops {
         let req = |ct: Option<&str>, body: Vec<u8>| {
-            let mut r = Request::builder()
-                .method(method.clone())
-                .uri(path)
-                .header(header::COOKIE, format!("tenantd_session={admin}"));
-            if let Some(ct) = ct {
-                r = r.header(header::CONTENT_TYPE, ct);
-            }
-            r.body(Body::from(body)).unwrap()
+            InProc::request(method.clone(), path, Some(&admin), ct, body)
         };
-        let cases = [
+        let cases = vec![
             (req(None, b"{}".to_vec()), 415, "unsupported_media_type"),
             (
                 req(Some("application/json"), b"{not json".to_vec()),
@@ -992,14 +696,7 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
                 "payload_too_large",
             ),
         ];
-        for (i, (r, status, code)) in cases.into_iter().enumerate() {
-            let a = t.send(r).await;
-            assert_eq!(
-                (a.status.as_u16(), a.code()),
-                (status, code),
-                "{method} {path} case {i}"
-            );
-        }
+        answers_with_codes(&t, &format!("{method} {path}"), cases).await;
     }
     let huge = "x".repeat(8 * 1024);
     for path in [
@@ -1011,7 +708,7 @@ async fn inp_03_every_json_endpoint_refuses_malformed_and_oversize_bodies() {
         for m in [Method::GET, Method::DELETE] {
             let a = t.call(m.clone(), &path, Some(&admin), None).await;
             assert!(
-                a.status.is_client_error(),
+                (400..500).contains(&a.status),
                 "{m} {}: {}",
                 &path[..30],
                 a.status
@@ -1120,28 +817,17 @@ async fn err_01_a_broken_tenant_gets_a_generic_503_with_its_request_id_and_other
         .body(Body::empty())
         .unwrap();
     let a = t.send(req).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::SERVICE_UNAVAILABLE, "tenant_unavailable")
-    );
-    assert_eq!(a.body["request_id"], "support-ticket-4711");
+    assert_eq!((a.status, a.code().as_str()), (503, "tenant_unavailable"));
+    assert_eq!(a.json()["request_id"], "support-ticket-4711");
     assert_eq!(a.headers["x-request-id"], "support-ticket-4711");
-    let text = String::from_utf8_lossy(&a.raw);
+    let text = a.body.as_str();
     assert!(
         !text.contains("database") && !text.contains(&acme_id),
         "{text}"
     );
     // The other company is untouched.
-    assert_eq!(
-        t.call(Method::GET, "/api/session", Some(&globex_admin), None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        t.login("admin@globex.test", PASSWORD).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(t.session_status(&globex_admin).await, 200);
+    assert_eq!(t.login("admin@globex.test", PASSWORD).await.status, 200);
 }
 
 /// AA-07: one company's sign-in flood takes at most its share of the hashing queue, so another
@@ -1170,7 +856,11 @@ async fn aa_07_a_flood_on_one_tenant_leaves_room_for_the_others() {
                         json!({"email": format!("u{i}@acme.test"), "password": "wrong-password-123"}).to_string(),
                     ))
                     .unwrap();
-                tower::ServiceExt::oneshot(app, req).await.unwrap().status()
+                tower::ServiceExt::oneshot(app, req)
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
             })
         })
         .collect();
@@ -1184,10 +874,10 @@ async fn aa_07_a_flood_on_one_tenant_leaves_room_for_the_others() {
         tokio::task::yield_now().await;
     }
     let a = t.login("admin@globex.test", PASSWORD).await;
-    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.status, 200, "{:?}", a.body);
     let mut busy = 0;
     for f in flood {
-        if f.await.unwrap() == StatusCode::SERVICE_UNAVAILABLE {
+        if f.await.unwrap() == 503 {
             busy += 1;
         }
     }
@@ -1204,23 +894,20 @@ async fn pages_and_api_answer_404_and_405_in_their_own_format() {
         (Method::GET, "/admin/invite", 405),
     ] {
         let a = t.call(method.clone(), path, None, None).await;
-        assert_eq!(a.status.as_u16(), status, "{method} {path}");
+        assert_eq!(a.status, status, "{method} {path}");
         assert!(
             a.headers[header::CONTENT_TYPE]
                 .to_str()
                 .unwrap()
                 .starts_with("text/html")
         );
-        assert!(
-            String::from_utf8_lossy(&a.raw).contains("Acme Cloud"),
-            "{path}"
-        );
+        assert!(a.body.as_str().contains("Acme Cloud"), "{path}");
     }
     for (method, path, status, code) in [
         (Method::GET, "/api/no-such-thing", 404, "not_found"),
         (Method::GET, "/api/auth/login", 405, "method_not_allowed"),
     ] {
         let a = t.call(method, path, None, None).await;
-        assert_eq!((a.status.as_u16(), a.code()), (status, code), "{path}");
+        assert_eq!((a.status, a.code().as_str()), (status, code), "{path}");
     }
 }

@@ -1,6 +1,15 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::disallowed_methods,
+    clippy::disallowed_types
+)]
 //! HTTP benchmarks and the load test of `tenantd`, against a real server on a loopback port.
 //!
-//! `cargo bench -p control-plane --bench http` prints, in one run:
+//! `cargo bench -p tests --bench http` prints, in one run:
 //! 1. argon2id alone (the baseline) vs. login throughput through the server;
 //! 2. session-checked `GET /api/session` vs. the static `GET /livez`, with p50/p99;
 //! 3. session checks during a login flood at 10x capacity vs. unloaded;
@@ -13,287 +22,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use control_plane::config::{Config, ServerConfig};
-use control_plane::mail::MemoryMailer;
-use control_plane::service::provision::{NewTenant, create_tenant};
-use control_plane::startup::{Application, Overrides};
-use control_plane::state::AppState;
-use tenant_runtime::store::users::{self, NewUser, Role, Status};
+use tenant_runtime::store::users;
+use tests::PASSWORD;
+use tests::bench::{
+    Stats, client, get_status, hammer, login_status, quick, row, secs, signed_in, wrk,
+};
+use tests::inproc::{Server, init_logging};
 
-const PASSWORD: &str = "lantern-orchard-velvet-42";
-
-fn quick() -> bool {
-    std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1")
-}
-
-fn secs(full: u64, quick_secs: u64) -> Duration {
-    Duration::from_secs(if quick() { quick_secs } else { full })
-}
-
-struct Server {
-    base: String,
-    state: AppState,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(hash_queue: usize) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: dir.path().to_owned(),
-        public_url: "http://bench.test".parse().expect("url"),
-        smtp_url: None,
-        mail_from: "bench <bench@bench.test>".into(),
-        product_name: "tenantd".into(),
-        directory_url: None,
-        max_connections: 512,
-    };
-    let server = ServerConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        session_idle_secs: 3600,
-        session_absolute_secs: 12 * 3600,
-        hash_concurrency: None,
-        hash_queue,
-        login_max_failures: 1_000_000,
-        ip_max_failures: 1_000_000,
-        ip_window_secs: 60,
-    };
-    let overrides = Overrides {
-        mailer: Some(Arc::new(MemoryMailer::default())),
-        clock: None,
-    };
-    let app = Application::build(config, server, overrides)
-        .await
-        .expect("build");
-    let base = format!("http://127.0.0.1:{}", app.port);
-    let state = app.state.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
-    Server {
-        base,
-        state,
-        _dir: dir,
-    }
-}
-
-/// 50 companies x 25 active users (admin is user 0), written straight to the stores.
-async fn seed(state: &AppState, tenants: usize, per: usize) -> Vec<(String, Vec<String>)> {
+/// `tenants` companies x `per` active users (admin is user 0), written straight to the stores;
+/// every address indexed. Returns each company's id and emails.
+async fn seed(srv: &Server, tenants: usize, per: usize) -> Vec<(String, Vec<String>)> {
     let hash = tenant_runtime::password::hash(PASSWORD).expect("hash");
     let mut out = Vec::new();
     for t in 0..tenants {
-        let slug = format!("co{t:03}");
-        let p = create_tenant(
-            &state.directory,
-            &state.tenants,
-            &state.config,
-            &NewTenant {
-                slug: slug.clone(),
-                name: slug.clone(),
-                domains: vec![],
-                admin_email: format!("u0@{slug}.test"),
-                admin_name: None,
-            },
-            state.now(),
-        )
-        .await
-        .expect("provision");
-        let id = p.tenant.tenant_id().expect("id");
-        let (h, admin, now) = (hash.clone(), p.admin_user_id.clone(), state.now());
-        let s = slug.clone();
-        let created: Vec<(String, String)> = state
-            .tenants
-            .write(&id, move |tx| {
-                users::set_password_hash(tx, &admin, &h, now)?;
-                users::set_status(tx, &admin, Status::Active, now)?;
-                let mut v = Vec::new();
-                for u in 1..per {
-                    let email = format!("u{u}@{s}.test");
-                    let user = users::insert(
-                        tx,
-                        &NewUser {
-                            email: &email,
-                            name: "",
-                            role: Role::Member,
-                            status: Status::Active,
-                            password_hash: Some(&h),
-                        },
-                        now,
-                    )?;
-                    v.push((email, user.id));
-                }
-                Ok(v)
-            })
-            .await
-            .expect("seed users");
-        let mut emails = vec![format!("u0@{slug}.test")];
-        for (email, uid) in created {
-            state
-                .directory
-                .upsert_email(&email, id.as_str(), &uid)
-                .await
-                .expect("index");
-            emails.push(email);
-        }
+        let (id, emails) = srv
+            .seed_company(&format!("co{t:03}"), per, &hash, false)
+            .await;
         out.push((id.to_string(), emails));
     }
     out
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client")
-}
-
-async fn login(c: &reqwest::Client, base: &str, email: &str) -> Option<String> {
-    let r = c
-        .post(format!("{base}/api/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    r.headers()
-        .get("set-cookie")?
-        .to_str()
-        .ok()?
-        .split(';')
-        .next()
-        .map(str::to_owned)
-}
-
-/// Latencies in microseconds, with status counts.
-#[derive(Default)]
-struct Stats {
-    lat: Vec<u64>,
-    ok: u64,
-    err4: u64,
-    err5: u64,
-}
-
-impl Stats {
-    fn add(&mut self, us: u64, status: u16) {
-        self.lat.push(us);
-        match status {
-            500..=599 => self.err5 += 1,
-            400..=499 => self.err4 += 1,
-            _ => self.ok += 1,
-        }
-    }
-
-    fn merge(&mut self, o: Stats) {
-        self.lat.extend(o.lat);
-        self.ok += o.ok;
-        self.err4 += o.err4;
-        self.err5 += o.err5;
-    }
-
-    fn pct(&mut self, p: f64) -> f64 {
-        if self.lat.is_empty() {
-            return 0.0;
-        }
-        self.lat.sort_unstable();
-        let i = ((self.lat.len() as f64 - 1.0) * p).round() as usize;
-        self.lat[i] as f64 / 1000.0
-    }
-}
-
-/// Runs `n` workers doing `op` until `dur` passes; returns requests/s and stats.
-async fn hammer<F, Fut>(n: usize, dur: Duration, op: F) -> (f64, Stats)
-where
-    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
-    Fut: std::future::Future<Output = u16> + Send,
-{
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..n {
-        let op = op.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = Stats::default();
-            while start.elapsed() < dur {
-                let t = Instant::now();
-                let status = op(w).await;
-                s.add(t.elapsed().as_micros() as u64, status);
-            }
-            s
-        }));
-    }
-    let mut all = Stats::default();
-    for t in tasks {
-        all.merge(t.await.expect("worker"));
-    }
-    let rate = all.lat.len() as f64 / start.elapsed().as_secs_f64();
-    (rate, all)
-}
-
-async fn get_status(c: &reqwest::Client, url: &str, cookie: Option<&str>) -> u16 {
-    let mut r = c.get(url);
-    if let Some(ck) = cookie {
-        r = r.header("cookie", ck);
-    }
-    r.send().await.map_or(599, |r| r.status().as_u16())
-}
-
-/// Runs `wrk` (one thread, 64 connections) if installed: requests/s, p50 and p99 in ms. A C
-/// client leaves more of the two cores to the server than the in-process one.
-fn wrk(url: &str, cookie: Option<&str>, dur: Duration) -> Option<(f64, f64, f64)> {
-    let mut cmd = std::process::Command::new("wrk");
-    cmd.args([
-        "-t1",
-        "-c64",
-        "--latency",
-        &format!("-d{}s", dur.as_secs().max(1)),
-    ]);
-    if let Some(c) = cookie {
-        cmd.args(["-H", &format!("Cookie: {c}")]);
-    }
-    let out = cmd.arg(url).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Non-2xx") {
-        eprintln!("wrk saw non-2xx answers:\n{text}");
-        return None;
-    }
-    let ms = |v: &str| -> Option<f64> {
-        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
-        let n: f64 = num.parse().ok()?;
-        Some(match unit {
-            "us" => n / 1000.0,
-            "ms" => n,
-            "s" => n * 1000.0,
-            _ => return None,
-        })
-    };
-    let pct = |p: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(p).map(str::trim))
-            .and_then(ms)
-    };
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    Some((rps, pct("50%")?, pct("99%")?))
-}
-
-fn row(what: &str, figure: String, baseline: String, ratio: f64, target: &str, pass: bool) {
-    println!(
-        "| {what} | {figure} | {baseline} | {ratio:.2} | {target} | {} |",
-        if pass { "PASS" } else { "MISS" }
-    );
-}
-
 #[tokio::main]
 async fn main() {
     // Server errors (the causes of any 5xx) go to stderr.
-    control_plane::telemetry::init_with_default("warn");
+    init_logging("warn");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let srv = start(64).await;
-    let tenants = seed(&srv.state, 50, 25).await;
+    let srv = Server::start("local", None, None, 64).await;
+    let tenants = seed(&srv, 50, 25).await;
     let c = client();
     let base = srv.base.clone();
     println!("tenantd HTTP benchmark ({cores} cores; server and client share them)\n");
@@ -312,16 +68,11 @@ async fn main() {
     let emails: Arc<Vec<String>> = Arc::new(tenants.iter().flat_map(|(_, e)| e.clone()).collect());
     let (login_rate, mut ls) = {
         let (c, base, emails) = (c.clone(), base.clone(), emails.clone());
-        hammer(cores * 4, secs(10, 2), move |w| {
+        hammer(cores * 4, secs(10, 2), move |w, _| {
             let (c, base, emails) = (c.clone(), base.clone(), emails.clone());
             async move {
                 let e = &emails[(w * 7919 + rand::random::<u32>() as usize) % emails.len()];
-                let r = c
-                    .post(format!("{base}/api/auth/login"))
-                    .json(&serde_json::json!({"email": e, "password": PASSWORD}))
-                    .send()
-                    .await;
-                r.map_or(599, |r| r.status().as_u16())
+                login_status(&c, &base, e, PASSWORD).await
             }
         })
         .await
@@ -343,10 +94,10 @@ async fn main() {
     );
 
     // 2. Session checks vs. a static endpoint, 64 connections.
-    let cookie = login(&c, &base, &emails[1]).await.expect("login");
+    let cookie = signed_in(&c, &base, &emails[1]).await;
     let (static_rate, _) = {
         let (c, url) = (c.clone(), format!("{base}/livez"));
-        hammer(64, secs(8, 2), move |_| {
+        hammer(64, secs(8, 2), move |_, _| {
             let (c, url) = (c.clone(), url.clone());
             async move { get_status(&c, &url, None).await }
         })
@@ -354,7 +105,7 @@ async fn main() {
     };
     let session_run = |dur| {
         let (c, url, cookie) = (c.clone(), format!("{base}/api/session"), cookie.clone());
-        hammer(64, dur, move |_| {
+        hammer(64, dur, move |_, _| {
             let (c, url, cookie) = (c.clone(), url.clone(), cookie.clone());
             async move { get_status(&c, &url, Some(&cookie)).await }
         })
@@ -410,19 +161,16 @@ async fn main() {
     let period = Duration::from_secs_f64(flood_clients as f64 / (10.0 * capacity));
     let flood = {
         let (c, base) = (c.clone(), base.clone());
-        tokio::spawn(hammer(flood_clients, secs(8, 2), move |w| {
+        tokio::spawn(hammer(flood_clients, secs(8, 2), move |w, _| {
             let (c, base) = (c.clone(), base.clone());
             async move {
                 let sent = Instant::now();
-                let r = c
-                    .post(format!("{base}/api/auth/login"))
-                    .json(&serde_json::json!({"email": format!("flood{w}@nowhere.test"), "password": "wrong-password-123"}))
-                    .send()
-                    .await;
+                let email = format!("flood{w}@nowhere.test");
+                let status = login_status(&c, &base, &email, "wrong-password-123").await;
                 if let Some(rest) = period.checked_sub(sent.elapsed()) {
                     tokio::time::sleep(rest).await;
                 }
-                r.map_or(599, |r| r.status().as_u16())
+                status
             }
         }))
     };
@@ -458,10 +206,8 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
     // Each client signs in as one admin and one member of a tenant.
     let mut cookies = Vec::new();
     for (i, (_, emails)) in tenants.iter().enumerate() {
-        let admin = login(&c, &base, &emails[0]).await.expect("admin login");
-        let member = login(&c, &base, &emails[1 + i % (emails.len() - 1)])
-            .await
-            .expect("member login");
+        let admin = signed_in(&c, &base, &emails[0]).await;
+        let member = signed_in(&c, &base, &emails[1 + i % (emails.len() - 1)]).await;
         cookies.push((admin, member));
     }
     let cookies = Arc::new(cookies);
@@ -491,12 +237,7 @@ async fn load_test(srv: &Server, tenants: &[(String, Vec<String>)]) {
                 let (kind, status) = if roll < 10 {
                     let emails = &tenants[t].1;
                     let e = &emails[rand::random::<u32>() as usize % emails.len()];
-                    let s = c
-                        .post(format!("{base}/api/auth/login"))
-                        .json(&serde_json::json!({"email": e, "password": PASSWORD}))
-                        .send()
-                        .await
-                        .map_or(599, |r| r.status().as_u16());
+                    let s = login_status(&c, &base, e, PASSWORD).await;
                     if s == 200 {
                         logins.fetch_add(1, Ordering::Relaxed);
                     }

@@ -1,12 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub,
-    missing_debug_implementations,
-    clippy::disallowed_methods,
-    clippy::disallowed_types
-)]
 //! Benchmarks of the tenant router, printed as one markdown table (progress goes to stderr).
 //!
 //! ```text

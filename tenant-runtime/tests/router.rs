@@ -1,12 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub,
-    missing_debug_implementations,
-    clippy::disallowed_methods,
-    clippy::disallowed_types
-)]
 //! The router: isolation between tenants, the connection cap and eviction, opening tenants once,
 //! refusing files that are not the tenant's, connection settings, write locking and backups.
 //!

@@ -1,12 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub,
-    missing_debug_implementations,
-    clippy::disallowed_methods,
-    clippy::disallowed_types
-)]
 //! The per-tenant store, used the way the control plane uses it: through the router.
 //! Time is always an explicit `now` (unix seconds), so expiry is tested without waiting.
 

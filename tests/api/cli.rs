@@ -377,7 +377,7 @@ async fn migrate_brings_a_thousand_tenants_up_and_reports_the_corrupt_one() {
     }
     let recorded = dir.tenants().await.expect("tenants");
     for t in &recorded {
-        let expected = if &t.id == corrupt {
+        let expected = if t.id.as_str() == corrupt {
             1
         } else {
             i64::from(tenant_schema::TENANT_LATEST)
@@ -412,7 +412,7 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
     // Arrange: four healthy tenants, then one injected drift of each kind.
     let data = tempfile::tempdir().expect("tmp");
     let ctl = Ctl::new(data.path());
-    let id_of = |v: &Value| v["tenant"]["id"].as_str().expect("id").to_owned();
+    let id_of = |v: &Value| TenantId::parse(v["tenant"]["id"].as_str().expect("id")).expect("id");
     let a = id_of(&ctl.create("alpha", Some("alpha.test"), "admin@alpha.test"));
     let b = id_of(&ctl.create("bravo", Some("bravo.test"), "admin@bravo.test"));
     let c = id_of(&ctl.create("charlie", None, "admin@charlie.test"));
@@ -426,18 +426,18 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
         .await
         .expect("ghost");
     // user missing from the index
-    let lost = add_user(&router, &b, "lost@bravo.test");
+    let lost = add_user(&router, b.as_str(), "lost@bravo.test");
     // pending row whose user exists (an invitation interrupted before its confirmation)
     dir.reserve_email("half@bravo.test", &b, "reserved-id")
         .await
         .expect("reserve");
-    let half = add_user(&router, &b, "half@bravo.test");
+    let half = add_user(&router, b.as_str(), "half@bravo.test");
     // pending row without user (an invitation interrupted before the tenant write)
     dir.reserve_email("stale@charlie.test", &c, "x")
         .await
         .expect("reserve");
     // tenant row without file
-    let d_id = TenantId::parse(&d).expect("id");
+    let d_id = d.clone();
     router.close_blocking(&d_id);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", router.path_of(&d_id).display()));
@@ -452,10 +452,8 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
     dir.insert_tenant(&prov, "echo", "Echo", "local")
         .await
         .expect("row");
-    dir.add_domain(prov.as_str(), "echo.test")
-        .await
-        .expect("domain");
-    dir.reserve_email("admin@echo.test", prov.as_str(), "u")
+    dir.add_domain(&prov, "echo.test").await.expect("domain");
+    dir.reserve_email("admin@echo.test", &prov, "u")
         .await
         .expect("reserve");
     router.create_tenant_blocking(&prov, now()).expect("file");
@@ -538,7 +536,7 @@ async fn doctor_finds_and_repairs_every_kind_of_drift() {
         dir.tenant(&a).await.expect("q").expect("a").schema_version,
         i64::from(tenant_schema::TENANT_LATEST)
     );
-    assert!(dir.tenant(prov.as_str()).await.expect("q").is_none());
+    assert!(dir.tenant(&prov).await.expect("q").is_none());
     assert_eq!(dir.domain_owner("echo.test").await.expect("q"), None);
     let tenants_dir = data.path().join("tenants");
     assert!(!tenants_dir.join(format!("{orphan}.db")).exists());

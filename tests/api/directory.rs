@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tenant_runtime::TenantId;
 use tests::db::{Engine, TestDb};
-use tests::inproc::{Directory, DirectoryError, Tenant, TenantStatus};
+use tests::inproc::{Directory, DirectoryError, Tenant, TenantStatus, system_clock};
 
 /// Runs each listed test on SQLite and on PostgreSQL.
 macro_rules! both_engines {
@@ -83,7 +83,7 @@ async fn tenants_crud(db: &TestDb) {
         .expect("insert b");
 
     // Assert: the row as written, with the defaults of a new tenant.
-    assert_eq!(ta.id, a.as_str());
+    assert_eq!(ta.id, a);
     assert_eq!(ta.slug, "acme");
     assert_eq!(ta.name, "Acme Ltd");
     assert_eq!(ta.status, TenantStatus::Provisioning);
@@ -97,9 +97,14 @@ async fn tenants_crud(db: &TestDb) {
         .await
         .expect("by slug")
         .expect("b");
-    assert_eq!(by_slug.id, b.as_str());
+    assert_eq!(by_slug.id, b);
     assert_eq!(by_slug.node, "node-2");
-    assert!(dir.tenant("nope").await.expect("lookup").is_none());
+    assert!(
+        dir.tenant(&TenantId::parse("nope").unwrap())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
     assert!(dir.tenant_by_slug("nope").await.expect("lookup").is_none());
     let slugs: Vec<String> = dir
         .tenants()
@@ -111,39 +116,29 @@ async fn tenants_crud(db: &TestDb) {
     assert_eq!(slugs, ["acme", "beta"]);
 
     assert!(
-        dir.set_tenant_status(a.as_str(), TenantStatus::Active)
+        dir.set_tenant_status(&a, TenantStatus::Active)
             .await
             .expect("status")
     );
     assert!(
-        !dir.set_tenant_status("nope", TenantStatus::Active)
+        !dir.set_tenant_status(&TenantId::parse("nope").unwrap(), TenantStatus::Active)
             .await
             .expect("status of a missing tenant")
     );
-    dir.set_schema_version(a.as_str(), 3)
-        .await
-        .expect("version");
-    assert_eq!(dir.bump_auth_epoch(a.as_str()).await.expect("bump"), 2);
-    assert_eq!(
-        dir.raise_auth_epoch_to(a.as_str(), 7).await.expect("raise"),
-        7
-    );
-    assert_eq!(
-        dir.raise_auth_epoch_to(a.as_str(), 5)
-            .await
-            .expect("no lower"),
-        7
-    );
-    let t = dir.tenant(a.as_str()).await.expect("get").expect("a");
+    dir.set_schema_version(&a, 3).await.expect("version");
+    assert_eq!(dir.bump_auth_epoch(&a).await.expect("bump"), 2);
+    assert_eq!(dir.raise_auth_epoch_to(&a, 7).await.expect("raise"), 7);
+    assert_eq!(dir.raise_auth_epoch_to(&a, 5).await.expect("no lower"), 7);
+    let t = dir.tenant(&a).await.expect("get").expect("a");
     assert_eq!(
         (t.status, t.schema_version, t.auth_epoch),
         (TenantStatus::Active, 3, 7)
     );
-    dir.set_schema_versions(&[(a.as_str().to_owned(), 4), (b.as_str().to_owned(), 5)])
+    dir.set_schema_versions(&[(a.clone(), 4), (b.clone(), 5)])
         .await
         .expect("versions");
     assert_eq!(
-        dir.tenant(b.as_str())
+        dir.tenant(&b)
             .await
             .expect("get")
             .expect("b")
@@ -152,21 +147,17 @@ async fn tenants_crud(db: &TestDb) {
     );
 
     // Delete takes domains and index rows along, and only this tenant's.
-    dir.add_domain(a.as_str(), "acme.test")
-        .await
-        .expect("domain");
-    dir.add_domain(b.as_str(), "beta.test")
-        .await
-        .expect("domain");
-    dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+    dir.add_domain(&a, "acme.test").await.expect("domain");
+    dir.add_domain(&b, "beta.test").await.expect("domain");
+    dir.reserve_email("ann@acme.test", &a, "u1")
         .await
         .expect("reserve");
-    dir.reserve_email("bob@beta.test", b.as_str(), "u2")
+    dir.reserve_email("bob@beta.test", &b, "u2")
         .await
         .expect("reserve");
-    assert!(dir.delete_tenant(a.as_str()).await.expect("delete"));
-    assert!(!dir.delete_tenant(a.as_str()).await.expect("delete again"));
-    assert!(dir.tenant(a.as_str()).await.expect("get").is_none());
+    assert!(dir.delete_tenant(&a).await.expect("delete"));
+    assert!(!dir.delete_tenant(&a).await.expect("delete again"));
+    assert!(dir.tenant(&a).await.expect("get").is_none());
     assert!(
         dir.domain_owner("acme.test")
             .await
@@ -180,11 +171,8 @@ async fn tenants_crud(db: &TestDb) {
             .is_none()
     );
     assert_eq!(
-        dir.domain_owner("beta.test")
-            .await
-            .expect("owner")
-            .as_deref(),
-        Some(b.as_str())
+        dir.domain_owner("beta.test").await.expect("owner").as_ref(),
+        Some(&b)
     );
     assert!(
         dir.lookup_email("bob@beta.test")
@@ -197,7 +185,7 @@ async fn tenants_crud(db: &TestDb) {
 
 fn row(id: &TenantId, slug: &str) -> Tenant {
     Tenant {
-        id: id.as_str().to_owned(),
+        id: id.clone(),
         slug: slug.to_owned(),
         name: format!("Name of {slug}"),
         status: TenantStatus::Active,
@@ -216,7 +204,7 @@ async fn bulk_insert_is_one_transaction(db: &TestDb) {
     dir.insert_tenants(&[row(&a, "one"), row(&b, "two")])
         .await
         .expect("bulk insert");
-    let t = dir.tenant(a.as_str()).await.expect("get").expect("a");
+    let t = dir.tenant(&a).await.expect("get").expect("a");
     assert_eq!(
         (
             t.placement_epoch,
@@ -234,7 +222,7 @@ async fn bulk_insert_is_one_transaction(db: &TestDb) {
         .await
         .expect_err("duplicate slug");
     assert!(matches!(err, DirectoryError::SlugTaken), "{err:?}");
-    assert!(dir.tenant(c.as_str()).await.expect("get").is_none());
+    assert!(dir.tenant(&c).await.expect("get").is_none());
     assert_eq!(dir.tenants().await.expect("list").len(), 2);
     dir.close().await;
 }
@@ -248,40 +236,30 @@ async fn slug_domain_and_email_are_unique(db: &TestDb) {
         .expect_err("slug taken");
     assert!(matches!(err, DirectoryError::SlugTaken), "{err:?}");
 
-    dir.add_domain(a.as_str(), "acme.test")
-        .await
-        .expect("domain");
+    dir.add_domain(&a, "acme.test").await.expect("domain");
     for owner in [&a, &b] {
         let err = dir
-            .add_domain(owner.as_str(), "acme.test")
+            .add_domain(owner, "acme.test")
             .await
             .expect_err("domain taken");
         assert!(matches!(err, DirectoryError::DomainTaken), "{err:?}");
     }
-    assert_eq!(
-        dir.domains_of(a.as_str()).await.expect("domains"),
-        ["acme.test"]
-    );
-    assert!(
-        dir.domains_of(b.as_str())
-            .await
-            .expect("domains")
-            .is_empty()
-    );
+    assert_eq!(dir.domains_of(&a).await.expect("domains"), ["acme.test"]);
+    assert!(dir.domains_of(&b).await.expect("domains").is_empty());
 
     assert!(
-        dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+        dir.reserve_email("ann@acme.test", &a, "u1")
             .await
             .expect("reserve")
             .is_none()
     );
     let err = dir
-        .reserve_email("ann@acme.test", b.as_str(), "u2")
+        .reserve_email("ann@acme.test", &b, "u2")
         .await
         .expect_err("email of another tenant");
     assert!(matches!(err, DirectoryError::EmailTaken), "{err:?}");
     let err = dir
-        .upsert_email("ann@acme.test", b.as_str(), "u2")
+        .upsert_email("ann@acme.test", &b, "u2")
         .await
         .expect_err("upsert over another tenant");
     assert!(matches!(err, DirectoryError::EmailTaken), "{err:?}");
@@ -291,10 +269,7 @@ async fn slug_domain_and_email_are_unique(db: &TestDb) {
         .await
         .expect("lookup")
         .expect("entry");
-    assert_eq!(
-        (e.tenant_id.as_str(), e.user_id.as_str()),
-        (a.as_str(), "u1")
-    );
+    assert_eq!((&e.tenant_id, e.user_id.as_str()), (&a, "u1"));
     dir.close().await;
 }
 
@@ -303,13 +278,13 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
 
     // Reserved: pending; the same tenant reserving again gets the row back to reconcile.
     assert!(
-        dir.reserve_email("ann@acme.test", a.as_str(), "u1")
+        dir.reserve_email("ann@acme.test", &a, "u1")
             .await
             .expect("reserve")
             .is_none()
     );
     let again = dir
-        .reserve_email("ann@acme.test", a.as_str(), "u9")
+        .reserve_email("ann@acme.test", &a, "u9")
         .await
         .expect("reserve again")
         .expect("existing row");
@@ -319,7 +294,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
     );
 
     // Confirmed: active, with the user id the tenant database settled on.
-    dir.confirm_email("ann@acme.test", a.as_str(), "u1b")
+    dir.confirm_email("ann@acme.test", &a, "u1b")
         .await
         .expect("confirm");
     let e = dir
@@ -329,7 +304,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
         .expect("entry");
     assert_eq!((e.user_id.as_str(), e.state.as_str()), ("u1b", "active"));
     // Confirming for another tenant changes nothing.
-    dir.confirm_email("ann@acme.test", b.as_str(), "evil")
+    dir.confirm_email("ann@acme.test", &b, "evil")
         .await
         .expect("confirm other");
     assert_eq!(
@@ -342,16 +317,16 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
     );
 
     // Upsert: inserts active, or confirms a row of the same tenant.
-    dir.upsert_email("cid@acme.test", a.as_str(), "u3")
+    dir.upsert_email("cid@acme.test", &a, "u3")
         .await
         .expect("upsert new");
-    dir.reserve_email("bob@acme.test", a.as_str(), "u2")
+    dir.reserve_email("bob@acme.test", &a, "u2")
         .await
         .expect("reserve bob");
-    dir.upsert_email("bob@acme.test", a.as_str(), "u2")
+    dir.upsert_email("bob@acme.test", &a, "u2")
         .await
         .expect("upsert existing");
-    let index = dir.index_of(a.as_str()).await.expect("index");
+    let index = dir.index_of(&a).await.expect("index");
     let listed: Vec<(&str, &str)> = index
         .iter()
         .map(|e| (e.email.as_str(), e.state.as_str()))
@@ -368,7 +343,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
 
     // Removal only by the owning tenant.
     assert!(
-        !dir.remove_email("ann@acme.test", b.as_str())
+        !dir.remove_email("ann@acme.test", &b)
             .await
             .expect("remove by other")
     );
@@ -378,11 +353,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
             .expect("lookup")
             .is_some()
     );
-    assert!(
-        dir.remove_email("ann@acme.test", a.as_str())
-            .await
-            .expect("remove")
-    );
+    assert!(dir.remove_email("ann@acme.test", &a).await.expect("remove"));
     assert!(
         dir.lookup_email("ann@acme.test")
             .await
@@ -390,7 +361,7 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
             .is_none()
     );
     // Free again: another tenant may take it.
-    dir.reserve_email("ann@acme.test", b.as_str(), "u7")
+    dir.reserve_email("ann@acme.test", &b, "u7")
         .await
         .expect("reserve for b");
     dir.close().await;
@@ -398,11 +369,9 @@ async fn reserve_confirm_and_remove_email(db: &TestDb) {
 
 async fn route_email_tries_the_exact_address_then_the_domain(db: &TestDb) {
     let (dir, a, b) = acme_and_beta(db).await;
-    dir.add_domain(a.as_str(), "acme.test")
-        .await
-        .expect("domain");
+    dir.add_domain(&a, "acme.test").await.expect("domain");
     // A contractor of beta with an acme address: the exact entry wins over the domain.
-    dir.upsert_email("contractor@acme.test", b.as_str(), "u1")
+    dir.upsert_email("contractor@acme.test", &b, "u1")
         .await
         .expect("index");
 
@@ -410,14 +379,8 @@ async fn route_email_tries_the_exact_address_then_the_domain(db: &TestDb) {
         let dir = dir.clone();
         async move { dir.route_email(email).await.expect("route").map(|t| t.id) }
     };
-    assert_eq!(
-        routed("contractor@acme.test").await.as_deref(),
-        Some(b.as_str())
-    );
-    assert_eq!(
-        routed("anyone@acme.test").await.as_deref(),
-        Some(a.as_str())
-    );
+    assert_eq!(routed("contractor@acme.test").await.as_ref(), Some(&b));
+    assert_eq!(routed("anyone@acme.test").await.as_ref(), Some(&a));
     assert_eq!(routed("someone@elsewhere.test").await, None);
     assert_eq!(routed("not-an-email").await, None);
     // Subdomains are other domains.
@@ -450,7 +413,7 @@ fn all_versions() -> Vec<i64> {
 
 async fn migrations_are_idempotent(db: &TestDb) {
     // A directory looked at before any migration has every step pending.
-    let raw = Directory::connect_with(&db.url, false)
+    let raw = Directory::connect_with(&db.url, false, system_clock())
         .await
         .expect("connect without migrating");
     assert_eq!(
@@ -497,7 +460,9 @@ async fn a_newer_directory_is_refused(db: &TestDb) {
         .expect("record a newer step");
     dir.close().await;
 
-    let err = Directory::connect(&db.url).await.expect_err("newer schema");
+    let err = Directory::connect(&db.url, system_clock())
+        .await
+        .expect_err("newer schema");
     match err {
         DirectoryError::TooNew { found, supported } => {
             assert_eq!(found, newer);
@@ -506,7 +471,7 @@ async fn a_newer_directory_is_refused(db: &TestDb) {
         other => panic!("expected TooNew, got {other:?}"),
     }
     // The operator's dry run can still look at it.
-    let look = Directory::connect_with(&db.url, false)
+    let look = Directory::connect_with(&db.url, false, system_clock())
         .await
         .expect("look without migrating");
     assert_eq!(look.version().await.expect("version"), newer);
@@ -519,7 +484,7 @@ async fn concurrent_migrations_take_turns_on_the_lock_row(db: &TestDb) {
     let mut dirs = Vec::new();
     for _ in 0..6 {
         dirs.push(
-            Directory::connect_with(&db.url, false)
+            Directory::connect_with(&db.url, false, system_clock())
                 .await
                 .expect("connect without migrating"),
         );
@@ -553,7 +518,7 @@ async fn concurrent_migrations_take_turns_on_the_lock_row(db: &TestDb) {
 
 async fn a_stale_lock_row_is_taken_over(db: &TestDb) {
     // A process died holding the lock an hour ago, before applying anything.
-    let raw = Directory::connect_with(&db.url, false)
+    let raw = Directory::connect_with(&db.url, false, system_clock())
         .await
         .expect("connect without migrating");
     sqlx::raw_sql(
@@ -635,40 +600,32 @@ async fn placement_moves_only_from_the_expected_node_and_epoch(db: &TestDb) {
 
     // Wrong source or wrong epoch: nothing moves.
     assert_eq!(
-        dir.move_placement(t.as_str(), "n2", 1, "n3")
-            .await
-            .expect("cas"),
+        dir.move_placement(&t, "n2", 1, "n3").await.expect("cas"),
         None
     );
     assert_eq!(
-        dir.move_placement(t.as_str(), "n1", 2, "n3")
-            .await
-            .expect("cas"),
+        dir.move_placement(&t, "n1", 2, "n3").await.expect("cas"),
         None
     );
     assert_eq!(
-        dir.move_placement("nope", "n1", 1, "n3")
+        dir.move_placement(&TenantId::parse("nope").unwrap(), "n1", 1, "n3")
             .await
             .expect("cas"),
         None
     );
-    let same = dir.tenant(t.as_str()).await.expect("get").expect("t");
+    let same = dir.tenant(&t).await.expect("get").expect("t");
     assert_eq!((same.node.as_str(), same.placement_epoch), ("n1", 1));
 
     // The expected source and epoch: flipped and bumped together.
     assert_eq!(
-        dir.move_placement(t.as_str(), "n1", 1, "n3")
-            .await
-            .expect("cas"),
+        dir.move_placement(&t, "n1", 1, "n3").await.expect("cas"),
         Some(2)
     );
-    let moved = dir.tenant(t.as_str()).await.expect("get").expect("t");
+    let moved = dir.tenant(&t).await.expect("get").expect("t");
     assert_eq!((moved.node.as_str(), moved.placement_epoch), ("n3", 2));
     // The same move again finds the tenant gone from n1.
     assert_eq!(
-        dir.move_placement(t.as_str(), "n1", 1, "n3")
-            .await
-            .expect("cas"),
+        dir.move_placement(&t, "n1", 1, "n3").await.expect("cas"),
         None
     );
     dir.close().await;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tenant_runtime::TenantId;
 use tests::cluster::{self, Node};
 use tests::http::{self, client};
 use tests::inproc::{InProc, TenantStatus};
@@ -79,10 +80,15 @@ async fn metrics_count_requests_by_route_and_logins_by_outcome() {
     );
     app.state
         .directory
-        .set_tenant_status(&tenant_id, TenantStatus::Suspended)
+        .set_tenant_status(
+            &TenantId::parse(&tenant_id).unwrap(),
+            TenantStatus::Suspended,
+        )
         .await
         .expect("suspend");
-    app.state.tenant_cache.forget(&tenant_id);
+    app.state
+        .tenant_cache
+        .forget(&TenantId::parse(&tenant_id).unwrap());
     assert_eq!(
         app.login("admin@acme.test", PASSWORD).await.code(),
         "tenant_suspended"

@@ -113,7 +113,7 @@ async fn provision(data: &Path, n: usize) -> f64 {
                     admin_name: Some("Admin".to_owned()),
                 };
                 let p = create(&directory, &router, "local", &config, &req, tests::now()).await;
-                let id = p.tenant.tenant_id().expect("tenant id");
+                let id = p.tenant.id.clone();
                 // A fleet of 10,000 does not keep 10,000 pools open.
                 let r = router.clone();
                 tokio::task::spawn_blocking(move || r.close_blocking(&id))

@@ -33,7 +33,7 @@ use tenant_runtime::TenantId;
 use tests::PASSWORD;
 use tests::bench::{Stats, client, get_status, hammer, login, quick, signed_in};
 use tests::db::{TestDb, sqlite_url};
-use tests::inproc::{Directory, Server};
+use tests::inproc::{Directory, Server, system_clock};
 use tests::seed::tenant_row;
 
 const SECRET: &str = "bench-node-secret-0123456789";
@@ -44,7 +44,7 @@ fn phase() -> Duration {
 
 // ---- 1. directory lookups ------------------------------------------------------------------
 
-async fn seed_directory(dir: &Directory, n: usize) -> Vec<(String, String, String)> {
+async fn seed_directory(dir: &Directory, n: usize) -> Vec<(TenantId, String, String)> {
     let now = 1_700_000_000;
     let rows: Vec<_> = (0..n)
         .map(|i| {
@@ -61,7 +61,7 @@ async fn seed_directory(dir: &Directory, n: usize) -> Vec<(String, String, Strin
             "INSERT INTO user_index (email, tenant_id, user_id, state, created_at) VALUES ($1, $2, $3, 'active', $4)",
         )
         .bind(&email)
-        .bind(&t.id)
+        .bind(t.id.as_str())
         .bind(format!("user-{i}"))
         .bind(now)
         .execute(&mut *tx)
@@ -70,7 +70,7 @@ async fn seed_directory(dir: &Directory, n: usize) -> Vec<(String, String, Strin
         let domain = format!("d{i:05}.test");
         sqlx::query("INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
             .bind(&domain)
-            .bind(&t.id)
+            .bind(t.id.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -82,7 +82,9 @@ async fn seed_directory(dir: &Directory, n: usize) -> Vec<(String, String, Strin
 }
 
 async fn lookups(label: &str, url: &str) {
-    let dir = Directory::connect(url).await.expect("directory");
+    let dir = Directory::connect(url, system_clock())
+        .await
+        .expect("directory");
     let n = if quick() { 300 } else { 3000 };
     let rows = Arc::new(seed_directory(&dir, n).await);
     // Warm up the pool and caches.
@@ -91,7 +93,7 @@ async fn lookups(label: &str, url: &str) {
     }
     type Op = fn(
         Directory,
-        (String, String, String),
+        (TenantId, String, String),
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
     let ops: [(&str, Op); 3] = [
         ("tenant by id", |d, r| {

@@ -107,7 +107,9 @@ impl TestDb {
     }
 
     pub async fn connect(&self) -> Directory {
-        Directory::connect(&self.url).await.expect("connect")
+        Directory::connect(&self.url, crate::inproc::system_clock())
+            .await
+            .expect("connect")
     }
 }
 

@@ -27,7 +27,6 @@ use crate::http::{Reply, SESSION_COOKIE};
 use crate::mail::token_of;
 use crate::{PASSWORD, seed};
 
-pub use control_plane::cluster::sign_internal;
 pub use control_plane::config::{Config, NodeConfig, ServerConfig};
 pub use control_plane::directory::{Directory, DirectoryError, Tenant, TenantStatus};
 pub use control_plane::failpoint::{INVITE_STEPS, SECURITY_STEPS};
@@ -37,6 +36,26 @@ pub use control_plane::service::fleet::{DELETE_STEPS, UNDELETE_STEPS};
 pub use control_plane::service::provision::{CREATE_STEPS, NewTenant};
 pub use control_plane::state::AppState;
 pub use control_plane::telemetry::init_with_default as init_logging;
+
+/// The value of the header that authenticates a bodiless internal call, as a node makes it.
+pub fn sign_internal(secret: &str, method: &Method, path: &str) -> String {
+    use control_plane::cluster::signing::{Covered, NodeSecret, body_sha256};
+    NodeSecret::new(secret).sign_internal(
+        crate::now(),
+        Covered {
+            method,
+            path_and_query: path,
+            body_sha256: &body_sha256(b""),
+            headers: &axum::http::HeaderMap::new(),
+        },
+    )
+}
+
+/// The real clock, for the directories and servers of the kit.
+#[allow(clippy::disallowed_types)]
+pub fn system_clock() -> Arc<dyn tenant_runtime::Clock> {
+    Arc::new(tenant_runtime::SystemClock)
+}
 
 /// A library configuration on the data directory `data` (no SMTP: mail is overridden or goes
 /// to the outbox).
@@ -48,6 +67,7 @@ pub fn config(data: &Path, public_url: &str, max_connections: usize) -> Config {
         mail_from: "tenantd <no-reply@tenantd.test>".into(),
         product_name: "tenantd".into(),
         directory_url: None,
+        secret_key: None,
         max_connections,
     }
 }
@@ -63,6 +83,10 @@ fn server_config() -> ServerConfig {
         login_max_failures: 5,
         ip_max_failures: 100,
         ip_window_secs: 600,
+        trusted_proxies: Vec::new(),
+        internal_listen: None,
+        metrics_token: None,
+        dev: false,
     }
 }
 
@@ -91,7 +115,7 @@ pub async fn provision(
 
 /// The directory of a data directory (`directory.db`, created if missing).
 pub async fn directory_at(data: &Path) -> Directory {
-    Directory::connect(&crate::db::sqlite_url(data))
+    Directory::connect(&crate::db::sqlite_url(data), system_clock())
         .await
         .expect("directory")
 }
@@ -130,7 +154,8 @@ impl InProc {
         )
         .await
         .expect("state");
-        let app = startup::app(state.clone());
+        let app =
+            control_plane::routes::app(state.clone(), control_plane::routes::Listener::Public);
         Self {
             state,
             app,
@@ -274,7 +299,10 @@ impl InProc {
         .await;
         let a = self.accept_invite(&token_of(&p.invite_link)).await;
         assert_eq!(a.status, 200, "{}", a.body);
-        (p.tenant.id, a.session().expect("session cookie"))
+        (
+            p.tenant.id.to_string(),
+            a.session().expect("session cookie"),
+        )
     }
 
     /// Invites and activates a member of the admin's company; returns (user id, cookie).
@@ -354,19 +382,19 @@ impl Server {
         let mut config = config(dir.path(), "http://bench.test", 512);
         config.directory_url = directory_url.map(str::to_owned);
         let server = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             session_idle_secs: 3600,
-            session_absolute_secs: 12 * 3600,
             hash_concurrency: None,
             hash_queue,
             login_max_failures: 1_000_000,
             ip_max_failures: 1_000_000,
             ip_window_secs: 60,
+            ..server_config()
         };
         let node_config = NodeConfig {
             node_id: node.to_owned(),
             node_url: None,
-            node_secret: secret.map(str::to_owned),
+            node_secret: secret.map(control_plane::config::Secret::new),
+            node_ca: None,
         };
         let overrides = Overrides {
             mailer: Some(Arc::new(MemoryMailer::default())),
@@ -425,7 +453,7 @@ impl Server {
             state.now(),
         )
         .await;
-        let id = p.tenant.tenant_id().expect("id");
+        let id = p.tenant.id.clone();
         let (h, admin, now, s) = (
             hash.to_owned(),
             p.admin_user_id,
@@ -444,7 +472,7 @@ impl Server {
             if !by_domain {
                 state
                     .directory
-                    .upsert_email(&email, id.as_str(), &uid)
+                    .upsert_email(&email, &id, &uid)
                     .await
                     .expect("index");
             }

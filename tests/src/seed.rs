@@ -40,7 +40,7 @@ fn member<'a>(email: &'a str, password_hash: Option<&'a str>) -> NewUser<'a> {
 /// adds active members `u1@<slug>.test` … `u<per-1>@<slug>.test` with the same hash. Returns
 /// the members' (email, id).
 pub fn activate_with_members(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &tenant_runtime::WriteTx<'_>,
     admin: &str,
     hash: &str,
     slug: &str,
@@ -85,7 +85,7 @@ pub fn old_tenant_file(tenants: &Path, id: &str, with_admin: bool) {
 /// An active tenant's directory row (named after its id), created and updated at `at`.
 pub fn tenant_row(id: &str, slug: &str, schema_version: i64, node: &str, at: i64) -> Tenant {
     Tenant {
-        id: id.to_owned(),
+        id: TenantId::parse(id).expect("tenant id"),
         slug: slug.to_owned(),
         name: id.to_owned(),
         status: TenantStatus::Active,

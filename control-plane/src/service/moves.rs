@@ -15,11 +15,10 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tenant_runtime::TenantId;
 
+use super::backup::sha256_file;
 use super::fleet::FleetError;
 use super::provision;
-use crate::cluster::client::{
-    FirstAdmin, NodeClient, NodeError, Provisioned, SnapshotInfo, sha256_file,
-};
+use crate::cluster::client::{FirstAdmin, NodeClient, NodeError, Provisioned, SnapshotInfo};
 use crate::cluster::placement::{FREEZE_LEASE, LIVE_SECS};
 use crate::directory::{Directory, DirectoryError, Tenant, TenantStatus};
 use crate::error::Fault;
@@ -310,7 +309,8 @@ pub async fn snapshot(state: &AppState, id: &TenantId) -> NodeResult<Snapshot> {
         // VACUUM INTO, synced and checked with integrity_check.
         router.backup_blocking(&id, &dest)?;
         let users = tenant_runtime::ops::inspect_file(&dest)?.users.len();
-        let (sha256, bytes) = sha256_file(&dest)?;
+        let sha256 = sha256_file(&dest)?;
+        let bytes = std::fs::metadata(&dest)?.len();
         let file = std::fs::File::open(&dest)?;
         std::fs::remove_file(&dest)?;
         Ok(Snapshot {

@@ -73,7 +73,6 @@ mod tests {
 
     #[test]
     fn rules() {
-        let email = "ann@acme.test";
         use PasswordRejected as R;
         let code = |p: &str| check(p, "annabel@acme.test", "Acme Industries").err();
         assert_eq!(code("short"), Some(R::TooShort));

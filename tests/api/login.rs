@@ -42,15 +42,19 @@ async fn login_returns_the_login_shape_and_a_lax_http_only_cookie() {
     assert_eq!(v["tenant"]["name"], acme.name);
     assert_eq!(v["tenant"]["id"], acme.tenant_id.as_str());
 
+    // The session, and a device cookie that gives this browser its own throttle lane.
     let cookies = r.set_cookies();
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
     assert!(cookies[0].starts_with("tenantd_session="), "{}", cookies[0]);
-    let attrs = attributes(&cookies[0]);
-    for want in ["httponly", "samesite=lax", "path=/"] {
-        assert!(attrs.iter().any(|a| a == want), "{want} in {attrs:?}");
+    assert!(cookies[1].starts_with("tenantd_device="), "{}", cookies[1]);
+    for cookie in &cookies {
+        let attrs = attributes(cookie);
+        for want in ["httponly", "samesite=lax", "path=/"] {
+            assert!(attrs.iter().any(|a| a == want), "{want} in {attrs:?}");
+        }
+        assert!(!attrs.iter().any(|a| a == "secure"), "http: no Secure");
+        assert!(!attrs.iter().any(|a| a.starts_with("domain")), "host-only");
     }
-    assert!(!attrs.iter().any(|a| a == "secure"), "http: no Secure");
-    assert!(!attrs.iter().any(|a| a.starts_with("domain")), "host-only");
 
     // The session answers with the same shape.
     let s = person.get("/api/session").await;
@@ -85,12 +89,21 @@ async fn cookies_are_secure_and_host_prefixed_when_the_public_url_is_https() {
 
     assert_eq!(r.status, 200, "{}", r.body);
     let cookies = r.set_cookies();
-    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
     assert!(
         cookies[0].starts_with("__Host-tenantd_session="),
         "{}",
         cookies[0]
     );
+    assert!(
+        cookies[1].starts_with("__Host-tenantd_device="),
+        "{}",
+        cookies[1]
+    );
+    let attrs = attributes(&cookies[1]);
+    for want in ["httponly", "samesite=lax", "path=/", "secure"] {
+        assert!(attrs.iter().any(|a| a == want), "{want} in {attrs:?}");
+    }
     let attrs = attributes(&cookies[0]);
     for want in ["httponly", "samesite=lax", "path=/", "secure"] {
         assert!(attrs.iter().any(|a| a == want), "{want} in {attrs:?}");

@@ -40,11 +40,18 @@ async fn password_reset_through_the_mailed_link() {
     // Rejected passwords leave the token usable.
     let r = reset("short").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_short"));
-    let r = reset("mo@acme.test").await;
+    let r = reset("fourteen chars").await;
+    assert_eq!((r.status, r.code().as_str()), (400, "password_too_short"));
+    let r = reset("mo@acme.test is me, mo").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_is_email"));
-    let r = reset("password1234").await;
+    let r = reset("my company acme secret").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "password_has_company_name")
+    );
+    let r = reset("qwertyuiopasdfgh").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_common"));
-    let r = app.person().reset(&mail.token, &"x1".repeat(129)).await;
+    let r = app.person().reset(&mail.token, &"x1".repeat(65)).await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_long"));
     assert_eq!(
         mo.person.session_status().await,
@@ -181,7 +188,7 @@ async fn invitation_acceptance_through_the_mailed_link() {
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_short"));
     let r = accept("new.person@acme.test").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_is_email"));
-    let r = accept("123456789012").await;
+    let r = accept("abcdefghijklmnop").await;
     assert_eq!((r.status, r.code().as_str()), (400, "password_too_common"));
 
     let person = app.person();

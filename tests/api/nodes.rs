@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use tests::cluster::{self, Node, SECRET};
 use tests::db::{Engine, TestDb};
 use tests::http::{self, client, emails_of};
-use tests::inproc::sign_internal;
-use tests::{PASSWORD, poll, within};
+use tests::inproc::internal_headers;
+use tests::{METRICS_TOKEN, PASSWORD, poll, within};
 
 /// Three nodes n1, n2, n3 on one fresh PostgreSQL directory, or `None` (skipped).
 async fn three_nodes() -> Option<(TestDb, Vec<Node>)> {
@@ -42,6 +42,7 @@ async fn three_nodes() -> Option<(TestDb, Vec<Node>)> {
 async fn forwarded(node: &Node, result: &str) -> f64 {
     let text = client()
         .get(node.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
         .send()
         .await
         .expect("metrics")
@@ -346,11 +347,11 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     let status = nodes[0].tenantctl_json(&["tenant", "show", "moveco"]);
     assert_eq!(status["node"], "n2");
     let path = format!("/internal/tenants/{tenant_id}/snapshot");
-    let refused = http::read(c.get(nodes[0].url(&path)).header(
-        "x-tenantd-internal",
-        sign_internal(SECRET, &Method::GET, &path),
-    ))
-    .await;
+    let mut req = c.get(nodes[0].url(&path));
+    for (name, value) in internal_headers(SECRET, &Method::GET, &path) {
+        req = req.header(name, value);
+    }
+    let refused = http::read(req).await;
     assert_eq!(
         (refused.status, refused.code().as_str()),
         (409, "not_owner")

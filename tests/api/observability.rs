@@ -9,7 +9,7 @@ use tenant_runtime::TenantId;
 use tests::cluster::{self, Node};
 use tests::http::{self, client};
 use tests::inproc::{InProc, TenantStatus};
-use tests::{PASSWORD, poll};
+use tests::{METRICS_TOKEN, PASSWORD, poll};
 
 /// `name{labels} value` lines of a text exposition, keyed by `name{labels}`.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -28,7 +28,15 @@ fn sample(all: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 async fn scrape(app: &InProc) -> (String, HashMap<String, f64>) {
-    let a = app.get("/metrics", None).await;
+    let a = app
+        .send(
+            axum::http::Request::builder()
+                .uri("/metrics")
+                .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
     assert_eq!(a.status, 200);
     let ctype = a.headers["content-type"].to_str().expect("ascii");
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");

@@ -64,12 +64,25 @@ async fn every_documented_operation_is_routed_and_no_other_method_is() {
 
 #[test]
 fn every_route_in_the_source_is_documented() {
+    // Routes name their paths by constants of `routes::paths::api`: read both files.
     let src = include_str!("../../control-plane/src/routes/api.rs");
+    let paths = include_str!("../../control-plane/src/routes/paths.rs");
+    let value_of = |name: &str| {
+        let decl = format!("pub const {name}: &str = \"");
+        let at = paths
+            .find(&decl)
+            .unwrap_or_else(|| panic!("no path constant {name}"));
+        let rest = &paths[at + decl.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    };
     let mut routed = Vec::new();
     for chunk in src.split(".route(").skip(1) {
-        let path = chunk.trim_start().trim_start_matches('"');
-        let path = &path[..path.find('"').unwrap()];
-        routed.push(path.to_owned());
+        let name = chunk.trim_start().trim_start_matches("p::");
+        let name: String = name
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        routed.push(value_of(&name));
     }
     assert!(routed.len() >= 10);
     for p in routed {

@@ -416,7 +416,7 @@ async function run(browser) {
   await invitee.locator('form[action="/reset"]').evaluate((f) => f.setAttribute('novalidate', ''));
   res = await submit(invitee, invitee.getByRole('button', { name: 'Change the password' }));
   equal(res.status(), 400, 'a too short password');
-  equal(await alertText(invitee), 'Choose a password of at least 12 characters.', 'too short message');
+  equal(await alertText(invitee), 'Choose a password of at least 15 characters.', 'too short message');
   await screenshot(invitee, 'reset-too-short');
 
   await invitee.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);

@@ -45,6 +45,10 @@ impl Node {
         ));
         env.push(("TENANTD_NODE_ID".to_owned(), id.to_owned()));
         env.push((
+            "TENANTD_METRICS_TOKEN".to_owned(),
+            crate::METRICS_TOKEN.to_owned(),
+        ));
+        env.push((
             "TENANTD_PUBLIC_URL".to_owned(),
             "http://login.tenantd.test".to_owned(),
         ));

@@ -37,18 +37,22 @@ pub use control_plane::service::provision::{CREATE_STEPS, NewTenant};
 pub use control_plane::state::AppState;
 pub use control_plane::telemetry::init_with_default as init_logging;
 
-/// The value of the header that authenticates a bodiless internal call, as a node makes it.
-pub fn sign_internal(secret: &str, method: &Method, path: &str) -> String {
-    use control_plane::cluster::signing::{Covered, NodeSecret, body_sha256};
-    NodeSecret::new(secret).sign_internal(
+/// The headers that authenticate a bodiless internal call, as a node makes them.
+pub fn internal_headers(secret: &str, method: &Method, path: &str) -> [(&'static str, String); 2] {
+    use control_plane::cluster::signing::{
+        BODY_SHA256_HEADER, Covered, INTERNAL_HEADER, NodeSecret, body_sha256,
+    };
+    let sha = body_sha256(b"");
+    let signed = NodeSecret::new(secret).sign_internal(
         crate::now(),
         Covered {
             method,
             path_and_query: path,
-            body_sha256: &body_sha256(b""),
+            body_sha256: &sha,
             headers: &axum::http::HeaderMap::new(),
         },
-    )
+    );
+    [(INTERNAL_HEADER, signed), (BODY_SHA256_HEADER, sha)]
 }
 
 /// The real clock, for the directories and servers of the kit.
@@ -85,7 +89,7 @@ fn server_config() -> ServerConfig {
         ip_window_secs: 600,
         trusted_proxies: Vec::new(),
         internal_listen: None,
-        metrics_token: None,
+        metrics_token: Some(control_plane::config::Secret::new(crate::METRICS_TOKEN)),
         dev: false,
     }
 }

@@ -45,6 +45,8 @@ pub use http::{Person, Reply};
 pub const PASSWORD: &str = "lantern-orchard-velvet-42";
 /// Another valid password (for resets).
 pub const NEW_PASSWORD: &str = "quartz-meadow-harbor-77";
+/// The `TENANTD_METRICS_TOKEN` of the test servers: `/metrics` on the public listener needs it.
+pub const METRICS_TOKEN: &str = "metrics-token-for-the-tests-0123";
 /// How long to wait for a mail before failing.
 pub const MAIL_WAIT: Duration = Duration::from_secs(20);
 

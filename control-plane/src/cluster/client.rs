@@ -16,20 +16,22 @@ pub const SHA256_HEADER: &str = "x-tenantd-sha256";
 /// Users in a snapshot.
 pub const USERS_HEADER: &str = "x-tenantd-users";
 
-/// The first admin of a new tenant, as the node writing its file needs it.
+/// The first admin of a new tenant, as the node writing its file needs it. The invitation's
+/// secret stays with whoever creates the tenant: only its SHA-256 travels.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FirstAdmin {
     pub email: String,
     pub user_id: String,
     pub name: String,
     pub now: i64,
+    /// SHA-256 (hex) of the invitation secret.
+    pub invite_hash: String,
 }
 
 /// What a node answers when it wrote a new tenant's file and first admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Provisioned {
     pub admin_id: String,
-    pub token: String,
 }
 
 /// What a node says about a snapshot it sent or installed.

@@ -197,13 +197,18 @@ pub async fn create_tenant_placed(
     }
     checkpoint("email_reserved");
     // 3. The database file and the first admin, invited.
+    // The invitation's secret is made here and never leaves this process; the file (wherever
+    // it is written) gets its hash.
+    let secret = tenant_runtime::secret::generate()?;
+    let token = secret.token.clone();
     let first = FirstAdmin {
         email: admin_email.clone(),
         user_id: admin_id,
         name: admin_name,
         now,
+        invite_hash: hex::encode(secret.hash),
     };
-    let FileWritten { admin_id, token } = match files {
+    let FileWritten { admin_id } = match files {
         Files::Local(router) => {
             create_file(router, &tenant_id, now).await?;
             checkpoint("file_created");
@@ -259,8 +264,8 @@ pub async fn create_file(router: &TenantRouter, tenant_id: &TenantId, now: i64) 
     Ok(())
 }
 
-/// Writes the first admin (invited) into a new tenant's file, or finds them there, and issues
-/// a fresh invitation; returns the admin's id and the invitation token.
+/// Writes the first admin (invited) into a new tenant's file, or finds them there, and stores
+/// the invitation whose hash `first` carries (earlier ones stop working).
 pub async fn write_first_admin(
     router: &TenantRouter,
     tenant_id: &TenantId,
@@ -272,6 +277,10 @@ pub async fn write_first_admin(
         first.name.clone(),
         first.now,
     );
+    let hash: [u8; 32] = hex::decode(&first.invite_hash)
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| FleetError::Other(anyhow::anyhow!("invitation hash is not SHA-256")))?;
     Ok(router
         .write(tenant_id, move |tx| {
             let user = match users::find_by_email(tx, &e)? {
@@ -289,7 +298,7 @@ pub async fn write_first_admin(
                     now,
                 )?,
             };
-            let token = tokens::issue(tx, &user.id, Purpose::Invite, INVITE_TTL_SECS, now)?;
+            tokens::issue_hashed(tx, &user.id, Purpose::Invite, &hash, INVITE_TTL_SECS, now)?;
             audit::record(
                 tx,
                 Some("operator"),
@@ -298,10 +307,7 @@ pub async fn write_first_admin(
                 json!({"admin_email": user.email}),
                 now,
             )?;
-            Ok(FileWritten {
-                admin_id: user.id,
-                token,
-            })
+            Ok(FileWritten { admin_id: user.id })
         })
         .await?)
 }

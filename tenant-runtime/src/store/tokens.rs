@@ -29,14 +29,28 @@ pub fn issue(
     ttl_secs: i64,
     now: i64,
 ) -> Result<String> {
-    revoke(tx, user_id, Some(purpose), now)?;
     let s = secret::generate()?;
+    issue_hashed(tx, user_id, purpose, &s.hash, ttl_secs, now)?;
+    Ok(s.token)
+}
+
+/// [`issue`] for a secret made elsewhere, of which only the hash travels here (a tenant file
+/// written on another node never sees the link).
+pub fn issue_hashed(
+    tx: &WriteTx<'_>,
+    user_id: &str,
+    purpose: Purpose,
+    hash: &[u8; 32],
+    ttl_secs: i64,
+    now: i64,
+) -> Result<()> {
+    revoke(tx, user_id, Some(purpose), now)?;
     tx.execute(
         "INSERT INTO tokens (hash, user_id, purpose, created_at, expires_at, epoch)
          VALUES (?1, ?2, ?3, ?4, ?5, (SELECT auth_epoch FROM tenant_meta WHERE id = 1))",
-        params![&s.hash[..], user_id, purpose.as_str(), now, now + ttl_secs],
+        params![&hash[..], user_id, purpose.as_str(), now, now + ttl_secs],
     )?;
-    Ok(s.token)
+    Ok(())
 }
 
 /// The user a live token belongs to, without using it up.

@@ -43,6 +43,6 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let app =
         Application::build_node(cli.config, cli.server, &cli.node, Overrides::default()).await?;
-    control_plane::service::demo::greet(&app.state, app.port, cli.demo).await?;
+    control_plane::service::demo::greet(&app.state, app.port, app.internal_port, cli.demo).await?;
     app.run_until(shutdown_signal()).await
 }

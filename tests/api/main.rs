@@ -14,6 +14,7 @@ mod admin;
 mod authz;
 mod cli;
 mod directory;
+mod hardening;
 mod login;
 mod mail;
 mod nodes;

@@ -55,6 +55,34 @@ pub fn internal_headers(secret: &str, method: &Method, path: &str) -> [(&'static
     [(INTERNAL_HEADER, signed), (BODY_SHA256_HEADER, sha)]
 }
 
+/// The headers another node would put on a request it forwards to this one: the request's
+/// body and content type, the sending node and the client, signed with `secret`.
+pub fn forwarded_headers(
+    secret: &str,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+    from: &str,
+    client_ip: &str,
+) -> Vec<(&'static str, String)> {
+    use control_plane::cluster::signing::{Covered, FORWARDED_HEADER, NodeSecret, body_sha256};
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, content_type.parse().expect("type"));
+    let signed = NodeSecret::new(secret).sign_forward(
+        crate::now(),
+        Covered {
+            method,
+            path_and_query: path,
+            body_sha256: &body_sha256(body),
+            headers: &headers,
+        },
+        from,
+        client_ip,
+    );
+    vec![(FORWARDED_HEADER, signed)]
+}
+
 /// The real clock, for the directories and servers of the kit.
 #[allow(clippy::disallowed_types)]
 pub fn system_clock() -> Arc<dyn tenant_runtime::Clock> {

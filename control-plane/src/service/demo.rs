@@ -11,12 +11,23 @@ pub const DEMO_ADMIN: &str = "admin@demo.test";
 
 /// Prints the URL and, on an empty directory, how to create the first company; with `demo`,
 /// creates the demo company (once) and prints its admin's credentials.
-pub async fn greet(state: &AppState, port: u16, demo: bool) -> anyhow::Result<()> {
+pub async fn greet(
+    state: &AppState,
+    port: u16,
+    internal_port: Option<u16>,
+    demo: bool,
+) -> anyhow::Result<()> {
     let listen = format!("http://{}:{port}", state.server.listen.ip());
     println!(
         "tenantd is listening on {listen} (public URL {})",
         state.config.public_url
     );
+    if let (Some(p), Some(addr)) = (internal_port, state.server.internal_listen) {
+        println!(
+            "internal listener (nodes, /metrics) on http://{}:{p}",
+            addr.ip()
+        );
+    }
     if demo {
         if state.directory.tenant_by_slug(DEMO_SLUG).await?.is_none() {
             let password = create_demo(state).await?;

@@ -54,7 +54,7 @@ pub fn check(password: &str, email: &str, company: &str) -> Result<(), PasswordR
         let part = part.trim().to_lowercase();
         part.chars().count() >= MIN_CONTAINED && lower.contains(&part)
     };
-    if lower.trim() == email || contains(local) {
+    if lower.contains(email) || contains(local) {
         return Err(PasswordRejected::IsEmail);
     }
     if contains(company) {
@@ -80,6 +80,10 @@ mod tests {
         assert_eq!(code(&"x1".repeat(65)), Some(R::TooLong));
         assert_eq!(code("annabel@acme.test"), Some(R::IsEmail));
         assert_eq!(code("my name is ANNABEL, ok"), Some(R::IsEmail));
+        assert_eq!(
+            check("al@x.test is my login", "al@x.test", "Ox").err(),
+            Some(R::IsEmail)
+        );
         assert_eq!(code("acme industries rocks"), Some(R::HasCompanyName));
         assert_eq!(code("QwertyuiopAsdfgh"), Some(R::TooCommon));
         assert_eq!(code("aaaaaaaaaaaaaaa"), Some(R::TooCommon));

@@ -68,7 +68,9 @@ impl Lane {
         }
         self.failures = self.decayed(now, limits.decay_secs) + 1.0;
         self.last = now;
-        let over = self.failures - f64::from(limits.max_failures);
+        // Failures of the last minutes weigh almost 1 each: count them whole, so the limit is
+        // reached after exactly `max_failures` quick attempts.
+        let over = self.failures.round() - f64::from(limits.max_failures);
         if over >= 0.0 {
             let doublings = (over as u32).min(20);
             let wait = limits
@@ -502,12 +504,12 @@ mod tests {
         assert_eq!(a(100), Err(Throttled(30)));
         assert_eq!(a(129), Err(Throttled(1)));
         assert_eq!(a(130), Ok(()));
-        assert_eq!(a(130), Err(Throttled(30)));
-        // Failing on at once: the wait doubles.
-        assert_eq!(a(160), Ok(()));
-        assert_eq!(a(160), Err(Throttled(60)));
+        // Failing on: the wait doubles.
+        assert_eq!(a(130), Err(Throttled(60)));
+        assert_eq!(a(190), Ok(()));
+        assert_eq!(a(190), Err(Throttled(120)));
         // Other accounts are not affected.
-        assert_eq!(t.begin("b@x.test", None, "1.1.1.1", 160), Ok(()));
+        assert_eq!(t.begin("b@x.test", None, "1.1.1.1", 190), Ok(()));
     }
 
     #[test]
@@ -518,6 +520,17 @@ mod tests {
         }
         t.succeeded("a@x.test", None, "ip");
         assert_eq!(t.failures("a@x.test", 1), 0.0);
+    }
+
+    #[test]
+    fn quick_failures_count_whole_across_seconds() {
+        let t = MemoryThrottle::new(Limits::default());
+        for now in [100, 101, 102, 103] {
+            assert_eq!(t.begin("a@x.test", None, "ip", now), Ok(()));
+        }
+        // The fifth, a few seconds later, still arms the lock.
+        assert_eq!(t.begin("a@x.test", None, "ip", 105), Ok(()));
+        assert!(t.begin("a@x.test", None, "ip", 106).is_err());
     }
 
     #[test]

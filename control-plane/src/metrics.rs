@@ -39,17 +39,19 @@ pub enum LoginOutcome {
     Invalid,
     Blocked,
     Suspended,
+    ResetRequired,
     Throttled,
     Busy,
     Error,
 }
 
 impl LoginOutcome {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Success,
         Self::Invalid,
         Self::Blocked,
         Self::Suspended,
+        Self::ResetRequired,
         Self::Throttled,
         Self::Busy,
         Self::Error,
@@ -61,6 +63,7 @@ impl LoginOutcome {
             Self::Invalid => "invalid",
             Self::Blocked => "blocked",
             Self::Suspended => "suspended",
+            Self::ResetRequired => "reset_required",
             Self::Throttled => "throttled",
             Self::Busy => "busy",
             Self::Error => "error",

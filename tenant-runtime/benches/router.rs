@@ -228,7 +228,7 @@ fn point_read(scale: &Scale, root: &Path, table: &mut Table) -> BenchResult {
          PRAGMA cache_size = -512; PRAGMA busy_timeout = 5000;",
     )?;
     let mut stmt = raw.prepare(
-        "SELECT id, email, name, role, status, password_hash, created_at, updated_at, last_login_at
+        "SELECT id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, password_reset_required
          FROM users WHERE email = ?1",
     )?;
 
@@ -301,6 +301,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         last_login_at: r.get(8)?,
+        password_reset_required: r.get(9)?,
     })
 }
 

@@ -245,6 +245,7 @@ pub fn prepare_restore(
     src: &Path,
     source_id: &str,
     min_epoch: i64,
+    require_password_reset: bool,
     now: i64,
 ) -> Result<Prepared> {
     let tmp = tempfile::Builder::new()
@@ -285,6 +286,9 @@ pub fn prepare_restore(
             )?;
         }
         let epoch = meta::raise_auth_epoch(&tx, min_epoch)?;
+        if require_password_reset {
+            crate::store::users::require_password_reset_all(&tx, now)?;
+        }
         tx.commit()?;
         let problems = check_integrity(&conn)?;
         if !problems.is_empty() {
@@ -494,7 +498,7 @@ mod tests {
         snapshot(&router, &id, &copy)?;
         router.write_blocking(&id, |tx| user(tx, "b@x.test"))?;
         // The router keeps its connections open while the copy goes back in.
-        let prepared = prepare_restore(&router, &id, &copy, "t1", 5, 2)?;
+        let prepared = prepare_restore(&router, &id, &copy, "t1", 5, false, 2)?;
         assert_eq!(prepared.auth_epoch, 5);
         assert_eq!(install(&router, &id, prepared)?, Installed::Replaced);
         let emails = router.read_blocking(&id, users::all_emails)?;
@@ -514,11 +518,11 @@ mod tests {
         snapshot(&router, &a, &copy)?;
         let b = TenantId::parse("b1")?;
         assert!(matches!(
-            prepare_restore(&router, &b, &copy, "b1", 1, 2),
+            prepare_restore(&router, &b, &copy, "b1", 1, false, 2),
             Err(Error::ForeignTenantFile { .. })
         ));
         // Stamped with a new id on purpose (undelete), it installs as a new file.
-        let p = prepare_restore(&router, &b, &copy, "a1", 1, 2)?;
+        let p = prepare_restore(&router, &b, &copy, "a1", 1, false, 2)?;
         assert_eq!(install(&router, &b, p)?, Installed::Created);
         assert_eq!(inspect(&router, &b)?.tenant_id.as_deref(), Some("b1"));
         Ok(())

@@ -34,6 +34,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(1, "tenant", "0001_users_tokens_sessions"),
     migration!(2, "tenant", "0002_audit_log"),
     migration!(3, "tenant", "0003_auth_epoch_and_session_details"),
+    migration!(4, "tenant", "0004_password_reset_required"),
 ];
 
 /// The version a tenant database has after every step of this binary.

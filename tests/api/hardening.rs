@@ -188,6 +188,61 @@ async fn a_blocked_account_is_told_only_after_the_right_password_and_still_count
     );
 }
 
+#[tokio::test]
+async fn a_restore_can_make_every_user_choose_a_new_password_by_mailed_link() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("acme").await;
+    let ann = app.add_user(&acme.admin, "ann@acme.test", "member").await;
+    let ctl = app.ctl();
+    let backups = app.data.path().join("backups");
+    let backups = backups.to_str().unwrap();
+    assert!(
+        ctl.run(&["backup", "--out", backups, "--tenant", "acme"])
+            .ok()
+    );
+    // After the backup, Ann changes her password (say the old one leaked).
+    let r = ann
+        .person
+        .post(
+            "/api/account/password",
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let out = ctl.run(&[
+        "--json",
+        "restore",
+        "--from",
+        backups,
+        "--tenant",
+        "acme",
+        "--require-password-reset",
+    ]);
+    assert!(out.ok(), "{}", out.stderr);
+
+    // The leaked password came back with the backup, but does not sign in: a link is mailed.
+    let r = app.person().login("ann@acme.test", PASSWORD).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "password_reset_required")
+    );
+    assert!(r.cookie_value("tenantd_session").is_none());
+    let mail = app.wait_for_mail("ann@acme.test", tests::MAIL_WAIT).await;
+    // A wrong password learns nothing of it.
+    let r = app
+        .person()
+        .login("ann@acme.test", "not-the-password-1")
+        .await;
+    assert_eq!(r.code(), "invalid_credentials");
+    // The link sets a new password, which signs in; the admin's too is required.
+    let fresh = "a-brand-new-passphrase-9";
+    assert_eq!(app.person().reset(&mail.token, fresh).await.status, 200);
+    assert_eq!(app.person().login("ann@acme.test", fresh).await.status, 200);
+    let r = app.person().login(&acme.admin_email, PASSWORD).await;
+    assert_eq!(r.code(), "password_reset_required");
+}
+
 // ---- cross-site requests ----------------------------------------------------------------------
 
 #[tokio::test]

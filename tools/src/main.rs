@@ -213,6 +213,11 @@ pub struct RestoreArgs {
     /// Only this tenant; the others are not touched.
     #[arg(long, value_name = "SLUG")]
     pub tenant: Option<String>,
+    /// Every restored user must set a new password (through an emailed link, sent when they
+    /// next sign in): use it when the backup is older than a password change that must not
+    /// come back (a leaked password, a departed colleague's).
+    #[arg(long)]
+    pub require_password_reset: bool,
 }
 
 #[derive(Debug, Args)]

@@ -227,6 +227,11 @@ impl From<AuthError> for ApiError {
                 "tenant_suspended",
                 "Your company's account is suspended. Contact the vendor.",
             ),
+            AuthError::PasswordResetRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "password_reset_required",
+                "You need to choose a new password. We sent a link to your email address.",
+            ),
             AuthError::Unauthenticated => Self::unauthenticated(),
             AuthError::InvalidToken => Self::bad_request(
                 "invalid_token",

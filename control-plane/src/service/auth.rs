@@ -30,6 +30,10 @@ pub enum AuthError {
     Blocked,
     #[error("the company is suspended")]
     Suspended,
+    /// The right password, of an account that must choose a new one first (after a restore
+    /// with `--require-password-reset`): a reset link was mailed.
+    #[error("a new password must be chosen through the emailed link")]
+    PasswordResetRequired,
     /// No session, or it ended.
     #[error("not signed in")]
     Unauthenticated,
@@ -235,6 +239,7 @@ pub async fn login(
         Err(AuthError::InvalidCredentials) => LoginOutcome::Invalid,
         Err(AuthError::Blocked) => LoginOutcome::Blocked,
         Err(AuthError::Suspended) => LoginOutcome::Suspended,
+        Err(AuthError::PasswordResetRequired) => LoginOutcome::ResetRequired,
         Err(AuthError::Throttled { .. }) => LoginOutcome::Throttled,
         Err(AuthError::Fault(Fault::HashQueueFull)) => LoginOutcome::Busy,
         Err(_) => LoginOutcome::Error,
@@ -312,6 +317,10 @@ async fn login_attempt(
     }
     if tenant.status == TenantStatus::Suspended {
         return Err(AuthError::Suspended);
+    }
+    if user.password_reset_required {
+        super::recovery::mail_reset_link(state, &email, origin, tenant);
+        return Err(AuthError::PasswordResetRequired);
     }
     state
         .throttles

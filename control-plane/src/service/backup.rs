@@ -303,13 +303,23 @@ pub struct Restored {
 }
 
 /// Restores one verified copy (see [`verify_copy`]).
+/// How a restore goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RestoreOptions {
+    /// Every restored user must choose a new password (by emailed link) before signing in:
+    /// for backups older than a password change that must not come back.
+    pub require_password_reset: bool,
+}
+
 pub async fn restore_tenant(
     fleet: &Fleet,
     src: PathBuf,
     copy: &TenantCopy,
+    options: RestoreOptions,
     now: i64,
     checkpoint: Checkpoint<'_>,
 ) -> FleetResult<Restored> {
+    let reset = options.require_password_reset;
     let dir = &fleet.directory;
     let copy_id = TenantId::parse(&copy.tenant_id)?;
     match dir.tenant(&copy_id).await? {
@@ -339,7 +349,8 @@ pub async fn restore_tenant(
             let source_id = copy.tenant_id.clone();
             let prepared = fleet
                 .blocking(move |r| {
-                    let p = ops::prepare_restore(r, &target, &src, &source_id, min_epoch, now)?;
+                    let p =
+                        ops::prepare_restore(r, &target, &src, &source_id, min_epoch, reset, now)?;
                     let users = p.inspection.users.clone();
                     let epoch = p.auth_epoch;
                     let mode = ops::install(r, &target, p)?;
@@ -399,7 +410,7 @@ pub async fn restore_tenant(
             let prepared = fleet
                 .blocking(move |r| {
                     Ok(ops::prepare_restore(
-                        r, &target, &src, &source_id, min_epoch, now,
+                        r, &target, &src, &source_id, min_epoch, reset, now,
                     )?)
                 })
                 .await?;

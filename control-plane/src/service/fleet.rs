@@ -599,6 +599,7 @@ pub async fn undelete(
                 &copy,
                 &note.tenant_id,
                 note.auth_epoch + 1,
+                false,
                 now,
             )?)
         })

@@ -56,6 +56,21 @@ pub async fn forgot(
     Ok(())
 }
 
+/// Mails a reset link to an account of `tenant` in the background (after a sign-in that
+/// showed the right password of an account that must choose a new one).
+pub(super) fn mail_reset_link(state: &AppState, email: &str, origin: Origin, tenant: Tenant) {
+    let (state, email) = (state.clone(), email.to_owned());
+    tokio::spawn(async move {
+        let known = EmailRoute {
+            email: email.clone(),
+            tenant: Some(tenant),
+        };
+        if let Err(e) = forgot_now(&state, &email, origin, Some(&known)).await {
+            tracing::warn!(error = %e, "required reset link not sent");
+        }
+    });
+}
+
 async fn forgot_now(
     state: &AppState,
     email: &str,

@@ -68,6 +68,8 @@ pub struct User {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_login_at: Option<i64>,
+    /// Must choose a new password (by emailed link) before signing in again.
+    pub password_reset_required: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -102,11 +104,10 @@ impl std::fmt::Debug for NewUser<'_> {
     }
 }
 
-const COLUMNS: &str =
-    "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at";
+const COLUMNS: &str = "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, password_reset_required";
 
 /// [`COLUMNS`] qualified with the alias `u`, for joins.
-pub(crate) const COLUMNS_OF_U: &str = "u.id, u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at, u.last_login_at";
+pub(crate) const COLUMNS_OF_U: &str = "u.id, u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at, u.last_login_at, u.password_reset_required";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     from_row_at(r, 0)
@@ -129,6 +130,7 @@ pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<User> {
         created_at: r.get(at + 6)?,
         updated_at: r.get(at + 7)?,
         last_login_at: r.get(at + 8)?,
+        password_reset_required: r.get(at + 9)?,
     })
 }
 
@@ -237,10 +239,22 @@ pub fn set_name(tx: &WriteTx<'_>, id: &str, name: &str, now: i64) -> Result<bool
     )?)
 }
 
+/// Sets a new password hash; a required password reset is then done.
 pub fn set_password_hash(tx: &WriteTx<'_>, id: &str, hash: &str, now: i64) -> Result<bool> {
     updated(tx.execute(
-        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        "UPDATE users SET password_hash = ?2, password_reset_required = 0, updated_at = ?3
+         WHERE id = ?1",
         params![id, hash, now],
+    )?)
+}
+
+/// Makes every user with a password choose a new one (by emailed link) before signing in
+/// again; returns how many.
+pub fn require_password_reset_all(tx: &WriteTx<'_>, now: i64) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE users SET password_reset_required = 1, updated_at = ?1
+         WHERE password_hash IS NOT NULL",
+        params![now],
     )?)
 }
 
@@ -273,6 +287,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             last_login_at: None,
+            password_reset_required: false,
         };
         let new = NewUser {
             email: "pat@acme.test",

@@ -171,7 +171,10 @@ pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report>
     let mut restored = Vec::new();
     let mut failed = Vec::new();
     for (copy, src) in selected.iter().zip(sources) {
-        match backup::restore_tenant(&fleet, src, copy, ctx.now(), &crash_point).await {
+        let options = backup::RestoreOptions {
+            require_password_reset: a.require_password_reset,
+        };
+        match backup::restore_tenant(&fleet, src, copy, options, ctx.now(), &crash_point).await {
             Ok(r) => restored.push(r),
             Err(e) => failed.push((copy.slug.clone(), e)),
         }

@@ -16,6 +16,8 @@ pub mod demo;
 pub mod doctor;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
+/// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.
+pub mod identity;
 /// Moving a tenant between nodes, both sides.
 pub mod moves;
 /// Registering this node, heartbeats, housekeeping.

@@ -16,7 +16,8 @@ use super::extract::{
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
-use crate::service::auth::{self, AuthError, AuthResult};
+use crate::service::auth;
+use crate::service::identity::{AuthError, AuthResult, SignedIn};
 use crate::service::{account, recovery};
 use crate::state::AppState;
 
@@ -109,7 +110,7 @@ async fn login(
     Ok(signed_in(&state, signed))
 }
 
-fn signed_in(state: &AppState, s: auth::SignedIn) -> Response {
+fn signed_in(state: &AppState, s: SignedIn) -> Response {
     let mut res = Json(&s.view).into_response();
     for cookie in sign_in_cookies(state, &s) {
         if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {

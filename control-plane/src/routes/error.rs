@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::Fault;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
-use crate::service::auth::AuthError;
+use crate::service::identity::AuthError;
 use crate::service::moves::NodeOpError;
 use crate::service::policy::PasswordRejected;
 

@@ -11,7 +11,8 @@ use tenant_runtime::store::sessions::Origin;
 
 use super::error::ApiError;
 use crate::service::admin::TenantAdmin;
-use crate::service::auth::{self, EmailRoute, Signed};
+use crate::service::auth::{self, Signed};
+use crate::service::identity::{EmailRoute, SignedIn};
 use crate::state::AppState;
 
 /// Largest request body accepted.
@@ -136,7 +137,7 @@ pub fn session_cookie(state: &AppState, value: &str) -> String {
 }
 
 /// The cookies a sign-in sets: the session, and a device cookie when one was issued.
-pub fn sign_in_cookies(state: &AppState, signed: &auth::SignedIn) -> Vec<String> {
+pub fn sign_in_cookies(state: &AppState, signed: &SignedIn) -> Vec<String> {
     let mut cookies = vec![session_cookie(state, &signed.cookie)];
     if let Some(device) = &signed.device {
         // Kept about a year (browsers cap cookies at 400 days).

@@ -21,7 +21,7 @@ use super::paths::{self, TenantField};
 use crate::cluster::signing::{Covered, FORWARDED_HEADER, body_sha256, path_and_query};
 use crate::directory::TenantStatus;
 use crate::metrics::ForwardedTo;
-use crate::service::auth::{EmailRoute, split_bearer};
+use crate::service::identity::{EmailRoute, split_bearer};
 use crate::state::AppState;
 
 /// What in a request names its tenant.

@@ -31,7 +31,8 @@ use super::error::ApiError;
 use super::extract::session_value;
 use super::paths::pages as p;
 use crate::directory::Tenant;
-use crate::service::auth::{self, AuthError, AuthResult, Signed};
+use crate::service::auth::{self, Signed};
+use crate::service::identity::{AuthError, AuthResult};
 use crate::service::recovery as links;
 use crate::state::AppState;
 

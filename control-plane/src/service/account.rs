@@ -6,7 +6,8 @@ use tenant_runtime::store::sessions;
 use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users;
 
-use super::auth::{AuthError, AuthResult, Signed};
+use super::auth::Signed;
+use super::identity::{AuthError, AuthResult};
 use super::policy;
 use crate::state::AppState;
 

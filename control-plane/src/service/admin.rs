@@ -8,7 +8,8 @@ use tenant_runtime::store::users::{self, NewUser, Role, Status, User};
 use tenant_runtime::store::{audit, sessions};
 
 use super::AdminUserView;
-use super::auth::{Signed, bearer};
+use super::auth::Signed;
+use super::identity::bearer;
 use super::recovery::INVITE_TTL_SECS;
 use crate::directory::DirectoryError;
 use crate::error::Fault;

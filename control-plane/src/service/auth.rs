@@ -1,5 +1,6 @@
 //! Signing in and out, and the session behind a cookie. Resets and invitations are in
-//! `recovery`, a person's own sessions and password in `account`; all three speak [`AuthError`].
+//! `recovery`, a person's own sessions and password in `account`; all three speak
+//! `identity::AuthError`.
 //!
 //! Every bearer secret handed out (session cookie, invitation and reset link) has the form
 //! `<tenant-id>.<secret>`: the tenant part only says which file to look in; the secret is looked
@@ -11,79 +12,16 @@ use tenant_runtime::store::sessions::{self, Origin};
 use tenant_runtime::store::users::{self, Role, Status, User};
 use tenant_runtime::{TenantId, email};
 
-use super::policy::{self, PasswordRejected};
+use super::identity::{
+    AuthError, AuthResult, EmailRoute, SignedIn, bearer, device_of, new_device_cookie, route,
+    split_bearer,
+};
+use super::policy;
 use super::{SessionView, TenantView, UserView};
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
 use crate::metrics::LoginOutcome;
 use crate::state::AppState;
-use crate::throttle::Refused;
-
-/// Why a sign-in, a session check, a reset or an invitation did not go through.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Wrong email, wrong password, or an invitation not yet accepted: one answer for all.
-    #[error("the email or password is not correct")]
-    InvalidCredentials,
-    /// Told only after the password was verified.
-    #[error("the account is blocked")]
-    Blocked,
-    #[error("the company is suspended")]
-    Suspended,
-    /// The right password, of an account that must choose a new one first (after a restore
-    /// with `--require-password-reset`): a reset link was mailed.
-    #[error("a new password must be chosen through the emailed link")]
-    PasswordResetRequired,
-    /// No session, or it ended.
-    #[error("not signed in")]
-    Unauthenticated,
-    /// An invitation or reset link that is unknown, used or expired.
-    #[error("the link is invalid or has expired")]
-    InvalidToken,
-    #[error("too many attempts; retry in {retry_after} s")]
-    Throttled { retry_after: u64 },
-    /// The current password given to change it is wrong.
-    #[error("the current password is not correct")]
-    WrongPassword,
-    #[error(transparent)]
-    Password(#[from] PasswordRejected),
-    /// A session of someone else, or none.
-    #[error("no such session")]
-    NotFound,
-    #[error(transparent)]
-    Fault(#[from] Fault),
-}
-
-crate::faults_into!(AuthError);
-
-impl From<Refused> for AuthError {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::Wait(retry_after) => Self::Throttled { retry_after },
-            Refused::Unavailable(e) => Self::Fault(e.into()),
-        }
-    }
-}
-
-pub type AuthResult<T> = Result<T, AuthError>;
-
-pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
-pub const RESET_TTL_SECS: i64 = 30 * 60;
-
-/// A bearer secret split into its tenant and its secret part.
-pub fn split_bearer(value: &str) -> Option<(TenantId, &str)> {
-    let (tenant, secret) = value.split_once('.')?;
-    let tenant = TenantId::parse(tenant).ok()?;
-    (secret.len() == 43
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then_some((tenant, secret))
-}
-
-pub fn bearer(tenant: &TenantId, secret: &str) -> String {
-    format!("{tenant}.{secret}")
-}
 
 /// A signed-in user, as found from their session.
 #[derive(Clone)]
@@ -122,60 +60,6 @@ impl Signed {
     }
 }
 
-/// The result of a sign-in: the cookie value and what to show.
-pub struct SignedIn {
-    pub cookie: String,
-    pub view: SessionView,
-    /// A device cookie to set: this browser proved the account's password, so from now on its
-    /// failed attempts do not count with strangers' (see [`crate::throttle`]).
-    pub device: Option<String>,
-}
-
-impl std::fmt::Debug for SignedIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedIn")
-            .field("view", &self.view)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An email already routed to its tenant earlier in the same request (by the forwarding
-/// layer), so the handler does not ask the directory again.
-#[derive(Debug, Clone)]
-pub struct EmailRoute {
-    /// The canonical email that was routed.
-    pub email: String,
-    pub tenant: Option<Tenant>,
-}
-
-/// A device cookie's value, `<nonce>.<tag>`: the tag binds the nonce to one account.
-fn device_tag(state: &AppState, nonce: &str, email: &str) -> [u8; 32] {
-    state
-        .keys
-        .derive("device-cookie")
-        .sign(format!("{nonce}\n{email}").as_bytes())
-}
-
-/// The device of a device cookie, if the cookie was issued for this account.
-pub fn device_of(state: &AppState, cookie: &str, email: &str) -> Option<String> {
-    let (nonce, tag) = cookie.split_once('.')?;
-    let tag = hex::decode(tag).ok()?;
-    (nonce.len() == 32
-        && state
-            .keys
-            .derive("device-cookie")
-            .verify(format!("{nonce}\n{email}").as_bytes(), &tag))
-    .then(|| nonce.to_owned())
-}
-
-pub(super) fn new_device_cookie(state: &AppState, email: &str) -> Option<String> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).ok()?;
-    let nonce = hex::encode(raw);
-    let tag = device_tag(state, &nonce, email);
-    Some(format!("{nonce}.{}", hex::encode(&tag[..16])))
-}
-
 /// Appends an audit entry in the background (failure paths must not take longer than others).
 fn audit_later(
     state: &AppState,
@@ -194,24 +78,6 @@ fn audit_later(
             tracing::warn!(error = %e, "audit entry not written");
         }
     });
-}
-
-/// Routes an email to a tenant that can serve sign-ins (active or suspended), reusing the
-/// route found earlier in the request when it is for the same email.
-pub(super) async fn route(
-    state: &AppState,
-    email: &str,
-    known: Option<&EmailRoute>,
-) -> AuthResult<Option<Tenant>> {
-    let tenant = match known.filter(|k| k.email == email) {
-        Some(k) => k.tenant.clone(),
-        None => state.directory.route_email(email).await?,
-    };
-    let Some(tenant) = tenant.filter(|t| t.status != TenantStatus::Provisioning) else {
-        return Ok(None);
-    };
-    state.check_placement(&tenant)?;
-    Ok(Some(tenant))
 }
 
 async fn find_user(state: &AppState, id: &TenantId, email: &str) -> AuthResult<Option<User>> {

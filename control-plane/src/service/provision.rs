@@ -12,8 +12,8 @@ use tenant_runtime::store::users::{self, NewUser, Role, Status};
 use tenant_runtime::{TenantId, TenantRouter, email};
 
 use super::admin::parse_name;
-use super::auth::bearer;
 use super::fleet::{Checkpoint, FleetError, valid_slug};
+use super::identity::bearer;
 use super::recovery::INVITE_TTL_SECS;
 use crate::cluster::client::{FirstAdmin, NodeClient, Provisioned as FileWritten};
 use crate::config::Config;

@@ -9,7 +9,7 @@ use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, Status, User};
 use tenant_runtime::{TenantId, email};
 
-use super::auth::{
+use super::identity::{
     AuthError, AuthResult, EmailRoute, SignedIn, bearer, new_device_cookie, route, split_bearer,
 };
 use super::{SessionView, TenantView, UserView, policy};

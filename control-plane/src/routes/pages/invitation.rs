@@ -13,7 +13,7 @@ use super::{LinkRefusal, MAX_FIELD, Query, destination};
 use crate::directory::Tenant;
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ClientOrigin, sign_in_cookies};
-use crate::service::auth::AuthError;
+use crate::service::identity::AuthError;
 use crate::service::{admin, recovery};
 use crate::state::AppState;
 

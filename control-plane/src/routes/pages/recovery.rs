@@ -15,7 +15,7 @@ use super::html::{self, Input, e};
 use super::{LinkRefusal, MAX_FIELD, Query};
 use crate::routes::error::ApiError;
 use crate::routes::extract::{ClientOrigin, KnownRoute, clear_session_cookie};
-use crate::service::auth::AuthError;
+use crate::service::identity::AuthError;
 use crate::service::recovery::{self as svc, RESET_TTL_SECS};
 use crate::state::AppState;
 

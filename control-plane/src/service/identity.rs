@@ -1,0 +1,147 @@
+//! What every way in shares: the errors of signing in, bearer secrets `<tenant-id>.<secret>`,
+//! routing an email to its company, and device cookies. `auth` (sign-in, sessions),
+//! `recovery` (resets, invitations) and `account` build on it.
+
+use tenant_runtime::TenantId;
+
+use super::SessionView;
+use super::policy::PasswordRejected;
+use crate::directory::{Tenant, TenantStatus};
+use crate::error::Fault;
+use crate::state::AppState;
+use crate::throttle::Refused;
+
+/// Why a sign-in, a session check, a reset or an invitation did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong email, wrong password, or an invitation not yet accepted: one answer for all.
+    #[error("the email or password is not correct")]
+    InvalidCredentials,
+    /// Told only after the password was verified.
+    #[error("the account is blocked")]
+    Blocked,
+    #[error("the company is suspended")]
+    Suspended,
+    /// The right password, of an account that must choose a new one first (after a restore
+    /// with `--require-password-reset`): a reset link was mailed.
+    #[error("a new password must be chosen through the emailed link")]
+    PasswordResetRequired,
+    /// No session, or it ended.
+    #[error("not signed in")]
+    Unauthenticated,
+    /// An invitation or reset link that is unknown, used or expired.
+    #[error("the link is invalid or has expired")]
+    InvalidToken,
+    #[error("too many attempts; retry in {retry_after} s")]
+    Throttled { retry_after: u64 },
+    /// The current password given to change it is wrong.
+    #[error("the current password is not correct")]
+    WrongPassword,
+    #[error(transparent)]
+    Password(#[from] PasswordRejected),
+    /// A session of someone else, or none.
+    #[error("no such session")]
+    NotFound,
+    #[error(transparent)]
+    Fault(#[from] Fault),
+}
+
+crate::faults_into!(AuthError);
+
+impl From<Refused> for AuthError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Wait(retry_after) => Self::Throttled { retry_after },
+            Refused::Unavailable(e) => Self::Fault(e.into()),
+        }
+    }
+}
+
+pub type AuthResult<T> = Result<T, AuthError>;
+
+/// A bearer secret split into its tenant and its secret part.
+pub fn split_bearer(value: &str) -> Option<(TenantId, &str)> {
+    let (tenant, secret) = value.split_once('.')?;
+    let tenant = TenantId::parse(tenant).ok()?;
+    (secret.len() == 43
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some((tenant, secret))
+}
+
+pub fn bearer(tenant: &TenantId, secret: &str) -> String {
+    format!("{tenant}.{secret}")
+}
+
+/// The result of a sign-in: the cookie value and what to show.
+pub struct SignedIn {
+    pub cookie: String,
+    pub view: SessionView,
+    /// A device cookie to set: this browser proved the account's password, so from now on its
+    /// failed attempts do not count with strangers' (see [`crate::throttle`]).
+    pub device: Option<String>,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("view", &self.view)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An email already routed to its tenant earlier in the same request (by the forwarding
+/// layer), so the handler does not ask the directory again.
+#[derive(Debug, Clone)]
+pub struct EmailRoute {
+    /// The canonical email that was routed.
+    pub email: String,
+    pub tenant: Option<Tenant>,
+}
+
+/// A device cookie's value, `<nonce>.<tag>`: the tag binds the nonce to one account.
+fn device_tag(state: &AppState, nonce: &str, email: &str) -> [u8; 32] {
+    state
+        .keys
+        .derive("device-cookie")
+        .sign(format!("{nonce}\n{email}").as_bytes())
+}
+
+/// The device of a device cookie, if the cookie was issued for this account.
+pub fn device_of(state: &AppState, cookie: &str, email: &str) -> Option<String> {
+    let (nonce, tag) = cookie.split_once('.')?;
+    let tag = hex::decode(tag).ok()?;
+    (nonce.len() == 32
+        && state
+            .keys
+            .derive("device-cookie")
+            .verify(format!("{nonce}\n{email}").as_bytes(), &tag))
+    .then(|| nonce.to_owned())
+}
+
+pub fn new_device_cookie(state: &AppState, email: &str) -> Option<String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).ok()?;
+    let nonce = hex::encode(raw);
+    let tag = device_tag(state, &nonce, email);
+    Some(format!("{nonce}.{}", hex::encode(&tag[..16])))
+}
+
+/// Routes an email to a tenant that can serve sign-ins (active or suspended), reusing the
+/// route found earlier in the request when it is for the same email.
+pub async fn route(
+    state: &AppState,
+    email: &str,
+    known: Option<&EmailRoute>,
+) -> AuthResult<Option<Tenant>> {
+    let tenant = match known.filter(|k| k.email == email) {
+        Some(k) => k.tenant.clone(),
+        None => state.directory.route_email(email).await?,
+    };
+    let Some(tenant) = tenant.filter(|t| t.status != TenantStatus::Provisioning) else {
+        return Ok(None);
+    };
+    state.check_placement(&tenant)?;
+    Ok(Some(tenant))
+}

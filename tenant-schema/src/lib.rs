@@ -234,6 +234,11 @@ mod ladder {
             "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent)
                  VALUES (x'03', 'u1', 3, 3, 100, 1, 'test');",
         ),
+        (
+            4,
+            "INSERT INTO users (id, email, name, role, status, password_hash, created_at, updated_at, password_reset_required)
+                 VALUES ('u3', 'c@acme.test', 'C', 'member', 'active', 'y', 4, 4, 1);",
+        ),
     ];
 
     fn counts(conn: &Connection) -> Result<Vec<(String, i64)>, Error> {

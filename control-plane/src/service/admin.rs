@@ -345,24 +345,34 @@ pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> Adm
     Ok(())
 }
 
+/// The invited user `id`, or why an invitation action does not apply: no such user, or
+/// `otherwise` when they accepted or are blocked.
+fn invitee(
+    tx: &rusqlite::Connection,
+    id: &str,
+    otherwise: AdminError,
+) -> tenant_runtime::Result<AdminResult<User>> {
+    Ok(match users::get(tx, id)? {
+        None => Err(AdminError::NotFound),
+        Some(u) if u.status != Status::Invited => Err(otherwise),
+        Some(u) => Ok(u),
+    })
+}
+
 /// Sends a fresh invitation; the previous link stops working.
 pub async fn resend_invitation(
     state: &AppState,
     admin: &TenantAdmin,
     id: &str,
 ) -> AdminResult<AdminUserView> {
-    let now = state.now();
-    let actor = admin.actor();
-    let id = id.to_owned();
-    let o = state
+    let (now, actor, id) = (state.now(), admin.actor(), id.to_owned());
+    let (user, token) = state
         .tenants
         .write(&admin.0.tenant.id, move |tx| {
-            let Some(user) = users::get(tx, &id)? else {
-                return Ok((Err(AdminError::NotFound), None));
+            let user = match invitee(tx, &id, AdminError::AlreadyAccepted)? {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
             };
-            if user.status != Status::Invited {
-                return Ok((Err(AdminError::AlreadyAccepted), None));
-            }
             let token = tokens::issue(tx, &id, Purpose::Invite, INVITE_TTL_SECS, now)?;
             audit::record(
                 tx,
@@ -372,14 +382,10 @@ pub async fn resend_invitation(
                 json!({"email": user.email, "resent": true}),
                 now,
             )?;
-            Ok((Ok(user), Some(token)))
+            Ok(Ok((user, token)))
         })
-        .await?;
-    let (o, token) = o;
-    let user = o?;
-    if let Some(token) = token {
-        send_invitation(state, admin, &user, &token);
-    }
+        .await??;
+    send_invitation(state, admin, &user, &token);
     Ok(AdminUserView::from(&user))
 }
 
@@ -389,18 +395,14 @@ pub async fn revoke_invitation(
     admin: &TenantAdmin,
     id: &str,
 ) -> AdminResult<AdminUserView> {
-    let now = state.now();
-    let actor = admin.actor();
-    let id = id.to_owned();
-    let o = state
+    let (now, actor, id) = (state.now(), admin.actor(), id.to_owned());
+    let user = state
         .tenants
         .write(&admin.0.tenant.id, move |tx| {
-            let Some(user) = users::get(tx, &id)? else {
-                return Ok(Err(AdminError::NotFound));
+            let user = match invitee(tx, &id, AdminError::NoPendingInvitation)? {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
             };
-            if user.status != Status::Invited {
-                return Ok(Err(AdminError::NoPendingInvitation));
-            }
             tokens::revoke(tx, &id, Some(Purpose::Invite), now)?;
             audit::record(
                 tx,
@@ -412,8 +414,8 @@ pub async fn revoke_invitation(
             )?;
             Ok(Ok(user))
         })
-        .await?;
-    o.map(|u| AdminUserView::from(&u))
+        .await??;
+    Ok(AdminUserView::from(&user))
 }
 
 pub async fn audit_log(

@@ -12,6 +12,7 @@ use tests::db::{Engine, TestDb};
 use tests::http::{self, client, emails_of};
 use tests::inproc::forwarded_headers;
 use tests::process::Tenantd;
+use tests::tls::TlsFront;
 use tests::{METRICS_TOKEN, NEW_PASSWORD, PASSWORD, within};
 
 // ---- invitations and look-alike addresses -----------------------------------------------------
@@ -568,6 +569,44 @@ async fn a_company_created_on_another_node_gets_its_invitation_without_it_crossi
     assert_eq!(nodes[2].session(&session).await.status, 200);
     let n3_logs = nodes[2].logs().join("\n");
     assert!(!n3_logs.contains("invite?token="), "{n3_logs}");
+}
+
+#[tokio::test]
+async fn nodes_reach_each_other_over_https_trusting_the_configured_ca() {
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    // n2's internal listener sits behind TLS, with a certificate of the installation's own CA.
+    let internal = format!("127.0.0.1:{}", tests::process::free_port());
+    let front = TlsFront::start(internal.clone()).await;
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &front.ca_pem).unwrap();
+    let ca_path = ca.path().to_str().unwrap();
+    let n2_url = format!("https://127.0.0.1:{}", front.port);
+    let common = [
+        ("TENANTD_DIRECTORY_URL", db.url.as_str()),
+        ("TENANTD_NODE_SECRET", SECRET),
+    ];
+    let n2 = Node::start(
+        "n2",
+        &[
+            common[0],
+            common[1],
+            ("TENANTD_INTERNAL_LISTEN", internal.as_str()),
+            ("TENANTD_NODE_URL", n2_url.as_str()),
+        ],
+    );
+    let n1 = Node::start("n1", &[common[0], common[1], ("TENANTD_NODE_CA", ca_path)]);
+    let n3 = Node::start("n3", &common);
+    let (tenant, _) = cluster::company(&n2, &n2.address, "tls", &["--node", "n2"]).await;
+    assert_eq!(tenant["node"], "n2");
+
+    // n1 trusts the CA: a sign-in there is forwarded to n2 over https.
+    let r = n1.sign_in("admin@tls.test", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // n3 does not: it cannot reach n2, and says so for n2's tenants only.
+    let r = n3.sign_in("admin@tls.test", PASSWORD).await;
+    assert_eq!((r.status, r.code().as_str()), (503, "tenant_unavailable"));
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ pub mod mail;
 pub mod process;
 pub mod seed;
 pub mod smtp;
+pub mod tls;
 
 pub use app::{Company, Member, Options, TestApp};
 pub use ctl::{Ctl, Out};

@@ -68,7 +68,11 @@ pub async fn build_node_state(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hasher = Hasher::new(server.hash_concurrency.unwrap_or(cores), server.hash_queue);
     // Several nodes count attempts together in the directory; one node counts in memory.
-    let throttles = if node.node_secret.is_some() {
+    let throttles = if node
+        .node_secret
+        .as_ref()
+        .is_some_and(|s| !s.expose().is_empty())
+    {
         Throttles::shared(&directory, server.throttle_limits())
     } else {
         Throttles::new(server.throttle_limits())

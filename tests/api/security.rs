@@ -727,7 +727,7 @@ fn inp_01_sql_is_never_built_from_input() {
         // TENANT_COLUMNS, a constant column list.
         ("control-plane/src/directory/tenants.rs", 3),
         // cache_size from configuration (a number).
-        ("tenant-runtime/src/router.rs", 1),
+        ("tenant-runtime/src/router/connection.rs", 1),
         // users::COLUMNS_OF_U, a constant column list.
         ("tenant-runtime/src/store/sessions.rs", 1),
         // COLUMNS, a constant column list.

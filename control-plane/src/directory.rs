@@ -7,17 +7,20 @@
 //! # Layout
 //! - this file: the connection, the schema runner, the row types and errors;
 //! - [`tenants`]: tenant rows (status, schema version, auth epoch);
+//! - [`clients`]: the vendor's apps (OpenID Connect clients);
 //! - [`index`]: domains and the user index (email → tenant), and routing an email;
 //! - [`nodes`]: nodes and placement;
 //! - [`operator`]: bulk writes, repairs and backups for `tenantctl`;
 //! - [`throttles`]: throttle counters shared by the nodes.
 
+mod clients;
 mod index;
 mod nodes;
 mod operator;
 mod tenants;
 mod throttles;
 
+pub use clients::ClientRow;
 pub use nodes::Node;
 pub use throttles::{LaneRow, WindowRow};
 

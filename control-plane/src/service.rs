@@ -10,6 +10,8 @@ pub mod admin;
 pub mod auth;
 /// Online backups and restores (`tenantctl backup`, `restore`).
 pub mod backup;
+/// The vendor's apps that sign users in through tenantd (OpenID Connect clients).
+pub mod clients;
 /// What `tenantd` prints at start, and the `--demo` company.
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).

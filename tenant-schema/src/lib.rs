@@ -45,6 +45,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(1, "directory", "0001_tenants_domains_user_index"),
     migration!(2, "directory", "0002_nodes"),
     migration!(3, "directory", "0003_node_signatures_and_throttles"),
+    migration!(4, "directory", "0004_oidc_clients"),
 ];
 
 /// The version the directory has after every step of this binary.

@@ -13,6 +13,7 @@
 mod admin;
 mod authz;
 mod cli;
+mod clients;
 mod directory;
 mod hardening;
 mod login;

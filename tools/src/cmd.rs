@@ -3,6 +3,8 @@
 
 /// `backup` and `restore`.
 pub(crate) mod backup;
+/// `client create|list|show|delete|rotate-secret`.
+pub(crate) mod client;
 /// `configtest` and `send-test-email`.
 pub(crate) mod config;
 /// `doctor`.
@@ -100,6 +102,9 @@ fn one_line(s: &str) -> String {
 pub(crate) fn code_of(e: &anyhow::Error) -> &'static str {
     if let Some(f) = e.downcast_ref::<FleetError>() {
         return f.code();
+    }
+    if let Some(c) = e.downcast_ref::<control_plane::service::clients::ClientError>() {
+        return c.code();
     }
     if let Some(c) = e.downcast_ref::<Coded>() {
         return c.code;
@@ -331,6 +336,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
             DomainCommand::Remove { slug, domain } => domain::remove(&ctx, &slug, &domain).await,
         },
         Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
+        Command::Client(c) => client::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
         Command::Restore(a) => backup::restore(&ctx, a).await,

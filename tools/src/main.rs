@@ -50,6 +50,9 @@ pub enum Command {
     /// Find users across all tenants.
     #[command(subcommand)]
     User(UserCommand),
+    /// Register the vendor's apps that sign users in through tenantd (OpenID Connect clients).
+    #[command(subcommand)]
+    Client(cmd::client::ClientCommand),
     /// Bring the directory and every tenant database to the newest schema.
     ///
     /// Several tenants migrate in parallel; tenants already at the newest version are skipped

@@ -382,19 +382,22 @@ fn a_failed_first_open_never_leaves_a_connection_outside_the_cap() -> TestResult
 // ---------------------------------------------------------------------------------------------
 // Opening a tenant once
 
-#[test]
-fn a_hundred_concurrent_first_requests_open_the_tenant_once() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let router = router(dir.path(), 512)?;
-    let t = create(&router, "popular")?;
-    let start = Barrier::new(100);
+/// `n` threads read `t`'s stored id at the same moment (a barrier releases them together),
+/// each checking it is `expected`.
+fn first_requests_at_once(
+    router: &TenantRouter,
+    t: &TenantId,
+    expected: &str,
+    n: usize,
+) -> TestResult {
+    let start = Barrier::new(n);
     thread::scope(|s| {
-        let handles: Vec<_> = (0..100)
+        let handles: Vec<_> = (0..n)
             .map(|_| {
-                let (router, t, start) = (&router, &t, &start);
+                let start = &start;
                 s.spawn(move || -> TestResult {
                     start.wait();
-                    assert_eq!(stored_tenant_id(router, t)?, "popular");
+                    assert_eq!(stored_tenant_id(router, t)?, expected);
                     Ok(())
                 })
             })
@@ -402,7 +405,15 @@ fn a_hundred_concurrent_first_requests_open_the_tenant_once() -> TestResult {
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("request thread"))
-    })?;
+    })
+}
+
+#[test]
+fn a_hundred_concurrent_first_requests_open_the_tenant_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let router = router(dir.path(), 512)?;
+    let t = create(&router, "popular")?;
+    first_requests_at_once(&router, &t, "popular", 100)?;
     let stats = router.stats();
     assert_eq!(stats.tenant_opens, 1, "{stats:?}");
     assert!(
@@ -963,22 +974,7 @@ fn on_open_runs_once_per_open_and_again_after_eviction_and_reopen() -> TestResul
     router.write_blocking(&a, |tx| users::insert(tx, &new_user("x@a.test", "X"), 1))?;
     assert_eq!(runs_of(&runs, "a"), [100]);
     // Concurrent first requests: still one open, one run.
-    let start = Barrier::new(8);
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let (router, b, start) = (&router, &b, &start);
-                s.spawn(move || -> TestResult {
-                    start.wait();
-                    assert_eq!(stored_tenant_id(router, b)?, "b");
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("request thread"))
-    })?;
+    first_requests_at_once(&router, &b, "b", 8)?;
     assert_eq!(runs_of(&runs, "b"), [100]);
 
     // c needs room: a, the least recently used, is evicted; reopened later, it runs again.

@@ -8,6 +8,7 @@ use super::SessionView;
 use super::policy::PasswordRejected;
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
+use crate::keys::DerivedKey;
 use crate::state::AppState;
 use crate::throttle::Refused;
 
@@ -100,31 +101,29 @@ pub struct EmailRoute {
     pub tenant: Option<Tenant>,
 }
 
-/// A device cookie's value, `<nonce>.<tag>`: the tag binds the nonce to one account.
-fn device_tag(state: &AppState, nonce: &str, email: &str) -> [u8; 32] {
-    state
-        .keys
-        .derive("device-cookie")
-        .sign(format!("{nonce}\n{email}").as_bytes())
+/// Device cookies, `<nonce>.<tag>`: the tag is an HMAC binding the nonce to one account.
+fn device_key(state: &AppState) -> DerivedKey {
+    state.keys.derive("device-cookie")
+}
+
+fn device_claim(nonce: &str, email: &str) -> Vec<u8> {
+    format!("{nonce}\n{email}").into_bytes()
 }
 
 /// The device of a device cookie, if the cookie was issued for this account.
 pub fn device_of(state: &AppState, cookie: &str, email: &str) -> Option<String> {
     let (nonce, tag) = cookie.split_once('.')?;
     let tag = hex::decode(tag).ok()?;
-    (nonce.len() == 32
-        && state
-            .keys
-            .derive("device-cookie")
-            .verify(format!("{nonce}\n{email}").as_bytes(), &tag))
-    .then(|| nonce.to_owned())
+    (nonce.len() == 32 && device_key(state).verify(&device_claim(nonce, email), &tag))
+        .then(|| nonce.to_owned())
 }
 
+/// A new device cookie for this account.
 pub fn new_device_cookie(state: &AppState, email: &str) -> Option<String> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).ok()?;
     let nonce = hex::encode(raw);
-    let tag = device_tag(state, &nonce, email);
+    let tag = device_key(state).sign(&device_claim(&nonce, email));
     Some(format!("{nonce}.{}", hex::encode(&tag[..16])))
 }
 

@@ -31,18 +31,12 @@ pub async fn register(state: &AppState) -> anyhow::Result<()> {
 /// Heartbeats until aborted; registers again if the row went missing.
 pub async fn heartbeat(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
-    loop {
+    for beat in 0u64.. {
         every.tick().await;
-        if let Err(e) = state.directory.forget_signatures().await {
-            tracing::warn!(error = %e, "could not forget old node signatures");
-        }
-        // Throttle rows nobody touched for a day are of no use any more.
-        if let Err(e) = state
-            .directory
-            .purge_throttles(state.now() - 24 * 3600)
-            .await
-        {
-            tracing::warn!(error = %e, "could not purge old throttle counters");
+        // About once a minute, forget what no longer matters: signatures past their window,
+        // throttle rows nobody touched for a day.
+        if beat % PURGE_EVERY_BEATS == 0 {
+            purge_shared_rows(&state).await;
         }
         match state.directory.heartbeat(state.cluster.node_id()).await {
             Ok(true) => {}
@@ -53,6 +47,22 @@ pub async fn heartbeat(state: AppState) {
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
+    }
+}
+
+/// Heartbeats between two purges of the shared signature and throttle rows.
+const PURGE_EVERY_BEATS: u64 = 60 / HEARTBEAT_SECS;
+
+async fn purge_shared_rows(state: &AppState) {
+    if let Err(e) = state.directory.forget_signatures().await {
+        tracing::warn!(error = %e, "could not forget old node signatures");
+    }
+    if let Err(e) = state
+        .directory
+        .purge_throttles(state.now() - 24 * 3600)
+        .await
+    {
+        tracing::warn!(error = %e, "could not purge old throttle counters");
     }
 }
 

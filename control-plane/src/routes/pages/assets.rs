@@ -7,10 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::routes::paths::pages as paths;
+
 const CSS: &str = include_str!("../../../assets/app.css");
 const ICON: &str = include_str!("../../../assets/icon.svg");
-
-pub(super) use crate::routes::paths::pages::{CSS as CSS_PATH, ICON as ICON_PATH};
 
 const CACHE_FOREVER: &str = "public, max-age=31536000, immutable";
 
@@ -19,7 +19,7 @@ pub(super) fn css_href() -> &'static str {
     static HREF: OnceLock<String> = OnceLock::new();
     HREF.get_or_init(|| {
         let digest = Sha256::digest(CSS.as_bytes());
-        format!("{CSS_PATH}?v={}", hex::encode(&digest[..6]))
+        format!("{}?v={}", paths::CSS, hex::encode(&digest[..6]))
     })
 }
 

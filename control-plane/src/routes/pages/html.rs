@@ -61,7 +61,7 @@ pub(super) fn document(product: &str, title: &str, width: Width, nav: &str, main
             e(product)
         },
         css = assets::css_href(),
-        icon = assets::ICON_PATH,
+        icon = crate::routes::paths::pages::ICON,
     )
 }
 

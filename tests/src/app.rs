@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::ctl::Ctl;
 use crate::http::{Person, Reply};
 use crate::mail::Mail;
-use crate::process::Tenantd;
+use crate::process::{Tenantd, free_port};
 use crate::smtp::SmtpServer;
 use crate::{MAIL_WAIT, PASSWORD};
 
@@ -19,6 +19,21 @@ use crate::{MAIL_WAIT, PASSWORD};
 pub struct Options {
     pub public_url: String,
     pub env: Vec<(String, String)>,
+    /// Listen on this loopback port instead of a random one.
+    pub port: Option<u16>,
+}
+
+impl Options {
+    /// A server whose public URL is its own address (`http://127.0.0.1:PORT`), as OpenID
+    /// relying parties and browsers must reach the issuer at the URL it advertises.
+    pub fn at_own_address() -> Self {
+        let port = free_port();
+        Self {
+            public_url: format!("http://127.0.0.1:{port}"),
+            env: Vec::new(),
+            port: Some(port),
+        }
+    }
 }
 
 impl Default for Options {
@@ -26,6 +41,7 @@ impl Default for Options {
         Self {
             public_url: "http://login.tenantd.test:8080".to_owned(),
             env: Vec::new(),
+            port: None,
         }
     }
 }
@@ -34,6 +50,7 @@ impl Default for Options {
 pub struct TestApp {
     // Declared first: the server is killed before its mail server and data go.
     server: Tenantd,
+    env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`
     pub address: String,
     pub public_url: String,
@@ -59,15 +76,24 @@ impl TestApp {
             ("TENANTD_SMTP_URL".to_owned(), smtp.url()),
         ];
         env.extend(opts.env);
-        let server = Tenantd::start("", env);
+        let listen = format!("127.0.0.1:{}", opts.port.unwrap_or(0));
+        let server = Tenantd::start_on("", &listen, env.clone());
         Self {
             address: server.address.clone(),
             server,
+            env,
             public_url: opts.public_url,
             smtp,
             seen_mail: Mutex::new(HashSet::new()),
             data,
         }
+    }
+
+    /// Kills the server (a crash) and starts it again on the same address and data.
+    pub fn restart(&mut self) {
+        self.server.stop();
+        let listen = self.address.trim_start_matches("http://").to_owned();
+        self.server = Tenantd::start_on("", &listen, self.env.clone());
     }
 
     pub fn data_dir(&self) -> PathBuf {

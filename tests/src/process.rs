@@ -73,8 +73,17 @@ impl Tenantd {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
+        Self::start_on(name, "127.0.0.1:0", env)
+    }
+
+    /// Starts `tenantd --listen LISTEN` with `env` and waits until it listens.
+    pub fn start_on<K, V>(name: &str, listen: &str, env: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
         let mut cmd = command("tenantd");
-        cmd.args(["--listen", "127.0.0.1:0"])
+        cmd.args(["--listen", listen])
             .env("TENANTD_LOG", "info")
             .envs(env)
             .stdout(Stdio::piped())

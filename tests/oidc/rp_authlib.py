@@ -30,10 +30,13 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 # Authlib refuses plain http unless told: the test server answers on http://127.0.0.1.
 os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
-# authlib.jose still works through 1.x; its notice about joserfc would only clutter failures.
-warnings.filterwarnings("ignore", message="authlib.jose module is deprecated")
 
 import requests  # noqa: E402
+from authlib.deprecate import AuthlibDeprecationWarning  # noqa: E402
+
+# authlib.jose works through 1.x; its notice about joserfc would only clutter failures.
+warnings.filterwarnings("ignore", category=AuthlibDeprecationWarning)
+
 from authlib.common.security import generate_token  # noqa: E402
 from authlib.integrations.requests_client import OAuth2Session, OAuthError  # noqa: E402
 from authlib.jose import JsonWebKey, jwt  # noqa: E402

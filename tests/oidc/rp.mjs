@@ -398,8 +398,9 @@ async function authorize(browser, app, person, extra = {}) {
 }
 
 /** The token request for a code, with the checks openid-client makes (state, iss, PKCE, nonce, ID token). */
-function exchange(app, code, { config = app.config, verifier = code.verifier, callback = code.callback } = {}) {
-  return client.authorizationCodeGrant(config, callback, {
+function exchange(app, code, opts = {}) {
+  const verifier = 'verifier' in opts ? opts.verifier : code.verifier;
+  return client.authorizationCodeGrant(opts.config ?? app.config, opts.callback ?? code.callback, {
     pkceCodeVerifier: verifier,
     expectedState: code.state,
     expectedNonce: code.nonce,

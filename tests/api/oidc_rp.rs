@@ -2,13 +2,19 @@
 //! server: openid-client and jose in Node (`tests/oidc/rp.mjs`: the code flow through the
 //! login pages, tokens, refusals, RP-initiated and back-channel logout for every way a session
 //! ends) and Authlib in Python (`tests/oidc/rp_authlib.py`: a second, independent
-//! implementation of the code flow, with a secret and as a public client).
+//! implementation of the code flow, with a secret and as a public client). The expiry of codes,
+//! which needs a clock the test moves, runs in-process.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use base64::Engine;
 use serde_json::{Value, json};
+use tests::ctl::Ctl;
+use tests::inproc::InProc;
 use tests::{Company, MAIL_WAIT, NEW_PASSWORD, Options, PASSWORD, TestApp};
 
 /// How long one relying-party script may run.
@@ -47,7 +53,13 @@ async fn company_admin(app: &TestApp, slug: &str) -> (Company, Value) {
 
 /// Invites `email` into the company and accepts under `name`: an active user with
 /// [`PASSWORD`].
-async fn named_user(app: &TestApp, company: &Company, email: &str, role: &str, name: &str) -> Value {
+async fn named_user(
+    app: &TestApp,
+    company: &Company,
+    email: &str,
+    role: &str,
+    name: &str,
+) -> Value {
     let id = app.invite(&company.admin, email, role).await;
     let mail = app.wait_for_mail(email, MAIL_WAIT).await;
     let r = app
@@ -70,7 +82,9 @@ async fn run_script(mut cmd: tokio::process::Command, what: &str, done: &str) {
         .unwrap_or_else(|e| panic!("run the {what} relying party: {e}"));
     let out = tokio::time::timeout(SCRIPT_LIMIT, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("the {what} relying party did not finish within {SCRIPT_LIMIT:?}"))
+        .unwrap_or_else(|_| {
+            panic!("the {what} relying party did not finish within {SCRIPT_LIMIT:?}")
+        })
         .expect("script output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -184,16 +198,106 @@ async fn authlib_signs_in_with_a_secret_and_as_a_public_client() {
     let mut cmd = tokio::process::Command::new(&python);
     cmd.arg("tests/oidc/rp_authlib.py")
         .env("RP_ISSUER", &app.public_url)
-        .env("RP_CLIENT_ID", confidential["client_id"].as_str().expect("id"))
+        .env(
+            "RP_CLIENT_ID",
+            confidential["client_id"].as_str().expect("id"),
+        )
         .env(
             "RP_CLIENT_SECRET",
             confidential["client_secret"].as_str().expect("secret"),
         )
-        .env("RP_PUBLIC_CLIENT_ID", public["client_id"].as_str().expect("id"))
+        .env(
+            "RP_PUBLIC_CLIENT_ID",
+            public["client_id"].as_str().expect("id"),
+        )
         .env("RP_REDIRECT_URI", redirect)
         .env("RP_PERSON", member.to_string())
         .env("RP_PASSWORD", PASSWORD);
 
     // Assert
     run_script(cmd, "Authlib", "authlib rp passed").await;
+}
+
+/// The PKCE example of RFC 7636 (appendix B): a verifier and its S256 challenge.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// `application/x-www-form-urlencoded` of these fields.
+fn form(fields: &[(&str, &str)]) -> String {
+    let mut u = reqwest::Url::parse("http://form.invalid/").expect("url");
+    u.query_pairs_mut().extend_pairs(fields);
+    u.query().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_code_expires_sixty_seconds_after_it_is_issued() {
+    // Arrange: a signed-in admin and a registered app, on a clock the test moves.
+    let h = InProc::new().await;
+    let (_, cookie) = h.company("acme").await;
+    let redirect = "https://app.example/callback";
+    let made = Ctl::new(&h.state.config.data_dir).json(&[
+        "client",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        redirect,
+    ]);
+    let id = made["client_id"].as_str().expect("client_id").to_owned();
+    let secret = made["client_secret"].as_str().expect("client_secret");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let code = || async {
+        let path = format!(
+            "/oauth2/authorize?{}",
+            form(&[
+                ("client_id", &id),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("state", "s"),
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ])
+        );
+        let r = h.get(&path, Some(&cookie)).await;
+        assert_eq!(r.status, 303, "authorize: {}", r.body);
+        let to = reqwest::Url::parse(r.location()).expect("redirect");
+        assert_eq!(to.as_str().split('?').next(), Some(redirect), "{to}");
+        to.query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap_or_else(|| panic!("no code in {to}"))
+            .1
+            .into_owned()
+    };
+    let exchange = |code: String| {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/oauth2/token")
+            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", VERIFIER),
+            ])))
+            .expect("request");
+        h.send(req)
+    };
+    let (fresh, stale) = (code().await, code().await);
+
+    // Act: one code is used within its minute, the other just after.
+    h.clock.advance(59);
+    let in_time = exchange(fresh).await;
+    h.clock.advance(2);
+    let late = exchange(stale).await;
+
+    // Assert
+    assert_eq!(in_time.status, 200, "{}", in_time.body);
+    assert!(in_time.json()["id_token"].is_string(), "{}", in_time.body);
+    assert_eq!(late.status, 400, "{}", late.body);
+    assert_eq!(late.json()["error"], "invalid_grant", "{}", late.body);
+    for k in ["access_token", "id_token", "refresh_token"] {
+        assert!(late.json().get(k).is_none(), "{k} issued: {}", late.body);
+    }
 }

@@ -344,12 +344,7 @@ async function register(name, { kind = 'basic', backchannel, redirects = ['/call
   if (kind === 'public') args.push('--public');
   const made = await tenantctl(...args);
   assert.ok(made.client_id, `client create: ${JSON.stringify(made)}`);
-  const auth =
-    kind === 'public'
-      ? client.None()
-      : kind === 'post'
-        ? client.ClientSecretPost(made.client_secret)
-        : client.ClientSecretBasic(made.client_secret);
+  const auth = kind === 'public' ? client.None() : client.ClientSecretBasic(made.client_secret);
   const config = await client.discovery(new URL(ISSUER), made.client_id, undefined, auth, { execute });
   return {
     name,
@@ -405,13 +400,15 @@ function exchange(app, code, opts = {}) {
     expectedState: code.state,
     expectedNonce: code.nonce,
     idTokenExpected: true,
+    maxAge: opts.maxAge,
   });
 }
 
 /** A signed-in grant: authorize, exchange, check every token. */
 async function signIn(browser, app, person, extra = {}) {
   const code = await authorize(browser, app, person, extra);
-  const tokens = await exchange(app, code);
+  // With max_age, openid-client also checks auth_time against it.
+  const tokens = await exchange(app, code, 'max_age' in extra ? { maxAge: Number(extra.max_age) } : {});
   const grant = { browser, app, person, tokens, access: tokens.access_token, refresh: tokens.refresh_token };
   grant.claims = await checkTokens(grant, code.nonce);
   grant.loginPages = code.loginPages;

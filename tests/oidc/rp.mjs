@@ -419,6 +419,20 @@ function nowSecs() {
   return Math.floor(Date.now() / 1000);
 }
 
+/** Polls `check` until it holds; fails after RP_WAIT_MS, naming `what`. */
+async function until(check, what) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Resolves once the clock is past the second `t` (unix seconds). */
+async function laterSecondThan(t) {
+  while (nowSecs() <= t) await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+}
+
 /** Checks the ID token (as openid-client did, and again with jose) and the access token. */
 async function checkTokens(grant, nonce) {
   const { app, person, tokens } = grant;
@@ -506,13 +520,15 @@ async function bearer(token, pathname = '/api/session', method = 'GET') {
   } catch {
     // Left null: the assertions print the status.
   }
-  return { status: res.status, body, text };
+  return { status: res.status, headers: res.headers, body, text };
 }
 
+/** The API refuses the bearer token as RFC 6750 says: 401, invalid_token, and the challenge. */
 async function bearerRefused(token, what, pathname = '/api/session') {
   const r = await bearer(token, pathname);
   assert.equal(r.status, 401, `${what}: ${pathname} with the bearer token answered ${r.status} ${r.text}`);
-  assert.equal(r.body?.error, 'unauthenticated', `${what}: error code (${r.text})`);
+  assert.equal(r.body?.error, 'invalid_token', `${what}: error code (${r.text})`);
+  assert.match(r.headers.get('www-authenticate') ?? '', /^Bearer\b.*error="invalid_token"/, `${what}: WWW-Authenticate`);
 }
 
 /** The grant's tokens no longer work: refresh is refused, the access token is refused. */
@@ -530,32 +546,51 @@ async function alive(grant, what) {
 }
 
 /**
- * Waits for the logout token of `grant`'s session at its app's back-channel URI and verifies
- * it as a relying party must (Back-Channel Logout 1.0 §2.6).
+ * Starts waiting for the logout token of `grant`'s session at its app's back-channel URI, to be
+ * verified as a relying party must (Back-Channel Logout 1.0 §2.6). Call it before ending the
+ * session; await the result after.
  */
-async function loggedOut(grant, what) {
+function loggedOut(grant, what) {
   const { app, claims } = grant;
   endedSids.add(claims.sid);
-  const d = await receiver.waitFor(
+  const arrived = receiver.waitFor(
     (d) => d.path === app.backchannelPath && d.claims?.sid === claims.sid,
     `${what} (${app.name}, sid ${claims.sid})`,
   );
-  assert.equal(d.method, 'POST', `${what}: delivery method`);
-  assert.match(d.contentType, /^application\/x-www-form-urlencoded\b/, `${what}: delivery content type`);
-  const token = d.params.get('logout_token');
-  const { payload, protectedHeader } = await jose.jwtVerify(token, jwks, {
-    issuer: ISSUER,
-    audience: app.id,
-    typ: 'logout+jwt',
-    algorithms: ['RS256'],
-    requiredClaims: ['iat', 'exp', 'jti', 'sub', 'sid', 'events'],
+  const verified = arrived.then(async (d) => {
+    assert.equal(d.method, 'POST', `${what}: delivery method`);
+    assert.match(d.contentType, /^application\/x-www-form-urlencoded\b/, `${what}: delivery content type`);
+    const token = d.params.get('logout_token');
+    const { payload, protectedHeader } = await jose.jwtVerify(token, jwks, {
+      issuer: ISSUER,
+      audience: app.id,
+      typ: 'logout+jwt',
+      algorithms: ['RS256'],
+      requiredClaims: ['iat', 'exp', 'jti', 'sub', 'sid', 'events'],
+    });
+    assert.ok(protectedHeader.kid, `${what}: the logout token names its key`);
+    assert.deepEqual(payload.events, { [LOGOUT_EVENT]: {} }, `${what}: events`);
+    assert.equal(payload.sub, claims.sub, `${what}: sub`);
+    assert.equal(payload.sid, claims.sid, `${what}: sid`);
+    assert.ok(!('nonce' in payload), `${what}: a logout token has no nonce`);
+    return payload;
   });
-  assert.ok(protectedHeader.kid, `${what}: the logout token names its key`);
-  assert.deepEqual(payload.events, { [LOGOUT_EVENT]: {} }, `${what}: events`);
-  assert.equal(payload.sub, claims.sub, `${what}: sub`);
-  assert.equal(payload.sid, claims.sid, `${what}: sid`);
-  assert.ok(!('nonce' in payload), `${what}: a logout token has no nonce`);
-  return payload;
+  // Handled here too: a scenario that fails before awaiting it must not crash the run.
+  verified.catch(() => {});
+  return verified;
+}
+
+/** Scenarios that fail are reported together at the end; the run goes on with the others. */
+const failures = [];
+
+async function scenario(what, fn) {
+  step(what);
+  try {
+    await fn();
+  } catch (err) {
+    failures.push({ what, err });
+    console.log(`  FAILED: ${String(err.message).split('\n')[0]}`);
+  }
 }
 
 // ---- the run ------------------------------------------------------------------------------
@@ -601,29 +636,35 @@ try {
   const spa = await register('Single Page App', { kind: 'public' });
   assert.equal(main.config.serverMetadata().issuer, ISSUER, 'openid-client discovered the issuer');
 
-  step('an unknown client or redirect URI gets an error page, never a redirect');
-  for (const [what, url] of [
-    ['unknown client_id', (() => {
-      const u = new URL(meta.authorization_endpoint);
-      u.search = new URLSearchParams({ client_id: 'no-such-client', redirect_uri: main.redirectUri, response_type: 'code', scope: 'openid', state: 's', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
-      return u;
-    })()],
-    ['unregistered redirect_uri', (await authorizationRequest(main, {}, `${receiver.base}/elsewhere`)).url],
-  ]) {
-    const r = await new Browser(what).request(url);
-    assert.ok(r.status >= 400 && r.status < 500, `${what}: answered ${r.status} ${r.headers.get('location') ?? ''}`);
-    assert.equal(r.headers.get('location'), null, `${what}: redirected`);
-  }
+  await scenario('an unknown client or redirect URI gets an error page, never a redirect', async () => {
+    const unknown = new URL(meta.authorization_endpoint);
+    unknown.search = new URLSearchParams({
+      client_id: 'no-such-client',
+      redirect_uri: main.redirectUri,
+      response_type: 'code',
+      scope: 'openid',
+      state: 's',
+      code_challenge: 'x'.repeat(43),
+      code_challenge_method: 'S256',
+    }).toString();
+    for (const [what, url] of [
+      ['unknown client_id', unknown],
+      ['unregistered redirect_uri', (await authorizationRequest(main, {}, `${receiver.base}/elsewhere`)).url],
+    ]) {
+      const r = await new Browser(what).request(url);
+      assert.ok(r.status >= 400 && r.status < 500, `${what}: answered ${r.status} ${r.headers.get('location') ?? ''}`);
+      assert.equal(r.headers.get('location'), null, `${what}: redirected`);
+    }
+  });
 
-  step('prompt=none without a session answers login_required');
-  {
+  await scenario('prompt=none without a session answers login_required', async () => {
     const req = await authorizationRequest(main, { prompt: 'none' });
     const { url } = await new Browser('nobody').navigate(req.url, req.redirectUri);
     assert.equal(url.searchParams.get('error'), 'login_required', `prompt=none: ${url}`);
     assert.equal(url.searchParams.get('code'), null, 'prompt=none: no code');
     assert.equal(url.searchParams.get('state'), req.state, 'prompt=none: state');
     assert.equal(url.searchParams.get('iss'), ISSUER, 'prompt=none: iss');
-  }
+  });
 
   step('code flow with PKCE through the login pages (login_hint pre-fills the email)');
   const mb = new Browser('member');
@@ -667,26 +708,28 @@ try {
     assert.ok(intro.exp > nowSecs(), 'introspection exp');
   }
 
-  step('a signed-in browser is not asked again; prompt=login and max_age=0 ask again');
-  {
+  await scenario('a signed-in browser is not asked again; prompt=login and max_age=0 ask again', async () => {
     const silent = await signIn(mb, main, member);
     assert.equal(silent.loginPages.length, 0, 'no login page with a live session');
     assert.equal(silent.claims.sid, mg.claims.sid, 'same session, same sid');
     const b = new Browser('fresh-sign-in');
-    const first = await signIn(b, main, member);
+    let last = await signIn(b, main, member);
+    endedSids.add(last.claims.sid);
     for (const extra of [{ prompt: 'login' }, { max_age: '0' }]) {
+      // auth_time counts whole seconds: the request must come in a later second than the
+      // sign-in for the two to be told apart.
+      await laterSecondThan(last.claims.auth_time);
       const again = await signIn(b, main, member, extra);
       const what = new URLSearchParams(extra).toString();
       assert.ok(again.loginPages.length >= 1, `${what} shows the login page`);
-      assert.ok(again.claims.auth_time >= first.claims.auth_time, `${what}: a fresh auth_time`);
+      assert.ok(again.claims.auth_time > last.claims.auth_time, `${what}: a fresh auth_time`);
       // Signing in again may replace the browser's session: a logout token for it is no fault.
       endedSids.add(again.claims.sid);
+      last = again;
     }
-    endedSids.add(first.claims.sid);
-  }
+  });
 
-  step('refresh rotates; a used refresh token revokes the grant');
-  {
+  await scenario('refresh rotates; a used refresh token revokes the grant', async () => {
     const g = await signIn(mb, main, member);
     const first = g.refresh;
     const r1 = await client.refreshTokenGrant(main.config, first);
@@ -697,19 +740,17 @@ try {
     await refused(client.refreshTokenGrant(main.config, first), 'invalid_grant', 400, 'a used refresh token');
     await refused(client.refreshTokenGrant(main.config, r2.refresh_token), 'invalid_grant', 400, 'the newest refresh token after reuse');
     await bearerRefused(r2.access_token, 'the access token of a grant revoked for reuse');
-  }
+  });
 
-  step('revocation, then introspection says inactive');
-  {
+  await scenario('revocation, then introspection says inactive', async () => {
     const g = await signIn(mb, main, member);
     await client.tokenRevocation(main.config, g.refresh);
     const rt = await client.tokenIntrospection(main.config, g.refresh);
     assert.equal(rt.active, false, `revoked refresh token: ${JSON.stringify(rt)}`);
     await dead(g, 'after revoking its refresh token');
-  }
+  });
 
-  step('PKCE and codes: wrong, missing, plain, reused, another client, another redirect URI, wrong secret');
-  {
+  await scenario('PKCE and codes: wrong, missing, plain, reused, another client, another redirect URI, wrong secret', async () => {
     const wrong = await authorize(mb, main, member);
     await refused(exchange(main, wrong, { verifier: client.randomPKCECodeVerifier() }), 'invalid_grant', 400, 'a wrong code_verifier');
     const missing = await authorize(mb, main, member);
@@ -751,10 +792,9 @@ try {
     const secretless = await authorize(mb, main, member);
     const wrongSecret = await withAuth(main, client.ClientSecretBasic('not-the-secret-0123456789abcdefghijklmnop'));
     await refused(exchange(main, secretless, { config: wrongSecret }), 'invalid_client', 401, 'a wrong client secret');
-  }
+  });
 
-  step('client_secret_post, and a public client with PKCE and no secret');
-  {
+  await scenario('client_secret_post, and a public client with PKCE and no secret', async () => {
     const post = await withAuth(second, client.ClientSecretPost(second.secret));
     const code = await authorize(mb, second, member);
     const tokens = await exchange(second, code, { config: post });
@@ -765,10 +805,9 @@ try {
     assert.ok(r.refresh_token !== g.refresh, 'a public client refreshes with rotation');
     const bare = await authorize(mb, spa, member);
     await refused(exchange(spa, bare, { verifier: undefined }), 'invalid_grant', 400, 'a public client without code_verifier');
-  }
+  });
 
-  step('forged access tokens on the API');
-  {
+  await scenario('forged access tokens on the API', async () => {
     const g = await signIn(mb, main, member);
     const { payload, protectedHeader } = await jose.jwtVerify(g.access, jwks, { issuer: ISSUER, typ: 'at+jwt' });
     const raised = { ...payload, sub: admin.id, role: 'admin' };
@@ -788,10 +827,9 @@ try {
       await bearerRefused(token, `forged: ${what}`, '/api/admin/users');
     }
     await alive(g, 'the genuine token still works');
-  }
+  });
 
-  step('RP-initiated logout with id_token_hint');
-  {
+  await scenario('RP-initiated logout with id_token_hint', async () => {
     const b = new Browser('rp-logout');
     const g = await signIn(b, main, member);
     const state = client.randomState();
@@ -800,16 +838,16 @@ try {
       post_logout_redirect_uri: main.postLogout,
       state,
     });
+    const out = loggedOut(g, 'RP-initiated logout');
     const { url } = await b.navigate(end, main.postLogout);
     assert.equal(url.searchParams.get('state'), state, 'post-logout redirect carries state');
     const session = await b.api('GET', '/api/session');
     assert.equal(session.status, 401, `the browser's session after RP-initiated logout: ${session.text}`);
     await dead(g, 'after RP-initiated logout');
-    await loggedOut(g, 'RP-initiated logout');
-  }
+    await out;
+  });
 
-  step('RP-initiated logout without a hint asks first');
-  {
+  await scenario('RP-initiated logout without a hint asks first', async () => {
     const b = new Browser('rp-logout-confirm');
     const g = await signIn(b, main, member);
     const state = client.randomState();
@@ -822,82 +860,82 @@ try {
     const fields = fieldsOf(form);
     const button = form.buttons.find((x) => x.name && /sign|log|yes|confirm|end/i.test(`${x.text} ${x.value ?? ''}`));
     if (button) fields.push([button.name, button.value ?? '']);
+    const out = loggedOut(g, 'confirmed RP-initiated logout');
     const answer = await b.request(new URL(form.action || end.href, end), { method: 'POST', form: fields });
     assert.ok(answer.status >= 300 && answer.status < 400, `confirming: ${answer.status}\n${excerpt(answer.text)}`);
     const { url } = await b.navigate(new URL(answer.headers.get('location'), end), main.postLogout);
     assert.equal(url.searchParams.get('state'), state, 'post-logout redirect carries state');
     await dead(g, 'after a confirmed logout');
-    await loggedOut(g, 'confirmed RP-initiated logout');
-  }
+    await out;
+  });
 
-  step('back-channel logout: sign-out (API), to every app of the session');
-  {
+  await scenario('back-channel logout: sign-out (API), to every app of the session', async () => {
     const b = new Browser('sign-out');
     const g = await signIn(b, main, member);
     const h = await signIn(b, second, member);
     assert.equal(h.claims.sid, g.claims.sid, 'one session, two apps');
+    const out = [loggedOut(g, 'sign-out'), loggedOut(h, 'sign-out (second app)')];
     const r = await b.api('POST', '/api/auth/logout');
     assert.equal(r.status, 200, `sign-out: ${r.text}`);
     await dead(g, 'sign-out');
     await dead(h, 'sign-out (second app)');
-    await Promise.all([loggedOut(g, 'sign-out'), loggedOut(h, 'sign-out (second app)')]);
-  }
+    await Promise.all(out);
+  });
 
-  step('back-channel logout: sign-out (page)');
-  {
+  await scenario('back-channel logout: sign-out (page)', async () => {
     const b = new Browser('sign-out-page');
     const g = await signIn(b, main, member);
     const account = await b.request(`${ISSUER}/account`);
     assert.equal(account.status, 200, `/account: ${account.status}`);
     const form = formsOf(account.text).find((f) => f.action === '/logout');
     assert.ok(form, `a sign-out form on /account:\n${excerpt(account.text)}`);
+    const out = loggedOut(g, 'sign-out page');
     const r = await b.request(`${ISSUER}/logout`, { method: 'POST', form: fieldsOf(form) });
     assert.equal(r.status, 303, `POST /logout: ${r.status}\n${excerpt(r.text)}`);
     await dead(g, 'sign-out page');
-    await loggedOut(g, 'sign-out page');
-  }
+    await out;
+  });
 
-  step('back-channel logout: sign-out everywhere');
-  {
+  await scenario('back-channel logout: sign-out everywhere', async () => {
     const x = await signIn(new Browser('everywhere-1'), main, PEOPLE.all);
     const y = await signIn(new Browser('everywhere-2'), main, PEOPLE.all);
     assert.notEqual(x.claims.sid, y.claims.sid, 'two sessions');
+    const out = [loggedOut(x, 'sign-out everywhere'), loggedOut(y, 'sign-out everywhere (other session)')];
     const r = await x.browser.api('POST', '/api/auth/logout-all');
     assert.equal(r.status, 200, `logout-all: ${r.text}`);
     await dead(x, 'sign-out everywhere (this session)');
     await dead(y, 'sign-out everywhere (the other session)');
-    await Promise.all([loggedOut(x, 'sign-out everywhere'), loggedOut(y, 'sign-out everywhere (other session)')]);
-  }
+    await Promise.all(out);
+  });
 
-  step('back-channel logout: an admin blocks a user');
-  {
+  await scenario('back-channel logout: an admin blocks a user', async () => {
     const g = await signIn(new Browser('blocked'), main, PEOPLE.blocked);
+    const out = loggedOut(g, 'blocked');
     const r = await ab.api('PATCH', `/api/admin/users/${PEOPLE.blocked.id}`, { blocked: true });
     assert.equal(r.status, 200, `block: ${r.text}`);
     await dead(g, 'blocked');
-    await loggedOut(g, 'blocked');
-  }
+    await out;
+  });
 
-  step('back-channel logout: an admin deletes a user');
-  {
+  await scenario('back-channel logout: an admin deletes a user', async () => {
     const g = await signIn(new Browser('deleted'), main, PEOPLE.deleted);
+    const out = loggedOut(g, 'deleted');
     const r = await ab.api('DELETE', `/api/admin/users/${PEOPLE.deleted.id}`);
     assert.equal(r.status, 204, `delete: ${r.text}`);
     await dead(g, 'deleted');
-    await loggedOut(g, 'deleted');
-  }
+    await out;
+  });
 
-  step("back-channel logout: an admin changes a user's role");
-  {
+  await scenario("back-channel logout: an admin changes a user's role", async () => {
     const g = await signIn(new Browser('promoted'), main, PEOPLE.promoted);
+    const out = loggedOut(g, 'role changed');
     const r = await ab.api('PATCH', `/api/admin/users/${PEOPLE.promoted.id}`, { role: 'admin' });
     assert.equal(r.status, 200, `role change: ${r.text}`);
     await dead(g, 'role changed');
-    await loggedOut(g, 'role changed');
-  }
+    await out;
+  });
 
-  step('back-channel logout: a session revoked from another one');
-  {
+  await scenario('back-channel logout: a session revoked from another one', async () => {
     const b = new Browser('revoked');
     const g = await signIn(b, main, member);
     const mine = await b.api('GET', '/api/sessions');
@@ -907,51 +945,60 @@ try {
     const other = new Browser('revoker');
     const login = await other.api('POST', '/api/auth/login', { email: member.email, password: PASSWORD });
     assert.equal(login.status, 200, `sign-in: ${login.text}`);
+    const out = loggedOut(g, 'revoked session');
     const r = await other.api('DELETE', `/api/sessions/${current.id}`);
     assert.equal(r.status, 204, `revoke: ${r.text}`);
     await dead(g, 'revoked session');
-    await loggedOut(g, 'revoked session');
+    await out;
     const still = await other.api('GET', '/api/session');
     assert.equal(still.status, 200, 'the revoking session lives on');
-  }
+  });
 
-  step('back-channel logout: a password reset');
-  {
+  await scenario('back-channel logout: a password reset', async () => {
     const person = PEOPLE.reset;
     const g = await signIn(new Browser('reset'), main, person);
     const seen = new Set(mailFiles(MAIL_DIR));
     const asked = await new Browser('forgot').api('POST', '/api/auth/forgot', { email: person.email });
     assert.equal(asked.status, 202, `forgot: ${asked.text}`);
     const token = await mailedToken(person.email, 'reset', seen);
+    const out = loggedOut(g, 'password reset');
     const r = await new Browser('reset-link').api('POST', '/api/auth/reset', { token, password: NEW_PASSWORD });
     assert.equal(r.status, 200, `reset: ${r.text}`);
     await dead(g, 'password reset');
-    await loggedOut(g, 'password reset');
-  }
+    await out;
+  });
 
-  step('back-channel logout: a restore raises the auth epoch');
-  {
+  await scenario('back-channel logout: a restore raises the auth epoch', async () => {
     const person = PEOPLE.restored;
     const g = await signIn(new Browser('restored'), main, person);
     const dir = path.join(tmp, 'backup');
     await tenantctl('backup', '--out', dir, '--tenant', person.org.slug);
+    const out = loggedOut(g, 'restore');
     await tenantctl('restore', '--from', dir, '--tenant', person.org.slug);
-    // tenantctl changed the files: the server learns of it on its own.
-    await loggedOut(g, 'restore');
+    // tenantctl changed the files: the server learns of it on its own, so the logout token
+    // says when to look.
+    await out;
     await dead(g, 'restore');
-  }
+  });
 
-  step('back-channel logout: a company suspended');
-  {
+  await scenario('back-channel logout: a company suspended', async () => {
     const person = PEOPLE.suspended;
     const g = await signIn(new Browser('suspended'), main, person);
+    const out = loggedOut(g, 'suspension');
     await tenantctl('tenant', 'suspend', person.org.slug);
-    await loggedOut(g, 'suspension');
-    await dead(g, 'suspension');
-  }
+    await out;
+    await refused(client.refreshTokenGrant(main.config, g.refresh), 'invalid_grant', 400, 'suspension: refresh');
+    // While suspended, the company's people are told so, bearer or cookie alike.
+    const told = await bearer(g.access);
+    assert.equal(told.status, 403, `suspension: access token: ${told.text}`);
+    assert.equal(told.body?.error, 'tenant_suspended', `suspension: access token: ${told.text}`);
+    // Resuming the company does not bring the ended session back.
+    await tenantctl('tenant', 'resume', person.org.slug);
+    await until(async () => (await bearer(g.access)).status !== 403, 'the server sees the company resumed');
+    await dead(g, 'suspension, once the company is resumed');
+  });
 
-  step('sessions that did not end are untouched');
-  {
+  await scenario('sessions that did not end are untouched', async () => {
     // The run may outlast an access token: refresh first.
     const r = await client.refreshTokenGrant(main.config, ag.refresh);
     await alive({ ...ag, access: r.access_token }, "the admin's grant");
@@ -961,8 +1008,12 @@ try {
       [],
       'logout tokens only for the sessions that ended',
     );
-  }
+  });
 
+  if (failures.length > 0) {
+    for (const { what, err } of failures) console.error(`\n✗ ${what}\n${err.stack ?? err}`);
+    throw new Error(`${failures.length} scenario(s) failed: ${failures.map((f) => f.what).join('; ')}`);
+  }
   console.log('oidc rp passed');
 } finally {
   receiver.close();

@@ -6,7 +6,7 @@
 //   tenantd's JSON API → refresh rotation and reuse detection → revocation and introspection →
 //   the refusals (PKCE, codes, clients, redirect URIs, secrets, forged tokens, other companies)
 //   → RP-initiated logout → a back-channel logout token, verified against the JWKS, for every
-//   way a session ends, after which the session's tokens are dead.
+//   way a session ends, after which the session's tokens are dead; a failed delivery is retried.
 //
 // The script registers its own apps with tenantctl: their back-channel logout URI is this
 // script's HTTP server, whose port is only known once it listens.
@@ -24,7 +24,8 @@
 //   RP_TENANTCTL        the tenantctl binary (required); it runs with this process's
 //                       environment, so the TENANTD_* variables (data directory, mail, public
 //                       URL) must be the server's
-//   RP_WAIT_MS          how long to wait for each logout token or mail (default 30000)
+//   RP_WAIT_MS          how long to wait for each logout token or mail (default 30000; three
+//                       times that for a delivery that must be retried)
 //
 // Exit code 0 and a last line `oidc rp passed` mean every check passed.
 
@@ -264,6 +265,8 @@ async function mailedToken(to, kind, seen) {
 
 class Receiver {
   deliveries = [];
+  /** Paths whose first delivery is answered 503, as an app that is down would. */
+  failOnce = new Set();
   #waiters = new Set();
 
   async start() {
@@ -293,14 +296,15 @@ class Receiver {
       } catch (err) {
         delivery.problem = `not a JWT: ${err.message}`;
       }
+      delivery.answered = this.failOnce.delete(delivery.path) ? 503 : 200;
       this.deliveries.push(delivery);
-      res.writeHead(200, { 'cache-control': 'no-store' }).end();
+      res.writeHead(delivery.answered, { 'cache-control': 'no-store' }).end();
       for (const w of this.#waiters) w(delivery);
     });
   }
 
   /** Resolves with the first delivery (past or future) that `match` accepts. */
-  waitFor(match, what) {
+  waitFor(match, what, timeout = WAIT_MS) {
     const found = this.deliveries.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
@@ -313,8 +317,8 @@ class Receiver {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
         const seen = this.deliveries.map((d) => `${d.path} sid=${d.claims?.sid}`).join(', ') || 'none';
-        reject(new Error(`no back-channel logout token for ${what} within ${WAIT_MS} ms (received: ${seen})`));
-      }, WAIT_MS);
+        reject(new Error(`no back-channel logout token for ${what} within ${timeout} ms (received: ${seen})`));
+      }, timeout);
       this.#waiters.add(waiter);
     });
   }
@@ -550,12 +554,13 @@ async function alive(grant, what) {
  * verified as a relying party must (Back-Channel Logout 1.0 §2.6). Call it before ending the
  * session; await the result after.
  */
-function loggedOut(grant, what) {
+function loggedOut(grant, what, timeout = WAIT_MS) {
   const { app, claims } = grant;
   endedSids.add(claims.sid);
   const arrived = receiver.waitFor(
-    (d) => d.path === app.backchannelPath && d.claims?.sid === claims.sid,
+    (d) => d.path === app.backchannelPath && d.claims?.sid === claims.sid && d.answered === 200,
     `${what} (${app.name}, sid ${claims.sid})`,
+    timeout,
   );
   const verified = arrived.then(async (d) => {
     assert.equal(d.method, 'POST', `${what}: delivery method`);
@@ -996,6 +1001,25 @@ try {
     await tenantctl('tenant', 'resume', person.org.slug);
     await until(async () => (await bearer(g.access)).status !== 403, 'the server sees the company resumed');
     await dead(g, 'suspension, once the company is resumed');
+  });
+
+  await scenario('back-channel logout: a delivery that failed is tried again', async () => {
+    const flaky = await register('Flaky App', { backchannel: true });
+    receiver.failOnce.add(flaky.backchannelPath);
+    const b = new Browser('flaky');
+    const g = await signIn(b, flaky, member);
+    // The first retry comes after a backoff of seconds: wait longer than for a first delivery.
+    const out = loggedOut(g, 'retried delivery', 3 * WAIT_MS);
+    const r = await b.api('POST', '/api/auth/logout');
+    assert.equal(r.status, 200, `sign-out: ${r.text}`);
+    const failed = await receiver.waitFor(
+      (d) => d.path === flaky.backchannelPath && d.answered === 503,
+      'the first delivery to an app that is down',
+    );
+    await out;
+    const retried = receiver.deliveries.find((d) => d.path === flaky.backchannelPath && d.answered === 200);
+    assert.equal(failed.claims?.sid, g.claims.sid, 'the failed delivery was for that session');
+    assert.ok(retried.at > failed.at, 'delivered again after the failure');
   });
 
   await scenario('sessions that did not end are untouched', async () => {

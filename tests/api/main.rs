@@ -20,6 +20,7 @@ mod login;
 mod mail;
 mod nodes;
 mod observability;
+mod oidc;
 mod oidc_rp;
 mod openapi;
 mod pages;

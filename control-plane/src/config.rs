@@ -95,6 +95,11 @@ pub struct ServerConfig {
     #[arg(long, env = "TENANTD_SESSION_ABSOLUTE_SECS", default_value_t = 12 * 3600)]
     pub session_absolute_secs: i64,
 
+    /// Lifetime of the access tokens given to the vendor's apps (60 to 3600 seconds).
+    #[arg(long, env = "TENANTD_ACCESS_TOKEN_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(i64).range(60..=3600))]
+    pub access_token_secs: i64,
+
     /// Password hashes computed at once (default: number of cores).
     #[arg(long, env = "TENANTD_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,

@@ -17,10 +17,12 @@ mod clients;
 mod index;
 mod nodes;
 mod operator;
+mod signing;
 mod tenants;
 mod throttles;
 
 pub use clients::ClientRow;
+pub use signing::SigningKeyRow;
 pub use nodes::Node;
 pub use throttles::{LaneRow, WindowRow};
 

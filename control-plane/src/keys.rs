@@ -1,7 +1,9 @@
-//! The server's secret key, from which every key tenantd needs is derived (device cookies
-//! today). It comes from `TENANTD_SECRET_KEY`, or from `<data dir>/secret.key`, made with 256
+//! The server's secret key, from which every key tenantd needs is derived (device cookies,
+//! sealing the token-signing keys of [`jws`], signed authorization requests). It comes from `TENANTD_SECRET_KEY`, or from `<data dir>/secret.key`, made with 256
 //! random bits at first start and readable by its owner only. Every node (and `tenantctl`) of
 //! an installation must use the same key.
+
+pub mod jws;
 
 use std::io::Write;
 use std::path::Path;

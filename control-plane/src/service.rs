@@ -8,6 +8,8 @@ pub mod account;
 pub mod admin;
 /// Signing in and out; the session behind a cookie.
 pub mod auth;
+/// Telling the vendor's apps that a session ended (back-channel logout), durably.
+pub mod backchannel;
 /// Online backups and restores (`tenantctl backup`, `restore`).
 pub mod backup;
 /// The vendor's apps that sign users in through tenantd (OpenID Connect clients).
@@ -16,6 +18,8 @@ pub mod clients;
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
+/// The OpenID provider for the vendor's apps: authorization, tokens, keys, claims.
+pub mod oidc;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
 /// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.

@@ -14,7 +14,7 @@ use crate::keys::ServerKey;
 use crate::mail::{Mailer, OutboxMailer, SmtpMailer};
 use crate::metrics::Metrics;
 use crate::routes::{self, Listener};
-use crate::service::nodes;
+use crate::service::{backchannel, nodes};
 use crate::state::{AppState, TenantCache};
 use crate::throttle::Throttles;
 
@@ -91,6 +91,8 @@ pub async fn build_node_state(
         metrics: Metrics::default(),
         cluster: Cluster::new(node, node_url)?,
         keys,
+        keyring: Default::default(),
+        logouts: Default::default(),
     })
 }
 
@@ -153,6 +155,7 @@ impl Application {
         nodes::register(&state).await?;
         let housekeeping = tokio::spawn(nodes::housekeeping(state.clone()));
         let heartbeat = tokio::spawn(nodes::heartbeat(state.clone()));
+        let logouts = tokio::spawn(backchannel::deliver(state.clone()));
         // One shutdown signal for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let signal = async move {
@@ -187,6 +190,7 @@ impl Application {
         }
         housekeeping.abort();
         heartbeat.abort();
+        logouts.abort();
         state.directory.close().await;
         Ok(())
     }

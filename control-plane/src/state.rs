@@ -12,6 +12,7 @@ use crate::directory::{Directory, DirectoryError, Tenant};
 use crate::error::Fault;
 use crate::hasher::Hasher;
 use crate::keys::ServerKey;
+use crate::keys::jws::Keyring;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::throttle::Throttles;
@@ -30,6 +31,10 @@ pub struct AppState {
     pub metrics: Metrics,
     pub cluster: Cluster,
     pub keys: ServerKey,
+    /// The token-signing keys as last read from the directory.
+    pub keyring: Arc<Keyring>,
+    /// Wakes the back-channel logout deliverer.
+    pub logouts: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

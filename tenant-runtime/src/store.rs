@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod meta;
+pub mod oidc;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -287,7 +287,7 @@ fn live(t: &Tenant, token: &str, now: i64) -> TestResult<bool> {
 
 fn touch(t: &Tenant, token: &str, now: i64) -> TestResult {
     let token = token.to_owned();
-    t.write(move |tx| sessions::touch(tx, &token, now))
+    t.write(move |tx| sessions::touch(tx, &secret::hash(&token), now))
 }
 
 #[test]
@@ -363,7 +363,7 @@ fn revoking_one_session_leaves_the_users_other_sessions() -> TestResult {
     );
     // By cookie secret.
     let token = a.clone();
-    assert!(t.write(move |tx| sessions::revoke(tx, &token))?);
+    assert!(t.write(move |tx| sessions::revoke(tx, &secret::hash(&token)))?);
     assert!(!live(&t, &a, T0 + 10)?);
     assert!(live(&t, &b, T0 + 10)? && live(&t, &c, T0 + 10)?);
     // By the public id shown in the session list.
@@ -400,7 +400,7 @@ fn revoking_all_of_a_users_sessions_leaves_other_users_alone() -> TestResult {
     // "Sign out everywhere else": all but the current one.
     let (id, keep) = (uid.clone(), mine[0].clone());
     assert_eq!(
-        t.write(move |tx| sessions::revoke_all(tx, &id, Some(&keep)))?,
+        t.write(move |tx| sessions::revoke_all(tx, &id, Some(&secret::hash(&keep))))?,
         2
     );
     assert!(live(&t, &mine[0], T0 + 10)?);

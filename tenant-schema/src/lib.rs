@@ -35,6 +35,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(2, "tenant", "0002_audit_log"),
     migration!(3, "tenant", "0003_auth_epoch_and_session_details"),
     migration!(4, "tenant", "0004_password_reset_required"),
+    migration!(5, "tenant", "0005_oidc_grants"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -46,6 +47,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(2, "directory", "0002_nodes"),
     migration!(3, "directory", "0003_node_signatures_and_throttles"),
     migration!(4, "directory", "0004_oidc_clients"),
+    migration!(5, "directory", "0005_signing_keys_and_logouts"),
 ];
 
 /// The version the directory has after every step of this binary.
@@ -239,6 +241,13 @@ mod ladder {
             4,
             "INSERT INTO users (id, email, name, role, status, password_hash, created_at, updated_at, password_reset_required)
                  VALUES ('u3', 'c@acme.test', 'C', 'member', 'active', 'y', 4, 4, 1);",
+        ),
+        (
+            5,
+            "INSERT INTO oidc_grants (id, session_hash, sid, user_id, client_id, scope, created_at)
+                 VALUES ('g1', x'03', 's3', 'u1', 'app', 'openid', 5);
+             INSERT INTO oidc_refresh_tokens (hash, grant_id, created_at) VALUES (x'05', 'g1', 5);
+             INSERT INTO logout_outbox (client_id, sub, sid, created_at) VALUES ('app', 'u1', 's0', 5);",
         ),
     ];
 

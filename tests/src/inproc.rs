@@ -109,6 +109,7 @@ fn server_config() -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         session_idle_secs: 1800,
+        access_token_secs: 300,
         session_absolute_secs: 12 * 3600,
         hash_concurrency: Some(2),
         hash_queue: 64,

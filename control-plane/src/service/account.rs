@@ -62,6 +62,7 @@ pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> AuthRes
             Ok(ended)
         })
         .await?;
+    super::backchannel::kick(state, &signed.tenant.id).await;
     if ended {
         Ok(())
     } else {
@@ -72,7 +73,7 @@ pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> AuthRes
 /// Signs the caller out everywhere, this session included.
 pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> AuthResult<usize> {
     let (user_id, now) = (signed.user.id.clone(), state.now());
-    Ok(state
+    let n = state
         .tenants
         .write(&signed.tenant.id, move |tx| {
             let n = sessions::revoke_all(tx, &user_id, None)?;
@@ -86,7 +87,9 @@ pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> AuthResult<u
             )?;
             Ok(n)
         })
-        .await?)
+        .await?;
+    super::backchannel::kick(state, &signed.tenant.id).await;
+    Ok(n)
 }
 
 /// Changes the caller's password: needs the current one, ends every other session.
@@ -114,7 +117,7 @@ pub async fn change_password(
     state.throttles.login.succeeded(&key, Some(&lane), ip).await;
     policy::check(new, &signed.user.email, &signed.tenant.name)?;
     let hash = state.hasher.hash(new).await?;
-    let (user_id, keep, now) = (signed.user.id.clone(), signed.secret.clone(), state.now());
+    let (user_id, keep, now) = (signed.user.id.clone(), signed.session_hash, state.now());
     state
         .tenants
         .write(&signed.tenant.id, move |tx| {
@@ -132,5 +135,6 @@ pub async fn change_password(
             Ok(())
         })
         .await?;
+    super::backchannel::kick(state, &signed.tenant.id).await;
     Ok(())
 }

@@ -307,6 +307,7 @@ pub async fn update_user(
             Ok(users::get(tx, &id)?.ok_or(AdminError::NotFound))
         })
         .await?;
+    super::backchannel::kick(state, &admin.0.tenant.id).await;
     o.map(|u| AdminUserView::from(&u))
 }
 
@@ -338,6 +339,7 @@ pub async fn delete_user(state: &AppState, admin: &TenantAdmin, id: &str) -> Adm
         })
         .await?;
     let user = o?;
+    super::backchannel::kick(state, &admin.0.tenant.id).await;
     state
         .directory
         .remove_email(&user.email, &admin.0.tenant.id)
@@ -455,7 +457,7 @@ pub async fn end_user_sessions(
     id: &str,
 ) -> AdminResult<usize> {
     let (id, actor, now) = (id.to_owned(), admin.actor(), state.now());
-    state
+    let ended = state
         .tenants
         .write(&admin.0.tenant.id, move |tx| {
             if users::get(tx, &id)?.is_none() {
@@ -472,6 +474,7 @@ pub async fn end_user_sessions(
             )?;
             Ok(Some(n))
         })
-        .await?
-        .ok_or(AdminError::NotFound)
+        .await?;
+    super::backchannel::kick(state, &admin.0.tenant.id).await;
+    ended.ok_or(AdminError::NotFound)
 }

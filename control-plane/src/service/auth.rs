@@ -28,9 +28,14 @@ use crate::state::AppState;
 pub struct Signed {
     pub tenant: Tenant,
     pub user: User,
-    /// The cookie secret (without the tenant part).
-    pub secret: String,
+    /// The session's key (SHA-256 of its cookie secret).
+    pub session_hash: [u8; 32],
     pub session_id: String,
+    /// When the person signed in to this session.
+    pub auth_time: i64,
+    /// The app acting for the user, when the request came with its access token rather than
+    /// the session cookie.
+    pub client_id: Option<String>,
 }
 
 impl std::fmt::Debug for Signed {
@@ -265,19 +270,48 @@ pub async fn current(state: &AppState, cookie: &str) -> AuthResult<Option<Signed
         return Ok(None);
     };
     if found.needs_touch {
-        // At most once a minute per session: no write on the hot path otherwise.
-        let token = secret.to_owned();
-        state
-            .tenants
-            .write(&tenant_id, move |tx| sessions::touch(tx, &token, now))
-            .await?;
+        touch(state, &tenant_id, found.hash, now).await?;
     }
     Ok(Some(Signed {
         tenant,
         user: found.user,
-        secret: secret.to_owned(),
+        session_hash: found.hash,
         session_id: found.id,
+        auth_time: found.created_at,
+        client_id: None,
     }))
+}
+
+/// Records that a session was seen: at most once a minute per session, so checks stay
+/// read-only on the hot path.
+pub(super) async fn touch(
+    state: &AppState,
+    tenant: &TenantId,
+    hash: [u8; 32],
+    now: i64,
+) -> AuthResult<()> {
+    state
+        .tenants
+        .write(tenant, move |tx| sessions::touch(tx, &hash, now))
+        .await?;
+    Ok(())
+}
+
+/// Ends the caller's own session (signed in by cookie or by an app's access token); every app
+/// holding a grant from it is told by back-channel logout.
+pub async fn end_session(state: &AppState, signed: &Signed) -> AuthResult<()> {
+    let (hash, user_id, now) = (signed.session_hash, signed.user.id.clone(), state.now());
+    state
+        .tenants
+        .write(&signed.tenant.id, move |tx| {
+            if sessions::revoke(tx, &hash)? {
+                audit::record(tx, Some(&user_id), "logout", Some(&user_id), json!({}), now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    super::backchannel::kick(state, &signed.tenant.id).await;
+    Ok(())
 }
 
 /// Ends the session behind a cookie value.
@@ -295,7 +329,7 @@ pub async fn logout(state: &AppState, cookie: &str) -> AuthResult<()> {
         .tenants
         .write(&tenant_id, move |tx| {
             let user = sessions::check(tx, &token, i64::MAX / 4, now)?;
-            if sessions::revoke(tx, &token)?
+            if sessions::revoke(tx, &tenant_runtime::secret::hash(&token))?
                 && let Some(u) = user
             {
                 audit::record(
@@ -310,5 +344,6 @@ pub async fn logout(state: &AppState, cookie: &str) -> AuthResult<()> {
             Ok(())
         })
         .await?;
+    super::backchannel::kick(state, &tenant_id).await;
     Ok(())
 }

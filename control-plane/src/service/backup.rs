@@ -365,6 +365,12 @@ pub async fn restore_tenant(
             dir.set_schema_version(&t.id, i64::from(tenant_schema::TENANT_LATEST))
                 .await?;
             checkpoint("epoch_raised");
+            // Sessions of both the replaced file and the copy are over: tell the apps.
+            let replaced = previous
+                .as_deref()
+                .map(super::backchannel::grants_in_copy)
+                .unwrap_or_default();
+            super::backchannel::end_all_grants(dir, &fleet.router, &t.id, replaced, now).await?;
             fleet
                 .audit(
                     &t,

@@ -110,6 +110,15 @@ pub enum FleetError {
     Other(#[from] anyhow::Error),
 }
 
+impl From<crate::error::Fault> for FleetError {
+    fn from(f: crate::error::Fault) -> Self {
+        match f {
+            crate::error::Fault::Directory(d) => Self::Directory(d),
+            other => Self::Other(other.into()),
+        }
+    }
+}
+
 impl FleetError {
     /// A stable code for scripts (`--json`).
     pub fn code(&self) -> &'static str {

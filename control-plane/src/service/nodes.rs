@@ -102,6 +102,8 @@ pub async fn housekeeping(state: AppState) {
                 {
                     tracing::warn!(tenant_id = %id, error = %e, "housekeeping: purge failed");
                 }
+                // Expired sessions had their apps' logouts queued.
+                super::backchannel::kick(&state, id).await;
             }
             tokio::task::yield_now().await;
         }

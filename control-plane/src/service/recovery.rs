@@ -225,6 +225,7 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
             Ok(true)
         })
         .await?;
+    super::backchannel::kick(state, &tenant_id).await;
     if ok {
         // Proven through the mailbox: strangers' failures no longer lock this account.
         state.throttles.login.clear(&user.email).await;

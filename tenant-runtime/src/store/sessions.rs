@@ -38,6 +38,8 @@ pub struct Origin {
 pub struct Current {
     /// Stable, non-secret handle of the session (hex of a second hash of its hash).
     pub id: String,
+    /// SHA-256 of the cookie secret: the session's key.
+    pub hash: [u8; 32],
     pub user: User,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -55,7 +57,8 @@ pub struct Summary {
     pub ip: String,
 }
 
-fn public_id(hash: &[u8]) -> String {
+/// The session's stable, non-secret handle (the `sid` of OpenID Connect).
+pub fn public_id(hash: &[u8]) -> String {
     hex::encode(&secret::hash(&hex::encode(hash))[..12])
 }
 
@@ -112,6 +115,7 @@ pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result
         .optional()?;
     Ok(row.map(|(created_at, last_seen_at, user)| Current {
         id: public_id(&hash),
+        hash,
         user,
         created_at,
         last_seen_at,
@@ -119,19 +123,17 @@ pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result
     }))
 }
 
-pub fn touch(tx: &WriteTx<'_>, token: &str, now: i64) -> Result<()> {
-    let hash = secret::hash(token);
+pub fn touch(tx: &WriteTx<'_>, hash: &[u8], now: i64) -> Result<()> {
     tx.execute(
         "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1 AND last_seen_at < ?2",
-        params![&hash[..], now],
+        params![hash, now],
     )?;
     Ok(())
 }
 
-/// Ends one session by its cookie secret.
-pub fn revoke(tx: &WriteTx<'_>, token: &str) -> Result<bool> {
-    let hash = secret::hash(token);
-    Ok(tx.execute("DELETE FROM sessions WHERE hash = ?1", [&hash[..]])? > 0)
+/// Ends one session by its key.
+pub fn revoke(tx: &WriteTx<'_>, hash: &[u8]) -> Result<bool> {
+    Ok(tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash])? > 0)
 }
 
 /// Ends one of a user's sessions by its public id.
@@ -153,12 +155,12 @@ fn hashes_of(conn: &Connection, user_id: &str) -> Result<Vec<Vec<u8>>> {
     Ok(rows)
 }
 
-/// Ends every session of a user, except optionally one (by cookie secret). Returns how many.
-pub fn revoke_all(tx: &WriteTx<'_>, user_id: &str, except: Option<&str>) -> Result<usize> {
+/// Ends every session of a user, except optionally one (by its key). Returns how many.
+pub fn revoke_all(tx: &WriteTx<'_>, user_id: &str, except: Option<&[u8]>) -> Result<usize> {
     Ok(match except {
-        Some(token) => tx.execute(
+        Some(hash) => tx.execute(
             "DELETE FROM sessions WHERE user_id = ?1 AND hash <> ?2",
-            params![user_id, &secret::hash(token)[..]],
+            params![user_id, hash],
         )?,
         None => tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
     })

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use control_plane::directory::{Tenant, TenantStatus};
+use control_plane::service::backchannel;
 use control_plane::service::fleet::{self, FleetError};
 use control_plane::service::provision::{self, NewTenant};
 use serde_json::{Value, json};
@@ -222,6 +223,17 @@ pub(crate) async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::
             "tenant.resumed"
         };
         fleet.audit(&t, action, json!({})).await;
+        if suspend {
+            // The apps' sessions end with the company's: they are told by back-channel logout.
+            backchannel::end_all_grants(
+                &fleet.directory,
+                &fleet.router,
+                &t.id,
+                Vec::new(),
+                fleet.clock.now(),
+            )
+            .await?;
+        }
     }
     let text = match (suspend, changed) {
         (true, true) => format!(

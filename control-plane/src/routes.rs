@@ -9,6 +9,8 @@
 //! - [`forward`]: sends a request for a tenant on another node to that node.
 //! - [`internal`]: what nodes and `tenantctl` call on a node.
 //! - [`observe`]: `/metrics` and the one log line per request.
+//! - [`oidc`]: the OpenID provider's endpoints for apps (discovery, keys, token, userinfo,
+//!   revocation, introspection) and CORS for the apps' web origins.
 
 pub mod api;
 pub mod error;
@@ -16,6 +18,7 @@ pub mod extract;
 pub mod forward;
 pub mod internal;
 pub mod observe;
+pub mod oidc;
 pub mod openapi;
 pub mod pages;
 pub mod paths;
@@ -51,6 +54,7 @@ pub fn app(state: AppState, listener: Listener) -> Router {
         .route(paths::node::HEALTHZ, get(healthz))
         .route(paths::node::LIVEZ, get(|| async { "ok\n" }))
         .merge(api::router())
+        .merge(oidc::router())
         .merge(pages::router());
     match listener {
         Listener::Internal => {
@@ -79,6 +83,7 @@ pub fn app(state: AppState, listener: Listener) -> Router {
             state.clone(),
             forward::route_request,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), oidc::cors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))

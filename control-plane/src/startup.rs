@@ -93,6 +93,7 @@ pub async fn build_node_state(
         keys,
         keyring: Default::default(),
         logouts: Default::default(),
+        web_origins: Default::default(),
     })
 }
 

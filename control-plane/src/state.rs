@@ -35,6 +35,31 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Wakes the back-channel logout deliverer.
     pub logouts: Arc<tokio::sync::Notify>,
+    /// The apps' web origins allowed by CORS.
+    pub web_origins: OriginCache,
+}
+
+/// The registered web origins, kept a few seconds so CORS does not ask the directory for
+/// every request.
+#[derive(Clone, Debug, Default)]
+pub struct OriginCache(Arc<parking_lot::RwLock<Option<(Arc<Vec<String>>, i64)>>>);
+
+impl OriginCache {
+    const SECS: i64 = 5;
+
+    pub fn get(&self, now: i64) -> Option<Arc<Vec<String>>> {
+        self.0
+            .read()
+            .as_ref()
+            .filter(|(_, at)| now - *at < Self::SECS)
+            .map(|(o, _)| o.clone())
+    }
+
+    pub fn put(&self, origins: Vec<String>, now: i64) -> Arc<Vec<String>> {
+        let origins = Arc::new(origins);
+        *self.0.write() = Some((origins.clone(), now));
+        origins
+    }
 }
 
 impl AppState {

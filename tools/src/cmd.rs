@@ -5,6 +5,8 @@
 pub(crate) mod backup;
 /// `client create|list|show|delete|rotate-secret`.
 pub(crate) mod client;
+/// `keys list|rotate`.
+pub(crate) mod keys;
 /// `configtest` and `send-test-email`.
 pub(crate) mod config;
 /// `doctor`.
@@ -337,6 +339,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
         },
         Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
         Command::Client(c) => client::run(&ctx, c).await,
+        Command::Keys(c) => keys::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
         Command::Restore(a) => backup::restore(&ctx, a).await,

@@ -53,6 +53,9 @@ pub enum Command {
     /// Register the vendor's apps that sign users in through tenantd (OpenID Connect clients).
     #[command(subcommand)]
     Client(cmd::client::ClientCommand),
+    /// The keys that sign the OpenID provider's tokens: list, rotate.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
     /// Bring the directory and every tenant database to the newest schema.
     ///
     /// Several tenants migrate in parallel; tenants already at the newest version are skipped

@@ -11,12 +11,13 @@ use tenant_runtime::store::audit;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, clear_session_cookie, device_value, same_site,
-    session_value, sign_in_cookies,
+    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, bearer_token, clear_session_cookie,
+    device_value, same_site, session_value, sign_in_cookies,
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
 use crate::service::auth;
+use crate::service::oidc::claims;
 use crate::service::identity::{AuthError, AuthResult, SignedIn};
 use crate::service::{account, recovery};
 use crate::state::AppState;
@@ -121,7 +122,13 @@ fn signed_in(state: &AppState, s: SignedIn) -> Response {
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    if let Some(value) = session_value(&state, &headers) {
+    if let Some(token) = bearer_token(&headers) {
+        // An app signing its user out: the session behind its access token ends.
+        let signed = claims::signed_by_token(&state, token)
+            .await?
+            .ok_or_else(ApiError::invalid_token)?;
+        auth::end_session(&state, &signed).await?;
+    } else if let Some(value) = session_value(&state, &headers) {
         auth::logout(&state, &value).await?;
     }
     Ok((

@@ -13,6 +13,7 @@ use crate::error::Fault;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
 use crate::service::identity::AuthError;
 use crate::service::moves::NodeOpError;
+use crate::service::oidc::OidcError;
 use crate::service::policy::PasswordRejected;
 
 #[derive(Debug, Clone)]
@@ -63,6 +64,15 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "Sign in first.",
+        )
+    }
+
+    /// An access token that is invalid, expired, or whose session or grant has ended.
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token is invalid or has expired.",
         )
     }
 
@@ -154,6 +164,12 @@ impl IntoResponse for ApiError {
             body["request_id"] = serde_json::Value::String(id);
         }
         let mut res = (self.status, Json(body)).into_response();
+        if self.code == "invalid_token" {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
@@ -310,6 +326,26 @@ impl From<NodeOpError> for ApiError {
                 Self::unavailable("busy", "Writes of this tenant did not finish in time.", 1)
             }
             NodeOpError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<OidcError> for ApiError {
+    fn from(e: OidcError) -> Self {
+        let status = match &e {
+            OidcError::InvalidClient | OidcError::InvalidToken => StatusCode::UNAUTHORIZED,
+            OidcError::Fault(_) => return Self::from_fault_of(e),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl ApiError {
+    fn from_fault_of(e: OidcError) -> Self {
+        match e {
+            OidcError::Fault(f) => Self::from(f),
+            other => Self::internal(other),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::error::ApiError;
 use crate::service::admin::TenantAdmin;
 use crate::service::auth::{self, Signed};
 use crate::service::identity::{EmailRoute, SignedIn};
+use crate::service::oidc::claims;
 use crate::state::AppState;
 
 /// Largest request body accepted.
@@ -247,7 +248,18 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientOrigin {
     }
 }
 
-/// A signed-in user (401 otherwise).
+/// The access token of `Authorization: Bearer`.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A signed-in user (401 otherwise): by the session cookie, or by an app's access token
+/// (`Authorization: Bearer`), which then decides alone.
 #[derive(Debug)]
 pub struct Auth(pub Signed);
 
@@ -258,6 +270,12 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer_token(&parts.headers) {
+            return claims::signed_by_token(state, token)
+                .await?
+                .map(Self)
+                .ok_or_else(ApiError::invalid_token);
+        }
         let value = session_value(state, &parts.headers).ok_or_else(ApiError::unauthenticated)?;
         auth::current(state, &value)
             .await?

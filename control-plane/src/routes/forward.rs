@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use tenant_runtime::TenantId;
 
 use super::error::ApiError;
-use super::extract::{MAX_BODY, session_value};
+use super::extract::{MAX_BODY, bearer_token, session_value};
 use super::internal::first_use;
 use super::paths::{self, TenantField};
 use crate::cluster::signing::{Covered, FORWARDED_HEADER, body_sha256, path_and_query};
@@ -59,6 +59,17 @@ fn tenant_of_bearer(value: &str) -> Option<TenantId> {
     split_bearer(value).map(|(t, _)| t)
 }
 
+/// The company an access token names. Unchecked: it only decides where the request goes; the
+/// node serving the company checks the signature.
+fn tenant_of_jwt(token: &str) -> Option<TenantId> {
+    let claims = crate::keys::jws::payload(token).ok()?;
+    TenantId::parse(claims.get("org_id")?.as_str()?).ok()
+}
+
+fn tenant_of_grant(value: &str) -> Option<TenantId> {
+    tenant_of_bearer(value).or_else(|| tenant_of_jwt(value))
+}
+
 fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
     if let (Some(field), Some(body)) = (body_field(&parts.method, parts.uri.path()), body) {
         return match field {
@@ -68,7 +79,15 @@ fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
             TenantField::Token => field_of(&parts.headers, body, "token")
                 .and_then(|v| tenant_of_bearer(&v))
                 .map_or(Hint::None, Hint::Tenant),
+            TenantField::Grant => ["code", "refresh_token", "token"]
+                .iter()
+                .find_map(|f| field_of(&parts.headers, body, f))
+                .and_then(|v| tenant_of_grant(&v))
+                .map_or(Hint::None, Hint::Tenant),
         };
+    }
+    if let Some(t) = bearer_token(&parts.headers).and_then(tenant_of_jwt) {
+        return Hint::Tenant(t);
     }
     if let Some(q) = parts.uri.query()
         && let Some((_, token)) =

@@ -11,6 +11,7 @@
 //! - [`invitation`]: `/invite` (accept and choose a password).
 //! - [`account`]: `/account` (who am I, sign out).
 //! - [`admin`]: `/admin` (users: invite, role, block, delete, invitations).
+//! - [`oidc`]: `/oauth2/authorize` and `/oauth2/logout`, the OpenID provider's browser side.
 
 mod account;
 mod admin;
@@ -19,6 +20,7 @@ mod forms;
 mod html;
 mod invitation;
 mod login;
+mod oidc;
 mod recovery;
 
 use axum::Router;
@@ -57,6 +59,11 @@ pub fn router() -> Router<AppState> {
         .route(p::ADMIN_DELETE, post(admin::delete))
         .route(p::ADMIN_RESEND, post(admin::resend))
         .route(p::ADMIN_REVOKE, post(admin::revoke))
+        .route(p::OIDC_AUTHORIZE, get(oidc::authorize))
+        .route(
+            p::OIDC_LOGOUT,
+            get(oidc::logout_get).post(oidc::logout_post),
+        )
         .route(p::CSS, get(assets::css))
         .route(p::ICON, get(assets::icon))
 }

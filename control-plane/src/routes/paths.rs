@@ -39,8 +39,21 @@ pub mod pages {
     pub const ADMIN_DELETE: &str = "/admin/users/{id}/delete";
     pub const ADMIN_RESEND: &str = "/admin/users/{id}/resend";
     pub const ADMIN_REVOKE: &str = "/admin/users/{id}/revoke";
+    /// OpenID provider: the browser's endpoints.
+    pub const OIDC_AUTHORIZE: &str = "/oauth2/authorize";
+    pub const OIDC_LOGOUT: &str = "/oauth2/logout";
     pub const CSS: &str = "/assets/app.css";
     pub const ICON: &str = "/assets/icon.svg";
+}
+
+/// The OpenID provider's endpoints for apps (server to server, or with CORS for web origins).
+pub mod oidc {
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const JWKS: &str = "/oauth2/jwks";
+    pub const TOKEN: &str = "/oauth2/token";
+    pub const USERINFO: &str = "/oauth2/userinfo";
+    pub const REVOKE: &str = "/oauth2/revoke";
+    pub const INTROSPECT: &str = "/oauth2/introspect";
 }
 
 /// What each node serves for itself.
@@ -70,6 +83,9 @@ pub enum TenantField {
     Email,
     /// A `token` (`<tenant-id>.<secret>`) of a reset or an invitation.
     Token,
+    /// A `code`, `refresh_token` or `token` sent by an app to the OpenID provider: a
+    /// `<tenant-id>.<secret>`, or an access token naming its company.
+    Grant,
 }
 
 /// The body field that names the tenant of a `POST` to `path`, if any.
@@ -77,6 +93,7 @@ pub fn tenant_field(path: &str) -> Option<TenantField> {
     match path {
         api::LOGIN | api::FORGOT | pages::LOGIN | pages::FORGOT => Some(TenantField::Email),
         api::RESET | api::ACCEPT_INVITE | pages::RESET | pages::INVITE => Some(TenantField::Token),
+        oidc::TOKEN | oidc::REVOKE | oidc::INTROSPECT => Some(TenantField::Grant),
         _ => None,
     }
 }
@@ -87,7 +104,7 @@ pub fn node_local(path: &str) -> bool {
         || path.starts_with(node::ASSETS)
         || matches!(
             path,
-            node::METRICS | node::HEALTHZ | node::LIVEZ | api::OPENAPI
+            node::METRICS | node::HEALTHZ | node::LIVEZ | api::OPENAPI | oidc::DISCOVERY | oidc::JWKS
         )
 }
 

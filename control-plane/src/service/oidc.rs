@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod claims;
+pub mod logout;
 pub mod signing;
 pub mod token;
 

@@ -16,7 +16,10 @@ use crate::routes::error::ApiError;
 use crate::routes::extract::{
     ClientOrigin, KnownRoute, clear_session_cookie, device_value, session_value, sign_in_cookies,
 };
+use crate::routes::paths::pages;
 use crate::service::auth;
+use crate::service::identity::AuthError;
+use crate::service::oidc::authorize::{self, AuthRequest};
 use crate::state::AppState;
 
 pub(super) async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -31,12 +34,22 @@ pub(super) async fn root(State(state): State<AppState>, headers: HeaderMap) -> R
 struct View<'a> {
     email: &'a str,
     next: Option<&'static str>,
+    /// An app's authorization request waiting for this sign-in (signed by us).
+    pending: Option<&'a str>,
     error: Option<&'a str>,
     notice: Option<&'a str>,
 }
 
-fn next_field(next: Option<&str>) -> String {
-    next.map(|n| html::hidden("next", n)).unwrap_or_default()
+fn next_field(v: &View<'_>) -> String {
+    let next = v.next.map(|n| html::hidden("next", n)).unwrap_or_default();
+    let pending = v.pending.map(|p| html::hidden("pending", p)).unwrap_or_default();
+    format!("{next}{pending}")
+}
+
+/// A `pending` authorization request, if genuine: only those travel on.
+fn pending<'a>(state: &AppState, value: Option<&'a str>) -> Option<(&'a str, AuthRequest)> {
+    let value = value?;
+    authorize::unseal(state, value).map(|req| (value, req))
 }
 
 fn email_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
@@ -63,7 +76,7 @@ fn email_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
         notice = v.notice.map(html::notice_box).unwrap_or_default(),
         error = html::maybe_error(v.error),
         csrf = html::csrf_field(&csrf.token),
-        next = next_field(v.next),
+        next = next_field(v),
         email = email.html(v.error.is_some()),
     );
     html::document(
@@ -103,7 +116,7 @@ fn password_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
         email = e(v.email),
         error = html::maybe_error(v.error),
         csrf = html::csrf_field(&csrf.token),
-        next = next_field(v.next),
+        next = next_field(v),
         password = password.html(v.error.is_some()),
     );
     html::document(
@@ -122,8 +135,12 @@ pub(super) async fn login_page(
 ) -> Response {
     let q = Query::parse(raw.as_deref());
     let next = safe_next(q.get("next"));
-    // A live session goes home; a broken one (e.g. a suspended company) sees the form.
-    if let Ok(Some(s)) = signed(&state, &headers).await {
+    let pending = pending(&state, q.get("pending"));
+    // A live session goes home; a broken one (e.g. a suspended company) sees the form. An
+    // app's request that came here wants a (fresh) sign-in: the form too.
+    if pending.is_none()
+        && let Ok(Some(s)) = signed(&state, &headers).await
+    {
         return html::see_other(destination(is_admin(&s), next), &[]);
     }
     let csrf = match forms::for_page(&state, &headers) {
@@ -135,8 +152,14 @@ pub(super) async fn login_page(
         Some("signed_out") => Some("You are signed out."),
         _ => None,
     };
+    let hint = pending
+        .as_ref()
+        .and_then(|(_, req)| req.login_hint())
+        .unwrap_or("");
     let view = View {
+        email: hint,
         next,
+        pending: pending.as_ref().map(|(p, _)| *p),
         notice,
         ..View::default()
     };
@@ -160,10 +183,12 @@ pub(super) async fn login(
     };
     let typed = form.text("email").trim();
     let next = safe_next(form.get("next"));
+    let pending = pending(&state, form.get("pending")).map(|(p, _)| p);
     let page = |step: fn(&AppState, &Csrf, &View<'_>) -> String, status, error: Option<&str>| {
         let view = View {
             email: if typed.len() > MAX_FIELD { "" } else { typed },
             next,
+            pending,
             error,
             notice: None,
         };
@@ -217,10 +242,22 @@ pub(super) async fn login(
                     Some("Something went wrong on our side. Try again later."),
                 );
             };
-            let to = destination(done.view.user.role == Role::Admin, next);
             let mut cookies = sign_in_cookies(&state, &done);
             cookies.push(fresh.cookie);
-            html::see_other(to, &cookies)
+            match pending {
+                // Back to the app's request, now signed in (the value is our own signature).
+                Some(p) => html::see_other(&format!("{}?pending={p}", pages::OIDC_AUTHORIZE), &cookies),
+                None => {
+                    let to = destination(done.view.user.role == Role::Admin, next);
+                    html::see_other(to, &cookies)
+                }
+            }
+        }
+        // Refused for good: the app that asked hears `access_denied`.
+        Err(err @ (AuthError::Blocked | AuthError::Suspended))
+            if let Some(to) = pending.and_then(|p| authorize::deny(&state, p, &err.to_string())) =>
+        {
+            html::see_other(&to, &[])
         }
         Err(err) => {
             let err = ApiError::from(err);

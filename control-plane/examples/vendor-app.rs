@@ -213,7 +213,12 @@ async fn home(State(app): State<Arc<App>>, headers: HeaderMap, q: Params) -> Pag
     ]
     .map(|(id, label, v)| format!("<dt>{label}</dt><dd id=\"{id}\">{}</dd>", esc(v)))
     .concat();
-    let (name, org) = (esc(&person.name), esc(&c.org_name));
+    let shown = if person.name.is_empty() {
+        &person.email
+    } else {
+        &person.name
+    };
+    let (name, org) = (esc(shown), esc(&c.org_name));
     Ok(page(&format!(
         "<h1>Signed in as {name}</h1><dl>{facts}</dl>\
          <h2>Users of {org} (tenantd's API, with the access token)</h2>{users}\

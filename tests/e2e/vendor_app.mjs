@@ -55,13 +55,23 @@ function equal(actual, expected, what) {
 }
 
 const problems = [];
+const trail = []; // every document response, printed when a check fails
 let shot = 0;
 
 async function newPage(context, who) {
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
+  page.on('console', (msg) => {
+    const t = msg.text();
+    if (/Content Security Policy|Refused to/i.test(t)) problems.push(`[${who}] CSP: ${t}`);
+  });
   page.on('pageerror', (err) => problems.push(`[${who}] page error: ${err.message}`));
   page.on('requestfailed', (req) => problems.push(`[${who}] request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on('response', (res) => {
+    if (res.request().resourceType() === 'document') {
+      trail.push(`[${who}] ${res.request().method()} ${res.url()} → ${res.status()} ${res.headers().location ?? ''}`);
+    }
+  });
   return page;
 }
 
@@ -192,6 +202,7 @@ main().then(
   () => process.exit(0),
   (err) => {
     console.error(err?.stack ?? String(err));
+    console.error(`pages loaded:\n  ${trail.join('\n  ')}`);
     if (problems.length) console.error(`browser problems:\n  ${problems.join('\n  ')}`);
     process.exit(1);
   },

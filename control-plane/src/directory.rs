@@ -22,8 +22,8 @@ mod tenants;
 mod throttles;
 
 pub use clients::ClientRow;
-pub use signing::SigningKeyRow;
 pub use nodes::Node;
+pub use signing::SigningKeyRow;
 pub use throttles::{LaneRow, WindowRow};
 
 use std::sync::Arc;

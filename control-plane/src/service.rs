@@ -18,8 +18,6 @@ pub mod clients;
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
-/// The OpenID provider for the vendor's apps: authorization, tokens, keys, claims.
-pub mod oidc;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
 /// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.
@@ -28,6 +26,8 @@ pub mod identity;
 pub mod moves;
 /// Registering this node, heartbeats, housekeeping.
 pub mod nodes;
+/// The OpenID provider for the vendor's apps: authorization, tokens, keys, claims.
+pub mod oidc;
 /// The password rules.
 pub mod policy;
 /// Creating a company with its first admin.

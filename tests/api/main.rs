@@ -20,6 +20,7 @@ mod login;
 mod mail;
 mod nodes;
 mod observability;
+mod oidc;
 mod openapi;
 mod pages;
 mod resilience;

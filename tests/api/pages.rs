@@ -8,36 +8,17 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use tests::http::find;
+use tests::http::{csrf_of, find, form};
 use tests::process::bin_dir;
 use tests::{MAIL_WAIT, PASSWORD, Person, Reply, TestApp, http};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// The hidden CSRF field's value in a page.
-fn csrf_of(body: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = body
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in:\n{body}"))
-        + marker.len();
-    body[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// GETs a page and returns its CSRF token (the person's jar keeps the cookie).
 async fn token(p: &Person, path: &str) -> String {
     let r = p.get(path).await;
     assert_eq!(r.status, 200, "GET {path}: {}", r.body);
     csrf_of(&r.body)
-}
-
-/// POSTs a form as a browser on our own pages would.
-async fn form(p: &Person, path: &str, fields: &[(&str, &str)]) -> Reply {
-    form_with(p, path, ("sec-fetch-site", "same-origin"), fields).await
 }
 
 /// POSTs a form with this one extra header.

@@ -317,3 +317,27 @@ pub fn emails_of(list: &Value) -> Vec<String> {
         .map(|u| u["email"].as_str().expect("email").to_owned())
         .collect()
 }
+
+/// The hidden CSRF field's value in a page.
+pub fn csrf_of(body: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in:\n{body}"))
+        + marker.len();
+    body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// POSTs a form as a browser on our own pages would.
+pub async fn form(p: &Person, path: &str, fields: &[(&str, &str)]) -> Reply {
+    read(
+        p.request(Method::POST, path)
+            .header("sec-fetch-site", "same-origin")
+            .form(fields),
+    )
+    .await
+}

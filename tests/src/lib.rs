@@ -33,6 +33,7 @@ pub mod db;
 pub mod http;
 pub mod inproc;
 pub mod mail;
+pub mod oidc;
 pub mod process;
 pub mod seed;
 pub mod smtp;

@@ -5,14 +5,14 @@
 pub(crate) mod backup;
 /// `client create|list|show|delete|rotate-secret`.
 pub(crate) mod client;
-/// `keys list|rotate`.
-pub(crate) mod keys;
 /// `configtest` and `send-test-email`.
 pub(crate) mod config;
 /// `doctor`.
 pub(crate) mod doctor;
 /// `domain add|remove`.
 pub(crate) mod domain;
+/// `keys list|rotate`.
+pub(crate) mod keys;
 /// `migrate`.
 pub(crate) mod migrate;
 /// Nodes: placement of new tenants, `tenant move`.

@@ -105,8 +105,8 @@ impl std::fmt::Debug for KeyPair {
 impl KeyPair {
     /// A new RSA key; returns it and its PKCS#8 form to store (sealed).
     pub fn generate() -> Result<(Self, Vec<u8>), JwsError> {
-        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)
-            .map_err(|_| JwsError::Key)?;
+        let key =
+            rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS).map_err(|_| JwsError::Key)?;
         let der = key.to_pkcs8_der().map_err(|_| JwsError::Key)?;
         let der = der.as_bytes().to_vec();
         let pair = Self::from_pkcs8(&der)?;
@@ -169,7 +169,11 @@ impl KeySet {
 
     /// The claims of a token signed by one of our published keys with `typ` (compared
     /// without case, with or without the `application/` prefix, as RFC 7515 allows).
-    pub fn verify(&self, token: &str, typ: &str) -> Result<serde_json::Map<String, Value>, JwsError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        typ: &str,
+    ) -> Result<serde_json::Map<String, Value>, JwsError> {
         let header = header(token)?;
         if header.get("alg").and_then(Value::as_str) != Some(ALG) {
             return Err(JwsError::Algorithm);
@@ -196,7 +200,8 @@ impl KeySet {
 
 fn part(token: &str, i: usize) -> Result<Vec<u8>, JwsError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwsError::Malformed);
     };
@@ -308,17 +313,24 @@ mod tests {
         // A changed payload, `alg: none`, HMAC and another key's signature all fail.
         let (h, rest) = token.split_once('.').unwrap();
         let (_, s) = rest.split_once('.').unwrap();
-        let forged = format!("{h}.{}.{s}", B64.encode(json!({"sub": "u2", "n": 1}).to_string()));
+        let forged = format!(
+            "{h}.{}.{s}",
+            B64.encode(json!({"sub": "u2", "n": 1}).to_string())
+        );
         assert_eq!(keys.verify(&forged, "at+jwt"), Err(JwsError::Signature));
         let none = format!(
             "{}.{}.",
-            B64.encode(json!({"alg": "none", "typ": "at+jwt", "kid": keys.signer.kid()}).to_string()),
+            B64.encode(
+                json!({"alg": "none", "typ": "at+jwt", "kid": keys.signer.kid()}).to_string()
+            ),
             B64.encode(claims.to_string())
         );
         assert_eq!(keys.verify(&none, "at+jwt"), Err(JwsError::Algorithm));
         let hs = format!(
             "{}.{}.{s}",
-            B64.encode(json!({"alg": "HS256", "typ": "at+jwt", "kid": keys.signer.kid()}).to_string()),
+            B64.encode(
+                json!({"alg": "HS256", "typ": "at+jwt", "kid": keys.signer.kid()}).to_string()
+            ),
             B64.encode(claims.to_string())
         );
         assert_eq!(keys.verify(&hs, "at+jwt"), Err(JwsError::Algorithm));
@@ -343,7 +355,10 @@ mod tests {
         let k1 = crate::keys::ServerKey::from_setting(&"a".repeat(40)).unwrap();
         let k2 = crate::keys::ServerKey::from_setting(&"b".repeat(40)).unwrap();
         let sealed = seal(&k1.derive("signing-keys"), b"private").unwrap();
-        assert_eq!(open(&k1.derive("signing-keys"), &sealed).unwrap(), b"private");
+        assert_eq!(
+            open(&k1.derive("signing-keys"), &sealed).unwrap(),
+            b"private"
+        );
         assert!(open(&k2.derive("signing-keys"), &sealed).is_err());
         assert!(open(&k1.derive("other"), &sealed).is_err());
     }

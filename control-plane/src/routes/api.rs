@@ -17,8 +17,8 @@ use super::extract::{
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
 use crate::service::auth;
-use crate::service::oidc::claims;
 use crate::service::identity::{AuthError, AuthResult, SignedIn};
+use crate::service::oidc::claims;
 use crate::service::{account, recovery};
 use crate::state::AppState;
 

@@ -111,7 +111,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    match signing::keys(&state).await {
+    match signing::fresh_keys(&state).await {
         Ok(keys) => (
             [(header::CACHE_CONTROL, "public, max-age=300")],
             Json(keys.jwks()),
@@ -127,10 +127,15 @@ fn form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuth
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     let bad = |d: &'static str| OAuthError::from(OidcError::InvalidRequest(d.into()));
     if !is_form {
-        return Err(bad("send the parameters as application/x-www-form-urlencoded"));
+        return Err(bad(
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
     }
     let mut fields: Vec<(String, String)> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(body) {
@@ -267,7 +272,10 @@ async fn userinfo(State(state): State<AppState>, req: Request) -> Result<Respons
 pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let applies = path.starts_with("/api/")
-        || matches!(path, p::TOKEN | p::USERINFO | p::REVOKE | p::JWKS | p::DISCOVERY);
+        || matches!(
+            path,
+            p::TOKEN | p::USERINFO | p::REVOKE | p::JWKS | p::DISCOVERY
+        );
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -291,7 +299,10 @@ pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Re
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("authorization, content-type"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
         }
         return res;
     }

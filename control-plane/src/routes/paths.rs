@@ -104,7 +104,12 @@ pub fn node_local(path: &str) -> bool {
         || path.starts_with(node::ASSETS)
         || matches!(
             path,
-            node::METRICS | node::HEALTHZ | node::LIVEZ | api::OPENAPI | oidc::DISCOVERY | oidc::JWKS
+            node::METRICS
+                | node::HEALTHZ
+                | node::LIVEZ
+                | api::OPENAPI
+                | oidc::DISCOVERY
+                | oidc::JWKS
         )
 }
 

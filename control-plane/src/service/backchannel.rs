@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::json;
-use tenant_runtime::{TenantId, TenantRouter};
 use tenant_runtime::store::{audit, oidc};
+use tenant_runtime::{TenantId, TenantRouter};
 
 use super::oidc::claims;
 use crate::directory::{Directory, Tenant};
@@ -57,7 +57,9 @@ pub async fn kick(state: &AppState, tenant: &TenantId) {
             }
             state.logouts.notify_one();
         }
-        Err(e) => tracing::warn!(tenant_id = %tenant, error = %e, "back-channel logout queue not read"),
+        Err(e) => {
+            tracing::warn!(tenant_id = %tenant, error = %e, "back-channel logout queue not read")
+        }
     }
 }
 
@@ -91,7 +93,8 @@ pub async fn end_all_grants(
 
 /// The grants held in a copy of a company's file that is about to be replaced.
 pub fn grants_in_copy(path: &std::path::Path) -> Vec<(String, String, String)> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     rusqlite::Connection::open_with_flags(path, flags)
         .ok()
         .and_then(|c| oidc::holders(&c).ok())
@@ -179,7 +182,11 @@ async fn deliver_tenant(state: &AppState, tenant: &Tenant) -> Result<(), Fault> 
         let now = state.now();
         let (id, attempts) = (logout.id, logout.attempts + 1);
         let (action, details, done) = match &outcome {
-            Sent::Delivered => ("oidc.logout_sent", json!({"client_id": logout.client_id, "sid": logout.sid}), true),
+            Sent::Delivered => (
+                "oidc.logout_sent",
+                json!({"client_id": logout.client_id, "sid": logout.sid}),
+                true,
+            ),
             Sent::Nobody => ("", json!({}), true),
             Sent::Failed(why) if attempts >= MAX_ATTEMPTS => (
                 "oidc.logout_failed",

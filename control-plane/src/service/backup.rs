@@ -368,7 +368,7 @@ pub async fn restore_tenant(
             // Sessions of both the replaced file and the copy are over: tell the apps.
             let replaced = previous
                 .as_deref()
-                .map(super::backchannel::grants_in_copy)
+                .map(|kept| super::backchannel::grants_in_copy(&kept.join(super::fleet::COPY)))
                 .unwrap_or_default();
             super::backchannel::end_all_grants(dir, &fleet.router, &t.id, replaced, now).await?;
             fleet

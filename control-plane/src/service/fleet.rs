@@ -309,7 +309,8 @@ impl TrashEntry {
 }
 
 const NOTE: &str = "trash.json";
-const COPY: &str = "tenant.db";
+/// The name of the tenant file inside a trash entry.
+pub const COPY: &str = "tenant.db";
 
 /// The trash's content.
 #[derive(Debug, Default)]

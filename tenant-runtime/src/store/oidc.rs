@@ -218,7 +218,11 @@ pub fn holders(conn: &Connection) -> Result<Vec<(String, String, String)>> {
 }
 
 /// Queues logouts for grants that lived in another copy of the company.
-pub fn queue_logouts(tx: &WriteTx<'_>, holders: &[(String, String, String)], now: i64) -> Result<()> {
+pub fn queue_logouts(
+    tx: &WriteTx<'_>,
+    holders: &[(String, String, String)],
+    now: i64,
+) -> Result<()> {
     for (client, sub, sid) in holders {
         tx.execute(
             "INSERT OR IGNORE INTO logout_outbox (client_id, sub, sid, created_at) VALUES (?1, ?2, ?3, ?4)",

@@ -60,7 +60,8 @@ pub(crate) async fn run(ctx: &Ctx, command: KeysCommand) -> anyhow::Result<Repor
         KeysCommand::List => {
             let keys = signing::list(&dir, ctx.now()).await?;
             let text = if keys.is_empty() {
-                "No signing key yet: tenantd makes one when an app first needs a token.\n".to_owned()
+                "No signing key yet: tenantd makes one when an app first needs a token.\n"
+                    .to_owned()
             } else {
                 table(&["KID", "ALG", "STATE", "SIGNS_FROM"], &rows(&keys))
             };

@@ -42,7 +42,10 @@ struct View<'a> {
 
 fn next_field(v: &View<'_>) -> String {
     let next = v.next.map(|n| html::hidden("next", n)).unwrap_or_default();
-    let pending = v.pending.map(|p| html::hidden("pending", p)).unwrap_or_default();
+    let pending = v
+        .pending
+        .map(|p| html::hidden("pending", p))
+        .unwrap_or_default();
     format!("{next}{pending}")
 }
 
@@ -246,7 +249,9 @@ pub(super) async fn login(
             cookies.push(fresh.cookie);
             match pending {
                 // Back to the app's request, now signed in (the value is our own signature).
-                Some(p) => html::see_other(&format!("{}?pending={p}", pages::OIDC_AUTHORIZE), &cookies),
+                Some(p) => {
+                    html::see_other(&format!("{}?pending={p}", pages::OIDC_AUTHORIZE), &cookies)
+                }
                 None => {
                     let to = destination(done.view.user.role == Role::Admin, next);
                     html::see_other(to, &cookies)
@@ -255,7 +260,8 @@ pub(super) async fn login(
         }
         // Refused for good: the app that asked hears `access_denied`.
         Err(err @ (AuthError::Blocked | AuthError::Suspended))
-            if let Some(to) = pending.and_then(|p| authorize::deny(&state, p, &err.to_string())) =>
+            if let Some(to) =
+                pending.and_then(|p| authorize::deny(&state, p, &err.to_string())) =>
         {
             html::see_other(&to, &[])
         }

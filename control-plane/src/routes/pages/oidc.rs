@@ -12,7 +12,7 @@ use super::signed;
 use crate::routes::error::ApiError;
 use crate::routes::extract::clear_session_cookie;
 use crate::routes::paths::pages as p;
-use crate::service::oidc::authorize::{self, AuthRequest, Authorized, AuthorizeError};
+use crate::service::oidc::authorize::{self, AuthRequest, AuthorizeError, Authorized};
 use crate::service::oidc::logout::{self, LoggedOut, LogoutError, LogoutRequest};
 use crate::state::AppState;
 

@@ -53,6 +53,9 @@ pub struct AuthRequest {
     /// A parameter was sent twice.
     #[serde(skip)]
     pub repeated: Option<String>,
+    /// Back from the login page: a sign-in since `started_at` satisfies it.
+    #[serde(skip)]
+    pub resumed: bool,
 }
 
 impl AuthRequest {
@@ -91,7 +94,10 @@ impl AuthRequest {
     }
 
     fn prompts(&self) -> impl Iterator<Item = &str> {
-        self.prompt.as_deref().unwrap_or("").split_ascii_whitespace()
+        self.prompt
+            .as_deref()
+            .unwrap_or("")
+            .split_ascii_whitespace()
     }
 
     /// The e-mail to pre-fill on the login page.
@@ -121,7 +127,10 @@ pub enum Authorized {
     /// Back to the app: with a code, or with an error for the app.
     Redirect(String),
     /// To the login page, carrying the signed request.
-    SignIn { pending: String, login_hint: Option<String> },
+    SignIn {
+        pending: String,
+        login_hint: Option<String>,
+    },
 }
 
 fn pending_key(state: &AppState) -> DerivedKey {
@@ -142,7 +151,8 @@ pub fn unseal(state: &AppState, pending: &str) -> Option<AuthRequest> {
     if !pending_key(state).verify(body.as_bytes(), &tag) {
         return None;
     }
-    let req: AuthRequest = serde_json::from_slice(&B64.decode(body).ok()?).ok()?;
+    let mut req: AuthRequest = serde_json::from_slice(&B64.decode(body).ok()?).ok()?;
+    req.resumed = true;
     (req.started_at + PENDING_SECS > state.now()).then_some(req)
 }
 
@@ -189,7 +199,10 @@ async fn client_of(state: &AppState, req: &AuthRequest) -> Result<ClientRow, Aut
 fn invalid(req: &AuthRequest) -> Option<(&'static str, String)> {
     let bad = |d: &str| Some(("invalid_request", d.to_owned()));
     if let Some(code) = req.unsupported {
-        return Some((code, "request objects and registration are not supported".into()));
+        return Some((
+            code,
+            "request objects and registration are not supported".into(),
+        ));
     }
     if let Some(k) = &req.repeated {
         return bad(&format!("the parameter {k} was sent more than once"));
@@ -208,7 +221,9 @@ fn invalid(req: &AuthRequest) -> Option<(&'static str, String)> {
     }
     match req.code_challenge_method.as_deref() {
         Some("S256") => {}
-        None => return bad("PKCE is required: send code_challenge with code_challenge_method=S256"),
+        None => {
+            return bad("PKCE is required: send code_challenge with code_challenge_method=S256");
+        }
         Some(_) => return bad("only code_challenge_method=S256 is supported"),
     }
     let challenge = req.code_challenge.as_deref().unwrap_or("");
@@ -269,7 +284,12 @@ pub async fn authorize(
     let signed = match signed {
         Ok(s) => s,
         Err(AuthError::Suspended) => {
-            return Ok(app_error(state, &req, "access_denied", "the company is suspended"));
+            return Ok(app_error(
+                state,
+                &req,
+                "access_denied",
+                "the company is suspended",
+            ));
         }
         Err(AuthError::Fault(f)) => return Err(f.into()),
         Err(_) => None,
@@ -281,13 +301,19 @@ pub async fn authorize(
             .max_age
             .as_deref()
             .and_then(|m| m.parse::<i64>().ok())
-            .is_some_and(|max| now - s.auth_time > max);
-        (forced || too_old) && s.auth_time < req.started_at
+            // max_age=0 asks for a sign-in now, as prompt=login does.
+            .is_some_and(|max| max == 0 || now - s.auth_time > max);
+        (forced || too_old) && !(req.resumed && s.auth_time >= req.started_at)
     };
     let signed = match signed {
         Some(s) if !fresh_needed(&s) => s,
         _ if prompt_none => {
-            return Ok(app_error(state, &req, "login_required", "nobody is signed in"));
+            return Ok(app_error(
+                state,
+                &req,
+                "login_required",
+                "nobody is signed in",
+            ));
         }
         _ => {
             return Ok(Authorized::SignIn {
@@ -305,6 +331,20 @@ async fn issue_code(
     req: &AuthRequest,
     signed: &Signed,
 ) -> Result<Authorized, AuthorizeError> {
+    // The session check may use a tenant row cached for a moment: a code is a new grant, so
+    // ask the directory itself.
+    let active = state
+        .fresh_tenant(&signed.tenant.id)
+        .await?
+        .is_some_and(|t| t.status == crate::directory::TenantStatus::Active);
+    if !active {
+        return Ok(app_error(
+            state,
+            req,
+            "access_denied",
+            "the company is suspended",
+        ));
+    }
     let scope = granted_scope(&req.scope);
     let (req2, user_id, client_id, hash, now) = (
         req.clone(),
@@ -342,7 +382,11 @@ async fn issue_code(
         })
         .await?;
     let code = bearer(&signed.tenant.id, &code);
-    Ok(Authorized::Redirect(back_to_app(state, req, &[("code", &code)])))
+    Ok(Authorized::Redirect(back_to_app(
+        state,
+        req,
+        &[("code", &code)],
+    )))
 }
 
 /// A sign-in for a pending request was refused for good (blocked account, suspended company):

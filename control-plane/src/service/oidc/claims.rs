@@ -12,6 +12,7 @@ use tenant_runtime::store::users::User;
 use super::{ID_TOKEN_SECS, issuer, random_id, signing};
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
+use crate::keys::jws::JwsError;
 use crate::service::auth::{self, Signed};
 use crate::service::identity::{AuthError, AuthResult};
 use crate::state::AppState;
@@ -137,10 +138,26 @@ pub async fn logout_token(
         .map_err(|e| Fault::Unexpected(anyhow::anyhow!("signing: {e}")))
 }
 
+/// The claims of a token signed by one of our keys, reading the keys again when it names one
+/// this node has not seen (another node may have started signing with a new key).
+async fn verified(
+    state: &AppState,
+    token: &str,
+    typ: &str,
+) -> Result<Option<Map<String, Value>>, Fault> {
+    match signing::keys(state).await?.verify(token, typ) {
+        Ok(c) => Ok(Some(c)),
+        Err(JwsError::UnknownKey) => Ok(signing::fresh_keys(state).await?.verify(token, typ).ok()),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The claims of an access token we signed that has not expired (its grant is not checked).
-pub async fn access_claims(state: &AppState, token: &str) -> Result<Option<Map<String, Value>>, Fault> {
-    let keys = signing::keys(state).await?;
-    let Ok(claims) = keys.verify(token, ACCESS_TOKEN_TYPE) else {
+pub async fn access_claims(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Map<String, Value>>, Fault> {
+    let Some(claims) = verified(state, token, ACCESS_TOKEN_TYPE).await? else {
         return Ok(None);
     };
     let iss = issuer(state);
@@ -156,9 +173,11 @@ pub async fn access_claims(state: &AppState, token: &str) -> Result<Option<Map<S
 }
 
 /// The claims of an ID token we signed, expired or not (an `id_token_hint`).
-pub async fn id_token_hint(state: &AppState, token: &str) -> Result<Option<Map<String, Value>>, Fault> {
-    let keys = signing::keys(state).await?;
-    let Ok(claims) = keys.verify(token, ID_TOKEN_TYPE) else {
+pub async fn id_token_hint(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Map<String, Value>>, Fault> {
+    let Some(claims) = verified(state, token, ID_TOKEN_TYPE).await? else {
         return Ok(None);
     };
     let iss = issuer(state);

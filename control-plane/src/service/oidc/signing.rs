@@ -18,7 +18,7 @@ use crate::state::AppState;
 const SEALING: &str = "signing-keys";
 /// How long a node keeps the key set before reading the directory again: a rotation made
 /// elsewhere is seen within this time.
-const RELOAD_SECS: i64 = 30;
+const RELOAD_SECS: i64 = 10;
 
 /// A key as operators see it.
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +107,22 @@ pub async fn keys(state: &AppState) -> Result<Arc<KeySet>, Fault> {
     if let Some(k) = state.keyring.cached(now - RELOAD_SECS) {
         return Ok(k);
     }
+    reload(state).await
+}
+
+/// The key set as the directory has it now (the JWKS is served from this, so a rotation is
+/// published at once; and a token signed by a key this node has not seen yet triggers it, at
+/// most once a second).
+pub async fn fresh_keys(state: &AppState) -> Result<Arc<KeySet>, Fault> {
+    let now = state.now();
+    match state.keyring.cached(now) {
+        Some(k) => Ok(k),
+        None => reload(state).await,
+    }
+}
+
+async fn reload(state: &AppState) -> Result<Arc<KeySet>, Fault> {
+    let now = state.now();
     let mut rows = state.directory.signing_keys().await?;
     if signer_index(&rows, now).is_none() {
         let row = new_row(&state.keys, now, now)?;

@@ -88,7 +88,11 @@ enum Used {
 }
 
 /// Answers the token endpoint for an authenticated client.
-pub async fn exchange(state: &AppState, client: &ClientRow, req: TokenRequest) -> OidcResult<Tokens> {
+pub async fn exchange(
+    state: &AppState,
+    client: &ClientRow,
+    req: TokenRequest,
+) -> OidcResult<Tokens> {
     match req.grant_type.as_str() {
         "authorization_code" => redeem_code(state, client, req).await,
         "refresh_token" => refresh(state, client, req).await,
@@ -97,7 +101,11 @@ pub async fn exchange(state: &AppState, client: &ClientRow, req: TokenRequest) -
     }
 }
 
-async fn redeem_code(state: &AppState, client: &ClientRow, req: TokenRequest) -> OidcResult<Tokens> {
+async fn redeem_code(
+    state: &AppState,
+    client: &ClientRow,
+    req: TokenRequest,
+) -> OidcResult<Tokens> {
     let raw = req
         .code
         .ok_or(OidcError::InvalidRequest("code is required".into()))?;
@@ -119,7 +127,14 @@ async fn redeem_code(state: &AppState, client: &ClientRow, req: TokenRequest) ->
             let refuse = |why: &'static str, action: Option<&str>| {
                 oidc::revoke(tx, &code.grant_id)?;
                 if let Some(action) = action {
-                    audit::record(tx, None, action, None, json!({"client_id": code.client_id}), now)?;
+                    audit::record(
+                        tx,
+                        None,
+                        action,
+                        None,
+                        json!({"client_id": code.client_id}),
+                        now,
+                    )?;
                 }
                 Ok(Used::Refused(why))
             };
@@ -133,7 +148,10 @@ async fn redeem_code(state: &AppState, client: &ClientRow, req: TokenRequest) ->
                 return refuse("the code has expired", None);
             }
             if code.redirect_uri != redirect_uri {
-                return refuse("redirect_uri does not match the authorization request", None);
+                return refuse(
+                    "redirect_uri does not match the authorization request",
+                    None,
+                );
             }
             if !pkce_matches(&verifier, &code.code_challenge) {
                 return refuse("code_verifier does not match the code_challenge", None);
@@ -155,7 +173,11 @@ async fn redeem_code(state: &AppState, client: &ClientRow, req: TokenRequest) ->
     };
     let scope = grant.scope.clone();
     let minted = claims::mint(state, &tenant, &grant, &scope, true).await?;
-    Ok(tokens(minted, refresh.map(|r| bearer(&tenant_id, &r)), scope))
+    Ok(tokens(
+        minted,
+        refresh.map(|r| bearer(&tenant_id, &r)),
+        scope,
+    ))
 }
 
 fn tokens(minted: Minted, refresh_token: Option<String>, scope: String) -> Tokens {
@@ -170,11 +192,12 @@ fn tokens(minted: Minted, refresh_token: Option<String>, scope: String) -> Token
 }
 
 async fn refresh(state: &AppState, client: &ClientRow, req: TokenRequest) -> OidcResult<Tokens> {
-    let raw = req
-        .refresh_token
-        .ok_or(OidcError::InvalidRequest("refresh_token is required".into()))?;
-    let (tenant_id, secret) = split_bearer(&raw)
-        .ok_or(OidcError::InvalidGrant("the refresh token is unknown or has ended"))?;
+    let raw = req.refresh_token.ok_or(OidcError::InvalidRequest(
+        "refresh_token is required".into(),
+    ))?;
+    let (tenant_id, secret) = split_bearer(&raw).ok_or(OidcError::InvalidGrant(
+        "the refresh token is unknown or has ended",
+    ))?;
     let tenant = company(state, &tenant_id).await?;
     let (secret, client_id) = (secret.to_owned(), client.id.clone());
     let (idle, now) = (state.server.session_idle_secs, state.now());
@@ -197,7 +220,9 @@ async fn refresh(state: &AppState, client: &ClientRow, req: TokenRequest) -> Oid
                     json!({"client_id": token.client_id}),
                     now,
                 )?;
-                return Ok(Used::Refused("the refresh token was already used; the grant is revoked"));
+                return Ok(Used::Refused(
+                    "the refresh token was already used; the grant is revoked",
+                ));
             }
             let Some(grant) = oidc::live(tx, &token.grant_id, idle, now)? else {
                 oidc::revoke(tx, &token.grant_id)?;
@@ -217,8 +242,13 @@ async fn refresh(state: &AppState, client: &ClientRow, req: TokenRequest) -> Oid
         None => grant.scope.clone(),
         Some(asked) => {
             let granted: Vec<&str> = grant.scope.split(' ').collect();
-            if asked.split_ascii_whitespace().any(|s| !granted.contains(&s)) {
-                return Err(OidcError::InvalidScope("the scope asked for exceeds the grant"));
+            if asked
+                .split_ascii_whitespace()
+                .any(|s| !granted.contains(&s))
+            {
+                return Err(OidcError::InvalidScope(
+                    "the scope asked for exceeds the grant",
+                ));
             }
             super::authorize::granted_scope(asked)
         }
@@ -282,7 +312,14 @@ pub async fn revoke(state: &AppState, client: &ClientRow, token: &str) -> OidcRe
         .tenants
         .write(&tenant_id, move |tx| {
             if oidc::revoke(tx, &grant)? {
-                audit::record(tx, None, "oidc.revoked", None, json!({"client_id": client_id}), now)?;
+                audit::record(
+                    tx,
+                    None,
+                    "oidc.revoked",
+                    None,
+                    json!({"client_id": client_id}),
+                    now,
+                )?;
             }
             Ok(())
         })

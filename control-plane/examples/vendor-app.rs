@@ -50,7 +50,7 @@ type TenantdClient = Client<Company, CoreAuthDisplay, CoreGenderClaim,
     // What discovery sets: authorization always, token and userinfo when advertised.
     EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-type Params = Query<HashMap<String, String>>;
+type Params = HashMap<String, String>;
 const COOKIE: &str = "vendor_app_session";
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -183,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn home(State(app): State<Arc<App>>, headers: HeaderMap, q: Params) -> Page {
+async fn home(State(app): State<Arc<App>>, headers: HeaderMap, Query(q): Query<Params>) -> Page {
     let id = cookie(&headers).unwrap_or_default();
     let mut person = match app.person(&id, q.get("state")) {
         Ok(p) => p,
@@ -285,7 +285,11 @@ async fn login(State(app): State<Arc<App>>) -> Page {
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(url.as_str())).into_response())
 }
 
-async fn callback(State(app): State<Arc<App>>, headers: HeaderMap, q: Params) -> Page {
+async fn callback(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<Params>,
+) -> Page {
     let bad = |m: &str| Failure(StatusCode::BAD_REQUEST, m.to_owned());
     let Some((_, Session::SigningIn(state, nonce, pkce))) = app.take(&headers) else {
         return Err(bad(
@@ -361,16 +365,12 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Page {
     Ok(Redirect::to(url.as_str()).into_response())
 }
 
-#[derive(Deserialize)]
-struct LogoutForm {
-    logout_token: String,
-}
-
 /// Back-channel logout: tenantd says a session has ended (signed out elsewhere, blocked, …).
-async fn backchannel_logout(State(app): State<Arc<App>>, Form(form): Form<LogoutForm>) -> Response {
+async fn backchannel_logout(State(app): State<Arc<App>>, Form(form): Form<Params>) -> Response {
     let no_store = [(header::CACHE_CONTROL, "no-store")];
+    let token = form.get("logout_token").map_or("", String::as_str);
     let verified = match app.provider().await {
-        Ok((meta, _)) => verify_logout_token(&form.logout_token, meta.jwks(), &app),
+        Ok((meta, _)) => verify_logout_token(token, meta.jwks(), &app),
         Err(Failure(_, e)) => Err(e),
     };
     let (sid, sub) = match verified {

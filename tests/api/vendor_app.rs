@@ -30,12 +30,12 @@ struct VendorApp {
 
 impl VendorApp {
     fn start(issuer: &str, client_id: &str, client_secret: &str, port: u16) -> Self {
-        // `cargo test --workspace` builds the workspace's examples next to its binaries.
+        // Examples land next to the workspace's binaries, under examples/.
         let bin = bin_dir().join("examples/vendor-app");
         assert!(
             bin.exists(),
             "{} is missing: run `cargo build -p control-plane --example vendor-app` \
-             (`cargo test --workspace` builds it)",
+             (scripts/test builds it)",
             bin.display()
         );
         let mut child = Command::new(bin)

@@ -42,7 +42,10 @@ pub struct AppState {
 /// The registered web origins, kept a few seconds so CORS does not ask the directory for
 /// every request.
 #[derive(Clone, Debug, Default)]
-pub struct OriginCache(Arc<parking_lot::RwLock<Option<(Arc<Vec<String>>, i64)>>>);
+pub struct OriginCache(Arc<parking_lot::RwLock<Option<Loaded>>>);
+
+/// The origins, and when they were read.
+type Loaded = (Arc<Vec<String>>, i64);
 
 impl OriginCache {
     const SECS: i64 = 5;

@@ -430,3 +430,62 @@ async fn a_stopped_node_takes_down_only_its_own_tenants() {
         assert!(forwarded(via, "unavailable").await > 0.0);
     }
 }
+
+#[tokio::test]
+async fn an_app_signs_in_and_calls_the_api_through_any_node() {
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    let env = [
+        ("TENANTD_DIRECTORY_URL", db.url.as_str()),
+        ("TENANTD_NODE_SECRET", SECRET),
+    ];
+    let (n1, n2) = (Node::start("n1", &env), Node::start("n2", &env));
+    let (_, session) = cluster::company(&n1, &n1.address, "oidcco", &["--node", "n1"]).await;
+    let redirect = "http://127.0.0.1:9/cb";
+    let app = n1.tenantctl_json(&[
+        "client",
+        "create",
+        "--name",
+        "App",
+        "--redirect-uri",
+        redirect,
+    ]);
+    let (id, secret) = (
+        app["client_id"].as_str().unwrap().to_owned(),
+        app["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let p = tests::oidc::pkce();
+
+    // The browser reaches n2, the tenant lives on n1: the request follows its session.
+    let authorize = format!(
+        "/oauth2/authorize?response_type=code&client_id={id}&redirect_uri={redirect}&scope=openid&code_challenge={}&code_challenge_method=S256",
+        p.challenge
+    );
+    let r = n2.call(Method::GET, &authorize, Some(&session), None).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let code = tests::oidc::param(r.location(), "code").expect("code");
+
+    // The app reaches n2 too: the code names its company, so n1 redeems it.
+    let r = http::read(
+        client()
+            .post(n2.url("/oauth2/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", &p.verifier),
+            ]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    for node in [&n1, &n2] {
+        let s = http::read(client().get(node.url("/api/session")).bearer_auth(&access)).await;
+        assert_eq!(s.status, 200, "via {}: {}", node.id, s.body);
+    }
+    // Both nodes publish the same keys.
+    let jwks = |n: &Node| http::read(client().get(n.url("/oauth2/jwks")));
+    assert_eq!(jwks(&n1).await.json(), jwks(&n2).await.json());
+}

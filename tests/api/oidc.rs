@@ -957,3 +957,142 @@ async fn cors_answers_registered_web_origins_only_and_never_with_credentials() {
     .await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+/// Time-bound rules, with the in-process server's manual clock: a code lives 60 s, an access
+/// token `TENANTD_ACCESS_TOKEN_SECS`, and a grant no longer than its session's idle time.
+mod expiry {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use tests::inproc::InProc;
+    use tests::oidc::{param, pkce};
+
+    const REDIRECT: &str = "http://127.0.0.1:9/cb";
+
+    async fn code(t: &InProc, cookie: &str, client: &str, challenge: &str) -> String {
+        let path = format!(
+            "/oauth2/authorize?response_type=code&client_id={client}&redirect_uri={REDIRECT}&scope=openid%20offline_access&code_challenge={challenge}&code_challenge_method=S256"
+        );
+        let r = t.get(&path, Some(cookie)).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        param(r.location(), "code").expect("code")
+    }
+
+    async fn exchange(
+        t: &InProc,
+        client: &(String, String),
+        code: &str,
+        verifier: &str,
+    ) -> tests::Reply {
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", client.0, client.1))
+        );
+        t.form(
+            "/oauth2/token",
+            &[("authorization", &basic)],
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn codes_expire_after_a_minute_and_access_tokens_after_their_lifetime() {
+        let t = InProc::new().await;
+        let (_, admin) = t.company("acme").await;
+        let client = t.client(REDIRECT).await;
+        let p = pkce();
+
+        // A code used after 61 s: refused.
+        let c = code(&t, &admin, &client.0, &p.challenge).await;
+        t.clock.advance(61);
+        let r = exchange(&t, &client, &c, &p.verifier).await;
+        assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
+
+        // An access token works until its expiry, not after.
+        let c = code(&t, &admin, &client.0, &p.challenge).await;
+        let r = exchange(&t, &client, &c, &p.verifier).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let access = r.json()["access_token"].as_str().unwrap().to_owned();
+        let bearer = format!("Bearer {access}");
+        assert_eq!(
+            t.get_with("/api/session", &[("authorization", &bearer)])
+                .await
+                .status,
+            200
+        );
+        t.clock.advance(299);
+        assert_eq!(
+            t.get_with("/api/session", &[("authorization", &bearer)])
+                .await
+                .status,
+            200
+        );
+        t.clock.advance(2);
+        let r = t
+            .get_with("/api/session", &[("authorization", &bearer)])
+            .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        // Nor does re-signing the same claims with a later expiry without our key help.
+        let mut parts = access.split('.');
+        let (h, c, s) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&B64.decode(c).unwrap()).unwrap();
+        claims["exp"] = serde_json::json!(t.clock_now() + 600);
+        let forged = format!("Bearer {h}.{}.{s}", B64.encode(claims.to_string()));
+        assert_eq!(
+            t.get_with("/api/session", &[("authorization", &forged)])
+                .await
+                .status,
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_ends_when_its_session_times_out() {
+        let t = InProc::new().await;
+        let (_, admin) = t.company("acme").await;
+        let client = t.client(REDIRECT).await;
+        let p = pkce();
+        let c = code(&t, &admin, &client.0, &p.challenge).await;
+        let r = exchange(&t, &client, &c, &p.verifier).await;
+        let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", client.0, client.1))
+        );
+        let use_refresh = |token: String| {
+            let basic = basic.clone();
+            let t = &t;
+            async move {
+                t.form(
+                    "/oauth2/token",
+                    &[("authorization", &basic)],
+                    &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                )
+                .await
+            }
+        };
+        // Refreshing keeps the session alive past its idle time...
+        t.clock.advance(1500);
+        let r = use_refresh(refresh).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+        t.clock.advance(1500);
+        let r = use_refresh(refresh).await;
+        assert_eq!(r.status, 200, "refresh touched the session: {}", r.body);
+        let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+        // ...but a session idle for longer than the idle time ends its grants.
+        t.clock.advance(1801);
+        let r = use_refresh(refresh).await;
+        assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
+    }
+}

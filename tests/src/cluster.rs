@@ -13,6 +13,9 @@ use crate::mail::token_of;
 use crate::process::Tenantd;
 use crate::{PASSWORD, http};
 
+/// The installation's server key, shared by every node.
+pub const SERVER_KEY: &str = "test-installation-server-key-0123456789abcdef";
+
 /// The secret the test nodes share.
 pub const SECRET: &str = "test-node-secret-0123456789abcdef";
 
@@ -44,6 +47,8 @@ impl Node {
             data.to_string_lossy().into_owned(),
         ));
         env.push(("TENANTD_NODE_ID".to_owned(), id.to_owned()));
+        // One server key for the installation: every node opens the same token-signing keys.
+        env.push(("TENANTD_SECRET_KEY".to_owned(), SERVER_KEY.to_owned()));
         env.push((
             "TENANTD_METRICS_TOKEN".to_owned(),
             crate::METRICS_TOKEN.to_owned(),

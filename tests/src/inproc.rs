@@ -360,6 +360,50 @@ impl InProc {
         self.mail.sent.lock().iter().filter(|m| m.to == to).count()
     }
 
+    /// Registers a confidential app; returns its client id and secret.
+    pub async fn client(&self, redirect_uri: &str) -> (String, String) {
+        let new = control_plane::service::clients::NewClient {
+            name: "App".into(),
+            redirect_uris: vec![redirect_uri.to_owned()],
+            ..Default::default()
+        };
+        let (view, secret) =
+            control_plane::service::clients::create(&self.state.directory, &new, self.clock_now())
+                .await
+                .expect("client");
+        (view.client_id, secret.expect("secret").0)
+    }
+
+    /// A request with headers and a form body.
+    pub async fn form(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(req.body(Body::from(body)).expect("request"))
+            .await
+    }
+
+    /// A GET with headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::builder().method(Method::GET).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Body::empty()).expect("request")).await
+    }
+
     pub fn clock_now(&self) -> i64 {
         tenant_runtime::Clock::now(&self.clock)
     }

@@ -18,7 +18,6 @@ use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
 use crate::service::auth;
 use crate::service::identity::{AuthError, AuthResult, SignedIn};
-use crate::service::oidc::claims;
 use crate::service::{account, recovery};
 use crate::state::AppState;
 
@@ -124,7 +123,7 @@ fn signed_in(state: &AppState, s: SignedIn) -> Response {
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = bearer_token(&headers) {
         // An app signing its user out: the session behind its access token ends.
-        let signed = claims::signed_by_token(&state, token)
+        let signed = auth::current_by_token(&state, token)
             .await?
             .ok_or_else(ApiError::invalid_token)?;
         auth::end_session(&state, &signed).await?;

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use crate::service::admin::TenantAdmin;
 use crate::service::auth::{self, Signed};
 use crate::service::identity::{EmailRoute, SignedIn};
-use crate::service::oidc::claims;
 use crate::state::AppState;
 
 /// Largest request body accepted.
@@ -271,7 +270,7 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer_token(&parts.headers) {
-            return claims::signed_by_token(state, token)
+            return auth::current_by_token(state, token)
                 .await?
                 .map(Self)
                 .ok_or_else(ApiError::invalid_token);

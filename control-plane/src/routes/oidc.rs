@@ -285,7 +285,7 @@ pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Re
     let Some(origin) = origin.filter(|o| applies && *o != own) else {
         return next.run(req).await;
     };
-    let allowed = web_origins(&state).await.iter().any(|o| *o == origin);
+    let allowed = web_origins(&state).await.contains(&origin);
     if req.method() == Method::OPTIONS {
         let mut res = StatusCode::NO_CONTENT.into_response();
         if allowed {

@@ -118,7 +118,7 @@ fn id_param() -> Value {
 const JSON_WRITE: &[u16] = &[400, 413, 415, 422, 429, 503];
 
 pub fn document(product: &str, public_url: &str) -> Value {
-    let cookie = json!([{"session": []}]);
+    let cookie = json!([{"session": []}, {"accessToken": []}]);
     let public = json!([]);
     let admin_errors = |extra: &[u16]| {
         let mut codes = vec![401, 403, 503];
@@ -131,7 +131,8 @@ pub fn document(product: &str, public_url: &str) -> Value {
             "title": format!("{product} API"),
             "version": env!("CARGO_PKG_VERSION"),
             "description": "One shared sign-in for every company; company admins manage their own users. \
-                The session is an HttpOnly cookie set by login and accept-invite. State-changing \
+                The session is an HttpOnly cookie set by login and accept-invite; the vendor's apps send \
+                the person's OpenID Connect access token as Authorization: Bearer instead. State-changing \
                 requests need Content-Type: application/json. Errors are {\"error\": code, \"message\": text}."
         },
         "servers": [{"url": public_url.trim_end_matches('/')}],
@@ -220,7 +221,9 @@ pub fn document(product: &str, public_url: &str) -> Value {
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "tenantd_session",
-                    "description": "Named __Host-tenantd_session when the public URL is https."}
+                    "description": "Named __Host-tenantd_session when the public URL is https."},
+                "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "An access token the OpenID provider gave one of the vendor's apps (typ at+jwt): the same rights as the person's session cookie, refused once the session or grant ends."}
             },
             "schemas": schemas()
         }

@@ -282,6 +282,29 @@ pub async fn current(state: &AppState, cookie: &str) -> AuthResult<Option<Signed
     }))
 }
 
+/// The person an app acts for with an access token, with the same rights as their session
+/// cookie would give.
+pub async fn current_by_token(state: &AppState, token: &str) -> AuthResult<Option<Signed>> {
+    let Some((tenant, grant, _)) = super::oidc::claims::live_grant(state, token).await? else {
+        return Ok(None);
+    };
+    let Ok(hash) = <[u8; 32]>::try_from(grant.session_hash.as_slice()) else {
+        return Ok(None);
+    };
+    let now = state.now();
+    if now - grant.last_seen_at >= tenant_runtime::store::sessions::TOUCH_EVERY_SECS {
+        touch(state, &tenant.id, hash, now).await?;
+    }
+    Ok(Some(Signed {
+        tenant,
+        user: grant.user,
+        session_hash: hash,
+        session_id: grant.sid,
+        auth_time: grant.auth_time,
+        client_id: Some(grant.client_id),
+    }))
+}
+
 /// Records that a session was seen: at most once a minute per session, so checks stay
 /// read-only on the hot path.
 pub(super) async fn touch(

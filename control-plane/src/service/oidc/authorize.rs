@@ -189,7 +189,7 @@ async fn client_of(state: &AppState, req: &AuthRequest) -> Result<ClientRow, Aut
         id => state.directory.client(id).await?,
     };
     let client = client.ok_or(AuthorizeError::UnknownClient)?;
-    if !client.redirect_uris.iter().any(|u| *u == req.redirect_uri) {
+    if !client.redirect_uris.contains(&req.redirect_uri) {
         return Err(AuthorizeError::BadRedirectUri);
     }
     Ok(client)

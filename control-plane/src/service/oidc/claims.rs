@@ -13,7 +13,6 @@ use super::{ID_TOKEN_SECS, issuer, random_id, signing};
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
 use crate::keys::jws::JwsError;
-use crate::service::auth::{self, Signed};
 use crate::service::identity::{AuthError, AuthResult};
 use crate::state::AppState;
 
@@ -225,27 +224,4 @@ pub async fn live_grant(
         return Ok(None);
     }
     Ok(Some((tenant, grant, claims)))
-}
-
-/// The person an app acts for with an access token, with the same rights as their session
-/// cookie would give.
-pub async fn signed_by_token(state: &AppState, token: &str) -> AuthResult<Option<Signed>> {
-    let Some((tenant, grant, _)) = live_grant(state, token).await? else {
-        return Ok(None);
-    };
-    let Ok(hash) = <[u8; 32]>::try_from(grant.session_hash.as_slice()) else {
-        return Ok(None);
-    };
-    let now = state.now();
-    if now - grant.last_seen_at >= tenant_runtime::store::sessions::TOUCH_EVERY_SECS {
-        auth::touch(state, &tenant.id, hash, now).await?;
-    }
-    Ok(Some(Signed {
-        tenant,
-        user: grant.user,
-        session_hash: hash,
-        session_id: grant.sid,
-        auth_time: grant.auth_time,
-        client_id: Some(grant.client_id),
-    }))
 }

@@ -394,7 +394,7 @@ mod tests {
     fn pkce_needs_the_exact_verifier_of_the_challenge() {
         // RFC 7636 appendix B.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCQaoWAVbbOdX7Ln3sBbM9qQ";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(super::pkce_matches(verifier, challenge));
         assert!(!super::pkce_matches(&verifier.replace('d', "e"), challenge));
         assert!(!super::pkce_matches("", challenge));

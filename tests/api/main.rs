@@ -21,6 +21,7 @@ mod mail;
 mod nodes;
 mod observability;
 mod oidc;
+mod oidc_rp;
 mod openapi;
 mod pages;
 mod resilience;

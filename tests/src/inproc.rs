@@ -153,6 +153,23 @@ pub async fn directory_at(data: &Path) -> Directory {
         .expect("directory")
 }
 
+/// Registers a confidential app with one redirect URI; returns its client id and secret.
+pub async fn register_client(
+    directory: &Directory,
+    redirect_uri: &str,
+    now: i64,
+) -> (String, String) {
+    let new = control_plane::service::clients::NewClient {
+        name: "App".into(),
+        redirect_uris: vec![redirect_uri.to_owned()],
+        ..Default::default()
+    };
+    let (view, secret) = control_plane::service::clients::create(directory, &new, now)
+        .await
+        .expect("client");
+    (view.client_id, secret.expect("secret").0)
+}
+
 // ---- the in-process harness --------------------------------------------------------------------
 
 /// The real router and services on a temp data directory, with a manual clock and an
@@ -362,16 +379,7 @@ impl InProc {
 
     /// Registers a confidential app; returns its client id and secret.
     pub async fn client(&self, redirect_uri: &str) -> (String, String) {
-        let new = control_plane::service::clients::NewClient {
-            name: "App".into(),
-            redirect_uris: vec![redirect_uri.to_owned()],
-            ..Default::default()
-        };
-        let (view, secret) =
-            control_plane::service::clients::create(&self.state.directory, &new, self.clock_now())
-                .await
-                .expect("client");
-        (view.client_id, secret.expect("secret").0)
+        register_client(&self.state.directory, redirect_uri, self.clock_now()).await
     }
 
     /// A request with headers and a form body.

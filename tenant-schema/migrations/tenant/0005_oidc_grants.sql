@@ -50,6 +50,14 @@ CREATE TABLE logout_outbox (
     UNIQUE (client_id, sid)
 );
 
+-- Deleting a user cascades to their grants and sessions in no set order: queue first.
+CREATE TRIGGER users_end_grants BEFORE DELETE ON users
+BEGIN
+    INSERT OR IGNORE INTO logout_outbox (client_id, sub, sid, created_at)
+        SELECT DISTINCT client_id, user_id, sid, unixepoch() FROM oidc_grants
+        WHERE user_id = OLD.id;
+END;
+
 CREATE TRIGGER sessions_end_grants BEFORE DELETE ON sessions
 BEGIN
     INSERT OR IGNORE INTO logout_outbox (client_id, sub, sid, created_at)

@@ -60,6 +60,7 @@ struct App {
     client_secret: String,
     url: String,
     http: reqwest::Client,
+    /// By the cookie's id. In memory: one process, gone at restart (a real app has a store).
     sessions: Mutex<HashMap<String, Session>>,
 }
 

@@ -19,7 +19,7 @@ use tenant_runtime::email;
 use tenant_runtime::store::sessions::{self, Lifetimes, Origin};
 use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, NewUser, Role, Status};
-use tenant_runtime::store::{audit, meta};
+use tenant_runtime::store::{audit, meta, oidc};
 use tenant_runtime::{Error, RouterConfig, TenantId, TenantRouter, secret};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -570,5 +570,78 @@ fn the_audit_log_refuses_updates_and_deletes() -> TestResult {
         (entries[0].id, entries[0].action.as_str(), entries[0].at),
         (id, "user.invite", T0)
     );
+    Ok(())
+}
+
+/// Starts a grant for `client` in the session of `token`; returns the grant id.
+fn grant(t: &Tenant, uid: &str, token: &str, client: &str) -> TestResult<String> {
+    let (uid, hash, client) = (uid.to_owned(), secret::hash(token), client.to_owned());
+    t.write(move |tx| {
+        let code = oidc::authorize(
+            tx,
+            &hash,
+            &oidc::NewGrant {
+                user_id: &uid,
+                client_id: &client,
+                scope: "openid",
+                nonce: None,
+                redirect_uri: "https://app.test/cb",
+                code_challenge: "c",
+                code_ttl_secs: 60,
+            },
+            T0,
+        )?;
+        Ok(oidc::code(tx, &code)?
+            .map(|c| c.grant_id)
+            .unwrap_or_default())
+    })
+}
+
+fn queued(t: &Tenant) -> TestResult<Vec<(String, String)>> {
+    let due = t.read(|c| oidc::due_logouts(c, T0, 100))?;
+    Ok(due.into_iter().map(|l| (l.client_id, l.sub)).collect())
+}
+
+#[test]
+fn every_way_a_session_ends_queues_one_logout_per_app_holding_a_grant() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let t = tenant(dir.path(), "acme")?;
+    let (ann, bob) = (t.user("ann@acme.test")?, t.user("bob@acme.test")?);
+    let s1 = start_session(&t, &ann, T0)?;
+    let g1 = grant(&t, &ann, &s1, "crm")?;
+    grant(&t, &ann, &s1, "crm")?;
+    grant(&t, &ann, &s1, "wiki")?;
+    let s2 = start_session(&t, &bob, T0)?;
+    grant(&t, &bob, &s2, "crm")?;
+    let untouched = start_session(&t, &ann, T0)?;
+    assert!(
+        t.read(move |c| oidc::live(c, &g1, LIFE.idle, T0))?
+            .is_some()
+    );
+
+    // Ending a session: one logout per app, however many grants it held there.
+    let hash = secret::hash(&s1);
+    t.write(move |tx| sessions::revoke(tx, &hash))?;
+    let mut q = queued(&t)?;
+    q.sort();
+    assert_eq!(
+        q,
+        vec![("crm".into(), ann.clone()), ("wiki".into(), ann.clone())]
+    );
+
+    // Deleting a user: their grants go, and their apps are told.
+    let id = bob.clone();
+    t.write(move |tx| users::delete(tx, &id))?;
+    assert!(queued(&t)?.contains(&("crm".into(), bob.clone())));
+
+    // A session without grants queues nothing; a company-wide end queues the rest.
+    let before = queued(&t)?.len();
+    let hash = secret::hash(&untouched);
+    t.write(move |tx| sessions::revoke(tx, &hash))?;
+    assert_eq!(queued(&t)?.len(), before);
+    let s3 = start_session(&t, &ann, T0)?;
+    grant(&t, &ann, &s3, "erp")?;
+    assert_eq!(t.write(|tx| oidc::end_all(tx, T0))?, 1);
+    assert!(queued(&t)?.contains(&("erp".into(), ann.clone())));
     Ok(())
 }

@@ -126,7 +126,8 @@ async fn main() {
     let n = if quick() { 300 } else { 3000 };
     let codes = Arc::new(Mutex::new(Vec::with_capacity(n)));
     for _ in 0..n {
-        codes.lock().push(code(&ctx).await.expect("code"));
+        let made = code(&ctx).await.expect("code");
+        codes.lock().push(made);
     }
     let (exchanges, mut es) = {
         let (ctx, codes) = (ctx.clone(), codes.clone());

@@ -26,3 +26,4 @@ mod openapi;
 mod pages;
 mod resilience;
 mod security;
+mod vendor_app;

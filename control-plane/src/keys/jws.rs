@@ -252,14 +252,17 @@ impl Keyring {
 /// Whether the grant behind a token is live is still asked every time.
 #[derive(Debug, Default)]
 pub struct Verified {
-    tokens: dashmap::DashMap<[u8; 32], (Arc<serde_json::Map<String, Value>>, i64)>,
+    tokens: dashmap::DashMap<[u8; 32], (Claims, i64)>,
 }
+
+/// A checked token's claims, shared.
+pub type Claims = Arc<serde_json::Map<String, Value>>;
 
 impl Verified {
     /// Entries kept before the expired ones are dropped (and all, if none had expired).
     const MAX: usize = 50_000;
 
-    pub fn get(&self, token: &str, now: i64) -> Option<Arc<serde_json::Map<String, Value>>> {
+    pub fn get(&self, token: &str, now: i64) -> Option<Claims> {
         let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let hit = self.tokens.get(&key)?;
         (hit.1 > now).then(|| hit.0.clone())

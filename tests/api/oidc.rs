@@ -909,6 +909,9 @@ async fn a_rotated_key_is_published_at_once_and_signs_after_its_delay() {
         "a token of the old key still works: {}",
         r.body
     );
+    // The key published for later never signed: the new rotation replaced it.
+    let jwks = t.person().get("/oauth2/jwks").await.json();
+    assert!(!jwks.to_string().contains(&next_kid), "{jwks}");
     let listed = t.ctl().json(&["keys", "list"]);
     assert!(
         listed["keys"]

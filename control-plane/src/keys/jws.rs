@@ -163,10 +163,6 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    pub fn jwks(&self) -> Value {
-        json!({"keys": self.published.iter().map(PublicKey::jwk).collect::<Vec<_>>()})
-    }
-
     /// The claims of a token signed by one of our published keys with `typ` (compared
     /// without case, with or without the `application/` prefix, as RFC 7515 allows).
     pub fn verify(

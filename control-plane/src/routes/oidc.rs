@@ -111,12 +111,8 @@ async fn discovery(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    match signing::fresh_keys(&state).await {
-        Ok(keys) => (
-            [(header::CACHE_CONTROL, "public, max-age=300")],
-            Json(keys.jwks()),
-        )
-            .into_response(),
+    match signing::jwks(&state).await {
+        Ok(jwks) => ([(header::CACHE_CONTROL, "public, max-age=300")], Json(jwks)).into_response(),
         Err(f) => ApiError::from(f).into_response(),
     }
 }

@@ -14,7 +14,7 @@ use tenant_runtime::{TenantId, email};
 
 use super::identity::{
     AuthError, AuthResult, EmailRoute, SignedIn, bearer, device_of, new_device_cookie, route,
-    split_bearer,
+    serving, split_bearer,
 };
 use super::policy;
 use super::{SessionView, TenantView, UserView};
@@ -250,15 +250,9 @@ pub async fn current(state: &AppState, cookie: &str) -> AuthResult<Option<Signed
     let Some((tenant_id, secret)) = split_bearer(cookie) else {
         return Ok(None);
     };
-    let Some(tenant) = state.tenant(&tenant_id).await? else {
+    let Some(tenant) = serving(state, &tenant_id).await? else {
         return Ok(None);
     };
-    match tenant.status {
-        TenantStatus::Active => {}
-        TenantStatus::Suspended => return Err(AuthError::Suspended),
-        TenantStatus::Provisioning => return Ok(None),
-    }
-    state.check_placement(&tenant)?;
     let now = state.now();
     let idle = state.server.session_idle_secs;
     let token = secret.to_owned();

@@ -127,6 +127,21 @@ pub fn new_device_cookie(state: &AppState, email: &str) -> Option<String> {
     Some(format!("{nonce}.{}", hex::encode(&tag[..16])))
 }
 
+/// The tenant of a session or an access token, if this node serves it: none while it is
+/// being provisioned, `Suspended` while suspended, a fault when another node holds it.
+pub async fn serving(state: &AppState, id: &TenantId) -> AuthResult<Option<Tenant>> {
+    let Some(tenant) = state.tenant(id).await? else {
+        return Ok(None);
+    };
+    match tenant.status {
+        TenantStatus::Active => {}
+        TenantStatus::Suspended => return Err(AuthError::Suspended),
+        TenantStatus::Provisioning => return Ok(None),
+    }
+    state.check_placement(&tenant)?;
+    Ok(Some(tenant))
+}
+
 /// Routes an email to a tenant that can serve sign-ins (active or suspended), reusing the
 /// route found earlier in the request when it is for the same email.
 pub async fn route(

@@ -10,10 +10,10 @@ use tenant_runtime::store::oidc::{self, LiveGrant};
 use tenant_runtime::store::users::User;
 
 use super::{ID_TOKEN_SECS, issuer, random_id, signing};
-use crate::directory::{Tenant, TenantStatus};
+use crate::directory::Tenant;
 use crate::error::Fault;
 use crate::keys::jws::JwsError;
-use crate::service::identity::{AuthError, AuthResult};
+use crate::service::identity::{AuthResult, serving};
 use crate::state::AppState;
 
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -216,15 +216,9 @@ pub async fn live_grant(
     let Some((tenant_id, gid)) = grant_of(&claims) else {
         return Ok(None);
     };
-    let Some(tenant) = state.tenant(&tenant_id).await? else {
+    let Some(tenant) = serving(state, &tenant_id).await? else {
         return Ok(None);
     };
-    match tenant.status {
-        TenantStatus::Active => {}
-        TenantStatus::Suspended => return Err(AuthError::Suspended),
-        TenantStatus::Provisioning => return Ok(None),
-    }
-    state.check_placement(&tenant)?;
     let (idle, now) = (state.server.session_idle_secs, state.now());
     let found = state
         .tenants

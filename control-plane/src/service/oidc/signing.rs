@@ -139,6 +139,29 @@ async fn reload(state: &AppState) -> Result<Arc<KeySet>, Fault> {
     Ok(set)
 }
 
+/// The JWKS as the directory has it now: a rotation is published at once. Only public keys
+/// are read; the first key is made if there is none yet.
+pub async fn jwks(state: &AppState) -> Result<serde_json::Value, Fault> {
+    let now = state.now();
+    let mut rows = state.directory.signing_keys().await?;
+    if signer_index(&rows, now).is_none() {
+        keys(state).await?;
+        rows = state.directory.signing_keys().await?;
+    }
+    let keys: Vec<serde_json::Value> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| published(&rows, *i, now))
+        .filter_map(|(_, r)| {
+            serde_json::from_str::<serde_json::Value>(&r.public_jwk)
+                .ok()
+                .and_then(|v| PublicKey::from_jwk(&v))
+                .map(|k| k.jwk())
+        })
+        .collect();
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
 /// Every key with its state, oldest first (`tenantctl keys list`).
 pub async fn list(directory: &Directory, now: i64) -> Result<Vec<KeyView>, Fault> {
     let rows = directory.signing_keys().await?;
@@ -155,8 +178,9 @@ pub async fn list(directory: &Directory, now: i64) -> Result<Vec<KeyView>, Fault
         .collect())
 }
 
-/// Publishes a new key now; it signs from `now + sign_after_secs`. Keys that left the JWKS are
-/// deleted. Returns the new key.
+/// Publishes a new key now; it signs from `now + sign_after_secs`, and never before the key
+/// signing now. A key published earlier that has not signed yet is replaced (it signed
+/// nothing); keys that left the JWKS are deleted. Returns the new key.
 pub async fn rotate(
     directory: &Directory,
     server: &ServerKey,
@@ -168,7 +192,14 @@ pub async fn rotate(
     if let Some(s) = signer_index(&rows, now) {
         load(server, &rows[..=s], now)?;
     }
-    let row = new_row(server, now, now + sign_after_secs.max(0))?;
+    for (i, r) in rows.iter().enumerate() {
+        if state_of(&rows, i, now) == "next" {
+            directory.delete_signing_key(&r.kid).await?;
+        }
+    }
+    let current = signer_index(&rows, now).map_or(i64::MIN, |s| rows[s].signs_from);
+    let signs_from = (now + sign_after_secs.max(0)).max(current + 1);
+    let row = new_row(server, now, signs_from)?;
     directory.insert_signing_key(&row).await?;
     let rows = directory.signing_keys().await?;
     for (i, r) in rows.iter().enumerate() {

@@ -651,7 +651,10 @@ mod tests {
             assert!(b.take("k", 100).is_ok());
         }
         assert_eq!(b.take("k", 100), Err(10));
-        assert!(b.take("other", 100).is_ok(), "each caller has its own bucket");
+        assert!(
+            b.take("other", 100).is_ok(),
+            "each caller has its own bucket"
+        );
         assert!(b.take("k", 110).is_ok());
         assert!(b.take("k", 110).is_err());
     }

@@ -81,7 +81,8 @@ fn operator_hint(parts: &Parts) -> Hint {
     }
     if path == paths::operator::USERS
         && let Some(q) = parts.uri.query()
-        && let Some((_, email)) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "email")
+        && let Some((_, email)) =
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "email")
     {
         return Hint::Email(email.into_owned());
     }

@@ -252,7 +252,11 @@ async fn create(
     ))
 }
 
-async fn create_once(state: &AppState, op: &Operator, raw: Value) -> ApiResult<(StatusCode, Value)> {
+async fn create_once(
+    state: &AppState,
+    op: &Operator,
+    raw: Value,
+) -> ApiResult<(StatusCode, Value)> {
     let body: CreateBody = serde_json::from_value(raw).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -359,7 +363,8 @@ async fn remove(
     Path(slug): Path<String>,
 ) -> ApiResult<Response> {
     op.require(Scope::TenantsWrite)?;
-    let deleted = tenants::delete(&operator::fleet(&state, &op), &slug, state.now(), &|_| {}).await?;
+    let deleted =
+        tenants::delete(&operator::fleet(&state, &op), &slug, state.now(), &|_| {}).await?;
     let note = Note {
         tenant_id: Some(deleted.id.clone()),
         slug: Some(deleted.slug.clone()),
@@ -374,7 +379,8 @@ async fn undelete(
     Path(slug): Path<String>,
 ) -> ApiResult<Response> {
     op.require(Scope::TenantsWrite)?;
-    let back = tenants::undelete(&operator::fleet(&state, &op), &slug, state.now(), &|_| {}).await?;
+    let back =
+        tenants::undelete(&operator::fleet(&state, &op), &slug, state.now(), &|_| {}).await?;
     let note = Note {
         tenant_action: Some("tenant.undeleted"),
         details: json!({}),
@@ -455,7 +461,10 @@ async fn find_user(
         ApiError::bad_request("invalid_query", "Give the address to find as ?email=.")
     })?;
     if q.email.len() > 320 {
-        return Err(ApiError::bad_request("invalid_email", "Enter a valid email address."));
+        return Err(ApiError::bad_request(
+            "invalid_email",
+            "Enter a valid email address.",
+        ));
     }
     let (tenant, found) = tenants::find_user(&operator::fleet(&state, &op), &q.email).await?;
     let note = Note {
@@ -491,7 +500,8 @@ async fn audit_log(
         before: q.before,
         limit,
     };
-    let (tenant, entries) = tenants::audit_log(&operator::fleet(&state, &op), &slug, filter).await?;
+    let (tenant, entries) =
+        tenants::audit_log(&operator::fleet(&state, &op), &slug, filter).await?;
     let next = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
@@ -516,10 +526,13 @@ async fn backup_one(
     let fleet = operator::fleet(&state, &op);
     let t = fleet.tenant_by_slug(&slug).await?;
     let out = backup::new_folder(&fleet, &t.slug);
-    let report = backup::backup_folder(&fleet, &out, Some(&t.slug), 1, std::sync::Arc::new(|| {}))
-        .await?;
+    let report =
+        backup::backup_folder(&fleet, &out, Some(&t.slug), 1, std::sync::Arc::new(|| {})).await?;
     if let Some(f) = report.failed.first() {
-        return Err(ApiError::internal(format!("backup of {}: {}", f.slug, f.error)));
+        return Err(ApiError::internal(format!(
+            "backup of {}: {}",
+            f.slug, f.error
+        )));
     }
     let note = Note {
         tenant_id: Some(t.id.to_string()),

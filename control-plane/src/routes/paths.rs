@@ -156,7 +156,10 @@ mod tests {
         assert!(node_local(node::METRICS));
         assert!(!node_local(api::SESSION));
         assert_eq!(operator_slug("/api/operator/tenants/acme"), Some("acme"));
-        assert_eq!(operator_slug("/api/operator/tenants/acme/audit"), Some("acme"));
+        assert_eq!(
+            operator_slug("/api/operator/tenants/acme/audit"),
+            Some("acme")
+        );
         assert_eq!(operator_slug(operator::TENANTS), None);
         assert_eq!(operator_slug("/api/operator/tenants/"), None);
         assert_eq!(operator_slug("/api/operator/tenantsx"), None);

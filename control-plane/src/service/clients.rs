@@ -86,7 +86,9 @@ pub enum ClientError {
     UnknownClient(String),
     #[error("client {0:?} is public: it has no secret to rotate")]
     PublicClient(String),
-    #[error("unknown operator scope {0:?}: use tenants:read, tenants:write, users:read, audit:read or backups:write")]
+    #[error(
+        "unknown operator scope {0:?}: use tenants:read, tenants:write, users:read, audit:read or backups:write"
+    )]
     InvalidScope(String),
     #[error("a public client cannot have operator scopes: they need a client secret")]
     PublicOperator,

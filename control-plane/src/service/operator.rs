@@ -39,7 +39,9 @@ pub enum OperatorError {
     InsufficientScope(&'static str),
     #[error("too many calls with this operator key")]
     Throttled { retry_after: u64 },
-    #[error("unknown scope {0:?}: use tenants:read, tenants:write, users:read, audit:read or backups:write")]
+    #[error(
+        "unknown scope {0:?}: use tenants:read, tenants:write, users:read, audit:read or backups:write"
+    )]
     InvalidScope(String),
     #[error("invalid name: give 1 to 100 characters without control characters")]
     InvalidName,
@@ -129,7 +131,11 @@ impl From<&OperatorKeyRow> for KeyView {
         Self {
             id: k.id.clone(),
             name: k.name.clone(),
-            scopes: k.scopes.split_ascii_whitespace().map(str::to_owned).collect(),
+            scopes: k
+                .scopes
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
             allow_from: k.allowed_cidrs.clone(),
             expires_at: k.expires_at,
             created_at: k.created_at,

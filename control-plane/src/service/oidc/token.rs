@@ -98,7 +98,15 @@ pub async fn exchange(
         "authorization_code" => redeem_code(state, client, req).await,
         "refresh_token" => refresh(state, client, req).await,
         "client_credentials" => {
-            super::machine::client_credentials(state, client, req.scope.as_deref()).await
+            let t = super::machine::client_credentials(state, client, req.scope.as_deref()).await?;
+            Ok(Tokens {
+                access_token: t.access_token,
+                token_type: "Bearer",
+                expires_in: t.expires_in,
+                id_token: None,
+                refresh_token: None,
+                scope: t.scope,
+            })
         }
         "" => Err(OidcError::InvalidRequest("grant_type is required".into())),
         _ => Err(OidcError::UnsupportedGrantType),

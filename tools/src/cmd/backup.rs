@@ -77,8 +77,6 @@ pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     if let Some(slug) = &a.tenant {
         fleet.tenant_by_slug(slug).await?;
     }
-    std::fs::create_dir_all(out.join("tenants"))
-        .with_context(|| format!("cannot create the backup folder {}", out.display()))?;
     let count = match &a.tenant {
         Some(_) => 1,
         None => fleet.directory.tenants().await?.len(),
@@ -94,7 +92,7 @@ pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
     )
     .await;
     bar.finish_and_clear();
-    backup_report(&r?)
+    backup_report(&r.with_context(|| format!("cannot back up into {}", out.display()))?)
 }
 
 pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {

@@ -88,7 +88,7 @@ pub(super) fn paths() -> Map<String, Value> {
     }));
     m.insert(p::UNDELETE.into(), json!({
         "post": op("Bring a deleted company back from the trash", tag(),
-            with(refusals(&[404, 409]), "200", ok("Back, under a new id", json!({
+            with(refusals(&[400, 404, 409]), "200", ok("Back, under a new id", json!({
                 "type": "object", "required": ["tenant", "users"],
                 "properties": {"tenant": r("OperatorTenant"), "users": {"type": "integer", "minimum": 0}}}))),
             json!({"security": key(), "parameters": [slug()]}))

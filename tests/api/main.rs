@@ -27,3 +27,4 @@ mod operator;
 mod pages;
 mod resilience;
 mod security;
+mod vendor_app;

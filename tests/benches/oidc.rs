@@ -20,7 +20,7 @@ use std::sync::Arc;
 use base64::Engine;
 use parking_lot::Mutex;
 use tests::PASSWORD;
-use tests::bench::{Stats, client, get_status, hammer, quick, row, secs, signed_in};
+use tests::bench::{Stats, get_status, hammer, quick, row, secs, signed_in};
 use tests::inproc::{Server, init_logging, register_client};
 use tests::oidc::{param, pkce};
 
@@ -96,7 +96,12 @@ async fn main() {
     let srv = Server::start("local", None, None, 64).await;
     let hash = tenant_runtime::password::hash(PASSWORD).expect("hash");
     let (_, emails) = srv.seed_company("bench", 5, &hash, false).await;
-    let c = client();
+    // The app's side: redirects are read, not followed.
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let (client_id, secret) = register_client(&srv.state.directory, REDIRECT, 0).await;
     let ctx = Arc::new(Ctx {
         cookie: signed_in(&c, &srv.base, &emails[0]).await,

@@ -37,7 +37,13 @@ pub fn person(tenant: &Tenant, user: &User, sid: &str, auth_time: i64) -> Map<St
         "amr": ["pwd"],
     });
     match v {
-        Value::Object(m) => m,
+        Value::Object(mut m) => {
+            // An empty claim is left out (OIDC Core 5.3.2).
+            if user.name.is_empty() {
+                m.remove("name");
+            }
+            m
+        }
         _ => Map::new(),
     }
 }

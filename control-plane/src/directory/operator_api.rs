@@ -162,37 +162,6 @@ impl Directory {
         Ok(())
     }
 
-    /// The newest entries of the operator audit log, newest first; only `actor`'s when given.
-    pub async fn operator_calls(
-        &self,
-        actor: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<OperatorAuditRow>> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, tenant_id, tenant_slug, status, ip, details FROM operator_audit
-             WHERE ($1 = '' OR actor = $1) ORDER BY at DESC, id DESC LIMIT $2",
-        )
-        .bind(actor.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OperatorAuditRow {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    tenant_id: r.try_get(4)?,
-                    tenant_slug: r.try_get(5)?,
-                    status: r.try_get(6)?,
-                    ip: r.try_get(7)?,
-                    details: r.try_get(8)?,
-                })
-            })
-            .collect()
-    }
-
     // ---- idempotent creations ----
 
     /// Claims an Idempotency-Key for a request: `Ok(None)` when this request is the first,

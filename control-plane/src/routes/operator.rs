@@ -543,7 +543,6 @@ async fn backup_one(
     Ok(noted((StatusCode::CREATED, Json(report)), note))
 }
 
-/// Allowed methods of the operator paths, for the OpenAPI document's test.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,6 +78,11 @@ pub struct Config {
     /// Open tenant database connections across all tenants.
     #[arg(long, env = "TENANTD_MAX_CONNECTIONS", default_value_t = 512)]
     pub max_connections: usize,
+
+    /// Folder of the backups the operator API starts (`POST /api/operator/tenants/{slug}/backup`);
+    /// default `<data dir>/backups`.
+    #[arg(long, env = "TENANTD_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// Settings of the server alone.
@@ -141,6 +146,11 @@ pub struct ServerConfig {
     /// `Authorization: Bearer <this token>`. Unset: `/metrics` is on the internal listener only.
     #[arg(long, env = "TENANTD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+
+    /// Calls per minute each operator key (or client) may make to `/api/operator/*`, on each
+    /// node; a minute's worth may come at once. Beyond: 429 with Retry-After.
+    #[arg(long, env = "TENANTD_OPERATOR_RATE", default_value_t = 600)]
+    pub operator_rate: u32,
 }
 
 impl Config {
@@ -150,6 +160,12 @@ impl Config {
 
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
+    }
+
+    pub fn backups_dir(&self) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     pub fn trash_dir(&self) -> PathBuf {

@@ -11,18 +11,21 @@
 //! - [`index`]: domains and the user index (email → tenant), and routing an email;
 //! - [`nodes`]: nodes and placement;
 //! - [`operator`]: bulk writes, repairs and backups for `tenantctl`;
+//! - [`operator_api`]: operator keys, the operator audit log, idempotent creations;
 //! - [`throttles`]: throttle counters shared by the nodes.
 
 mod clients;
 mod index;
 mod nodes;
 mod operator;
+mod operator_api;
 mod signing;
 mod tenants;
 mod throttles;
 
 pub use clients::ClientRow;
 pub use nodes::Node;
+pub use operator_api::{IdempotencyRow, OperatorAuditRow, OperatorKeyRow};
 pub use signing::SigningKeyRow;
 pub use throttles::{LaneRow, WindowRow};
 

@@ -9,6 +9,7 @@
 //! - [`forward`]: sends a request for a tenant on another node to that node.
 //! - [`internal`]: what nodes and `tenantctl` call on a node.
 //! - [`observe`]: `/metrics` and the one log line per request.
+//! - [`operator`]: the operator API (`/api/operator/*`) for the vendor's back office.
 //! - [`oidc`]: the OpenID provider's endpoints for apps (discovery, keys, token, userinfo,
 //!   revocation, introspection) and CORS for the apps' web origins.
 
@@ -20,6 +21,7 @@ pub mod internal;
 pub mod observe;
 pub mod oidc;
 pub mod openapi;
+pub mod operator;
 pub mod pages;
 pub mod paths;
 
@@ -54,6 +56,7 @@ pub fn app(state: AppState, listener: Listener) -> Router {
         .route(paths::node::HEALTHZ, get(healthz))
         .route(paths::node::LIVEZ, get(|| async { "ok\n" }))
         .merge(api::router())
+        .merge(operator::router(&state))
         .merge(oidc::router())
         .merge(pages::router());
     match listener {

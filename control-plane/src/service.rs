@@ -28,12 +28,17 @@ pub mod moves;
 pub mod nodes;
 /// The OpenID provider for the vendor's apps: authorization, tokens, keys, claims.
 pub mod oidc;
+/// Who may call the operator API: keys, client-credentials apps, scopes, rate, audit,
+/// idempotent creations.
+pub mod operator;
 /// The password rules.
 pub mod policy;
 /// Creating a company with its first admin.
 pub mod provision;
 /// Reset links and invitations.
 pub mod recovery;
+/// What operators do to companies, shared by `tenantctl` and the operator API.
+pub mod tenants;
 
 use serde::Serialize;
 use tenant_runtime::store::users::{Role, Status, User};

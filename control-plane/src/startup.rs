@@ -78,6 +78,7 @@ pub async fn build_node_state(
         Throttles::new(server.throttle_limits())
     };
     let keys = ServerKey::load(&config)?;
+    let operator_rate = crate::throttle::Buckets::new(server.operator_rate);
     Ok(AppState {
         config: Arc::new(config),
         server: Arc::new(server),
@@ -95,6 +96,7 @@ pub async fn build_node_state(
         verified: Default::default(),
         logouts: Default::default(),
         web_origins: Default::default(),
+        operator_rate,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct AppState {
     pub logouts: Arc<tokio::sync::Notify>,
     /// The apps' web origins allowed by CORS.
     pub web_origins: OriginCache,
+    /// Calls left to each operator key on this node.
+    pub operator_rate: crate::throttle::Buckets,
 }
 
 /// The registered web origins, kept a few seconds so CORS does not ask the directory for

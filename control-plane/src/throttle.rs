@@ -465,6 +465,48 @@ impl Throttles {
     }
 }
 
+/// A token bucket per caller (an operator key): `per_minute` calls, a minute's worth at once.
+/// Kept by each node in memory; a caller reaching several nodes gets that many buckets.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    per_minute: u32,
+    /// Caller → (tokens left, when last filled).
+    entries: Arc<DashMap<String, (f64, i64)>>,
+}
+
+impl Buckets {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1),
+            entries: Arc::default(),
+        }
+    }
+
+    /// Takes a token for `caller`, or says how many seconds until one is there.
+    pub fn take(&self, caller: &str, now: i64) -> Result<(), u64> {
+        let capacity = f64::from(self.per_minute);
+        let per_sec = capacity / 60.0;
+        if self.entries.len() > 100_000 {
+            // Full buckets carry no information: forget them.
+            self.entries
+                .retain(|_, (tokens, at)| *tokens + (now - *at).max(0) as f64 * per_sec < capacity);
+        }
+        let mut e = self
+            .entries
+            .entry(caller.to_owned())
+            .or_insert((capacity, now));
+        let (tokens, at) = *e;
+        let filled = (tokens + (now - at).max(0) as f64 * per_sec).min(capacity);
+        if filled >= 1.0 {
+            *e = (filled - 1.0, now);
+            Ok(())
+        } else {
+            *e = (filled, now);
+            Err(((1.0 - filled) / per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,5 +642,20 @@ mod tests {
             }
         });
         assert_eq!(passed.into_inner(), 5);
+    }
+
+    #[test]
+    fn buckets_allow_a_minutes_worth_then_refill_at_the_rate() {
+        let b = Buckets::new(6);
+        for _ in 0..6 {
+            assert!(b.take("k", 100).is_ok());
+        }
+        assert_eq!(b.take("k", 100), Err(10));
+        assert!(
+            b.take("other", 100).is_ok(),
+            "each caller has its own bucket"
+        );
+        assert!(b.take("k", 110).is_ok());
+        assert!(b.take("k", 110).is_err());
     }
 }

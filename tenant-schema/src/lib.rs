@@ -48,6 +48,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(3, "directory", "0003_node_signatures_and_throttles"),
     migration!(4, "directory", "0004_oidc_clients"),
     migration!(5, "directory", "0005_signing_keys_and_logouts"),
+    migration!(6, "directory", "0006_operator_api"),
 ];
 
 /// The version the directory has after every step of this binary.

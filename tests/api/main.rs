@@ -23,6 +23,7 @@ mod observability;
 mod oidc;
 mod oidc_rp;
 mod openapi;
+mod operator;
 mod pages;
 mod resilience;
 mod security;

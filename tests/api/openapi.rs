@@ -2,7 +2,16 @@
 //! routed path is documented, and undocumented methods on documented paths are refused.
 
 use axum::http::Method;
-use tests::inproc::{InProc, OPERATIONS};
+use tests::inproc::{InProc, OPERATIONS, OPERATOR_OPERATIONS};
+
+/// Every documented operation: the people's API and the operator API.
+fn all_operations() -> Vec<(&'static str, &'static str)> {
+    OPERATIONS
+        .iter()
+        .chain(OPERATOR_OPERATIONS)
+        .copied()
+        .collect()
+}
 
 #[tokio::test]
 async fn document_lists_exactly_the_operations() {
@@ -20,7 +29,7 @@ async fn document_lists_exactly_the_operations() {
         })
         .collect();
     documented.sort();
-    let mut listed: Vec<(String, String)> = OPERATIONS
+    let mut listed: Vec<(String, String)> = all_operations()
         .iter()
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
@@ -38,14 +47,18 @@ async fn every_documented_operation_is_routed_and_no_other_method_is() {
         Method::DELETE,
         Method::PUT,
     ];
-    for path in OPERATIONS
+    let operations = all_operations();
+    for path in operations
         .iter()
         .map(|(_, p)| *p)
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let concrete = path.replace("{id}", "no-such-id");
+        let concrete = path
+            .replace("{id}", "no-such-id")
+            .replace("{slug}", "no-such-slug")
+            .replace("{domain}", "no-such.example");
         for m in &methods {
-            let documented = OPERATIONS
+            let documented = operations
                 .iter()
                 .any(|(om, op)| *op == path && om.eq_ignore_ascii_case(m.as_str()));
             let a = t.call(m.clone(), &concrete, None, None).await;
@@ -62,17 +75,20 @@ async fn every_documented_operation_is_routed_and_no_other_method_is() {
     }
 }
 
-#[test]
-fn every_route_in_the_source_is_documented() {
-    // Routes name their paths by constants of `routes::paths::api`: read both files.
-    let src = include_str!("../../control-plane/src/routes/api.rs");
+/// The paths routed in a source file whose routes name constants of one module of
+/// `routes::paths` (`mod_name`), as `.route(p::NAME, …)`.
+fn routed_in(src: &str, mod_name: &str) -> Vec<String> {
     let paths = include_str!("../../control-plane/src/routes/paths.rs");
+    let module = &paths[paths
+        .find(&format!("pub mod {mod_name} {{"))
+        .unwrap_or_else(|| panic!("no module {mod_name}"))..];
+    let module = &module[..module.find("\n}").unwrap()];
     let value_of = |name: &str| {
         let decl = format!("pub const {name}: &str = \"");
-        let at = paths
+        let at = module
             .find(&decl)
             .unwrap_or_else(|| panic!("no path constant {name}"));
-        let rest = &paths[at + decl.len()..];
+        let rest = &module[at + decl.len()..];
         rest[..rest.find('"').unwrap()].to_owned()
     };
     let mut routed = Vec::new();
@@ -84,11 +100,28 @@ fn every_route_in_the_source_is_documented() {
             .collect();
         routed.push(value_of(&name));
     }
-    assert!(routed.len() >= 10);
-    for p in routed {
+    routed
+}
+
+#[test]
+fn every_route_in_the_source_is_documented() {
+    // Routes name their paths by constants of `routes::paths`: read the files.
+    let people = routed_in(include_str!("../../control-plane/src/routes/api.rs"), "api");
+    let operator = routed_in(
+        include_str!("../../control-plane/src/routes/operator.rs"),
+        "operator",
+    );
+    assert!(people.len() >= 10 && operator.len() >= 8);
+    for p in people {
         assert!(
             OPERATIONS.iter().any(|(_, op)| *op == p),
             "{p} is routed but not in OPERATIONS"
+        );
+    }
+    for p in operator {
+        assert!(
+            OPERATOR_OPERATIONS.iter().any(|(_, op)| *op == p),
+            "{p} is routed but not in OPERATOR_OPERATIONS"
         );
     }
 }

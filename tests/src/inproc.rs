@@ -31,7 +31,7 @@ pub use control_plane::config::{Config, NodeConfig, ServerConfig};
 pub use control_plane::directory::{Directory, DirectoryError, Tenant, TenantStatus};
 pub use control_plane::failpoint::{INVITE_STEPS, SECURITY_STEPS};
 pub use control_plane::keys::jws::KeyPair;
-pub use control_plane::routes::openapi::OPERATIONS;
+pub use control_plane::routes::openapi::{OPERATIONS, OPERATOR_OPERATIONS};
 pub use control_plane::service::backup::sha256_file;
 pub use control_plane::service::fleet::{DELETE_STEPS, UNDELETE_STEPS};
 pub use control_plane::service::provision::{CREATE_STEPS, NewTenant};
@@ -102,6 +102,7 @@ pub fn config(data: &Path, public_url: &str, max_connections: usize) -> Config {
         directory_url: None,
         secret_key: None,
         max_connections,
+        backup_dir: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn server_config() -> ServerConfig {
         internal_listen: None,
         metrics_token: Some(control_plane::config::Secret::new(crate::METRICS_TOKEN)),
         dev: false,
+        operator_rate: 600,
     }
 }
 

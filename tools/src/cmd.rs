@@ -15,8 +15,12 @@ pub(crate) mod domain;
 pub(crate) mod keys;
 /// `migrate`.
 pub(crate) mod migrate;
+/// `operator-key create|list|revoke`.
+pub(crate) mod operator_key;
 /// Nodes: placement of new tenants, `tenant move`.
 pub(crate) mod placement;
+/// `--server`: the operator API instead of the local files.
+pub(crate) mod remote;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
 pub(crate) mod tenant;
 /// `user find`.
@@ -101,9 +105,19 @@ fn one_line(s: &str) -> String {
 }
 
 /// The stable code of an error, for `--json`.
-pub(crate) fn code_of(e: &anyhow::Error) -> &'static str {
+pub(crate) fn code_of(e: &anyhow::Error) -> std::borrow::Cow<'static, str> {
+    if let Some(r) = e.downcast_ref::<remote::Refused>() {
+        return r.code.clone().into();
+    }
+    code_here(e).into()
+}
+
+fn code_here(e: &anyhow::Error) -> &'static str {
     if let Some(f) = e.downcast_ref::<FleetError>() {
         return f.code();
+    }
+    if let Some(o) = e.downcast_ref::<control_plane::service::operator::OperatorError>() {
+        return o.code();
     }
     if let Some(c) = e.downcast_ref::<control_plane::service::clients::ClientError>() {
         return c.code();
@@ -154,6 +168,8 @@ pub(crate) struct Ctx {
     pub json: bool,
     /// The time, made once in [`run`]; everything else takes it from here.
     pub clock: Arc<dyn Clock>,
+    /// `--server`: the operator API to work through instead of the local files.
+    pub remote: Option<Arc<remote::Remote>>,
 }
 
 impl Ctx {
@@ -195,6 +211,7 @@ impl Ctx {
             router,
             config: self.config.clone(),
             clock: self.clock.clone(),
+            via: None,
         })
     }
 
@@ -317,10 +334,38 @@ fn real_clock() -> Arc<dyn Clock> {
 
 /// Dispatches a parsed command line.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
+    let remote = match &cli.server {
+        Some(server) => Some(Arc::new(remote::Remote::new(
+            server,
+            cli.key.as_ref().map_or("", |k| k.expose()),
+        )?)),
+        None => None,
+    };
+    let here_only = !matches!(
+        cli.command,
+        Command::Tenant(
+            TenantCommand::Create(_)
+                | TenantCommand::List
+                | TenantCommand::Show { .. }
+                | TenantCommand::Suspend { .. }
+                | TenantCommand::Resume { .. }
+                | TenantCommand::Delete { .. }
+                | TenantCommand::Undelete { .. }
+        ) | Command::Domain(_)
+            | Command::User(_)
+            | Command::Backup(_)
+    );
+    if remote.is_some() && here_only {
+        return Err(coded(
+            "not_remote",
+            "this command runs on the server only (without --server); through --server: tenant, domain, user find and backup --tenant",
+        ));
+    }
     let ctx = Ctx {
         config: Arc::new(cli.config),
         json: cli.json,
         clock: real_clock(),
+        remote,
     };
     match cli.command {
         Command::Tenant(t) => match t {
@@ -340,6 +385,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
         Command::Client(c) => client::run(&ctx, c).await,
         Command::Keys(c) => keys::run(&ctx, c).await,
+        Command::OperatorKey(c) => operator_key::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
         Command::Restore(a) => backup::restore(&ctx, a).await,

@@ -35,6 +35,22 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
 
+    /// Work through this server's operator API instead of the local files (e.g.
+    /// https://login.example.com), from any machine: tenant list|show|create|suspend|resume|
+    /// delete|undelete, domain add|remove, user find, backup --tenant. Needs --key.
+    #[arg(long, global = true, env = "TENANTCTL_SERVER", help_heading = "Remote")]
+    pub server: Option<String>,
+
+    /// The operator key for --server (`tenantctl operator-key create` on the server prints one).
+    #[arg(
+        long,
+        global = true,
+        env = "TENANTCTL_KEY",
+        hide_env_values = true,
+        help_heading = "Remote"
+    )]
+    pub key: Option<control_plane::config::Secret>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,6 +72,10 @@ pub enum Command {
     /// The keys that sign the OpenID provider's tokens: list, rotate.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Keys of the operator API (`/api/operator/*`) for the vendor's back office: create,
+    /// list, revoke.
+    #[command(subcommand)]
+    OperatorKey(cmd::operator_key::OperatorKeyCommand),
     /// Bring the directory and every tenant database to the newest schema.
     ///
     /// Several tenants migrate in parallel; tenants already at the newest version are skipped
@@ -200,9 +220,10 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// New folder to write the backup into (created; must be empty if it exists).
+    /// New folder to write the backup into (created; must be empty if it exists). Through
+    /// --server the server picks a folder in its TENANTD_BACKUP_DIR.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Only this tenant (and the directory).
     #[arg(long, value_name = "SLUG")]
     pub tenant: Option<String>,

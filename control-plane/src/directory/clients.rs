@@ -16,6 +16,8 @@ pub struct ClientRow {
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub web_origins: Vec<String>,
+    /// Operator scopes the client may obtain with the client-credentials grant.
+    pub operator_scopes: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -31,7 +33,7 @@ impl std::fmt::Debug for ClientRow {
     }
 }
 
-const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, web_origins, created_at, updated_at";
+const COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, backchannel_logout_uri, web_origins, created_at, updated_at, operator_scopes";
 
 fn list_of(r: &AnyRow, i: usize) -> Result<Vec<String>> {
     let raw: String = r.try_get(i)?;
@@ -53,6 +55,11 @@ fn client_from(r: &AnyRow) -> Result<ClientRow> {
         web_origins: list_of(r, 6)?,
         created_at: r.try_get(7)?,
         updated_at: r.try_get(8)?,
+        operator_scopes: r
+            .try_get::<String, _>(9)?
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -60,8 +67,8 @@ impl Directory {
     pub async fn insert_client(&self, c: &ClientRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO oidc_clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris,
-                 backchannel_logout_uri, web_origins, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 backchannel_logout_uri, web_origins, created_at, updated_at, operator_scopes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -72,6 +79,7 @@ impl Directory {
         .bind(json_of(&c.web_origins))
         .bind(c.created_at)
         .bind(c.updated_at)
+        .bind(c.operator_scopes.join(" "))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -79,6 +79,16 @@ impl Directory {
         Ok(r.rows_affected() > 0)
     }
 
+    pub async fn set_tenant_name(&self, id: &TenantId, name: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE tenants SET name = $1, updated_at = $2 WHERE id = $3")
+            .bind(name)
+            .bind(self.now())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     pub async fn set_schema_version(&self, id: &TenantId, version: i64) -> Result<()> {
         sqlx::query("UPDATE tenants SET schema_version = $1, updated_at = $2 WHERE id = $3")
             .bind(version)

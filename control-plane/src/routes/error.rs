@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::Fault;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
+use crate::service::fleet::FleetError;
 use crate::service::identity::AuthError;
 use crate::service::moves::NodeOpError;
 use crate::service::oidc::OidcError;
+use crate::service::operator::OperatorError;
 use crate::service::policy::PasswordRejected;
 
 #[derive(Debug, Clone)]
@@ -164,11 +166,17 @@ impl IntoResponse for ApiError {
             body["request_id"] = serde_json::Value::String(id);
         }
         let mut res = (self.status, Json(body)).into_response();
-        if self.code == "invalid_token" {
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-            );
+        let challenge = match self.code {
+            "invalid_token"
+            | "invalid_operator_key"
+            | "operator_key_expired"
+            | "operator_key_revoked" => Some(r#"Bearer error="invalid_token""#),
+            "insufficient_scope" => Some(r#"Bearer error="insufficient_scope""#),
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
         }
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
@@ -347,5 +355,69 @@ impl ApiError {
             OidcError::Fault(f) => Self::from(f),
             other => Self::internal(other),
         }
+    }
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(e: OperatorError) -> Self {
+        let (status, code, message) = (operator_status(&e), e.code(), e.to_string());
+        match e {
+            OperatorError::Fault(f) => f.into(),
+            OperatorError::Throttled { retry_after } => Self::too_many_requests(retry_after),
+            _ => Self::new(status, code, message),
+        }
+    }
+}
+
+fn operator_status(e: &OperatorError) -> StatusCode {
+    use OperatorError as E;
+    match e {
+        E::Unauthenticated | E::InvalidKey | E::Expired | E::Revoked => StatusCode::UNAUTHORIZED,
+        E::AddressNotAllowed | E::InsufficientScope(_) => StatusCode::FORBIDDEN,
+        E::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::UnknownKey(_) => StatusCode::NOT_FOUND,
+        E::IdempotencyKeyReused | E::IdempotencyKeyInProgress => StatusCode::CONFLICT,
+        E::InvalidScope(_)
+        | E::InvalidName
+        | E::InvalidDuration(_)
+        | E::InvalidNetwork(_)
+        | E::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+        E::Fault(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Operator commands over HTTP: the codes `tenantctl --json` prints, with their status.
+impl From<FleetError> for ApiError {
+    fn from(e: FleetError) -> Self {
+        let (code, message) = (e.code(), e.to_string());
+        let status = match e {
+            FleetError::Directory(d) => return crate::error::Fault::from(d).into(),
+            FleetError::Runtime(r) => return crate::error::Fault::from(r).into(),
+            FleetError::Io(_) | FleetError::Other(_) | FleetError::Backup(_) => {
+                return Self::internal(message);
+            }
+            FleetError::Node(_) | FleetError::TenantUnreadable { .. } => {
+                return Self::unavailable(code, message, 5);
+            }
+            FleetError::UnknownTenant(_)
+            | FleetError::UnknownUser(_)
+            | FleetError::IndexedToNothing(_)
+            | FleetError::DomainNotMapped { .. }
+            | FleetError::NotInTrash(_) => StatusCode::NOT_FOUND,
+            FleetError::InvalidSlug(_)
+            | FleetError::InvalidDomain(_)
+            | FleetError::InvalidName
+            | FleetError::InvalidEmail(_) => StatusCode::BAD_REQUEST,
+            FleetError::OtherNode { .. }
+            | FleetError::SlugTaken(_)
+            | FleetError::DomainTaken { .. }
+            | FleetError::EmailTaken(_)
+            | FleetError::Busy(_)
+            | FleetError::Provisioning(_)
+            | FleetError::TrashExpired { .. }
+            | FleetError::BackupExists(_)
+            | FleetError::TooNew { .. } => StatusCode::CONFLICT,
+        };
+        Self::new(status, code, message)
     }
 }

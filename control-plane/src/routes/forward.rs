@@ -29,6 +29,8 @@ use crate::state::AppState;
 enum Hint {
     Tenant(TenantId),
     Email(String),
+    /// An operator API path naming a company by slug.
+    Slug(String),
     None,
 }
 
@@ -70,7 +72,27 @@ fn tenant_of_grant(value: &str) -> Option<TenantId> {
     tenant_of_bearer(value).or_else(|| tenant_of_jwt(value))
 }
 
+/// An operator API call goes to the node of the company it names (by slug, or the user's
+/// email); its credentials and any cookie say nothing about a company.
+fn operator_hint(parts: &Parts) -> Hint {
+    let path = parts.uri.path();
+    if let Some(slug) = paths::operator_slug(path) {
+        return Hint::Slug(slug.to_owned());
+    }
+    if path == paths::operator::USERS
+        && let Some(q) = parts.uri.query()
+        && let Some((_, email)) =
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "email")
+    {
+        return Hint::Email(email.into_owned());
+    }
+    Hint::None
+}
+
 fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
+    if paths::is_operator(parts.uri.path()) {
+        return operator_hint(parts);
+    }
     if let (Some(field), Some(body)) = (body_field(&parts.method, parts.uri.path()), body) {
         return match field {
             TenantField::Email => {
@@ -343,6 +365,11 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
                 _ => return next.run(Request::from_parts(parts, held.into_body())).await,
             }
         }
+        Hint::Slug(slug) => match state.directory.tenant_by_slug(&slug).await {
+            Ok(Some(t)) if t.status != TenantStatus::Provisioning => t.id,
+            Ok(_) => return next.run(Request::from_parts(parts, held.into_body())).await,
+            Err(e) => return ApiError::from(crate::error::Fault::from(e)).into_response(),
+        },
         Hint::None => return next.run(Request::from_parts(parts, held.into_body())).await,
     };
     let ip = client_ip(&parts);

@@ -8,8 +8,12 @@ use serde_json::{Value, json};
 use super::paths::api as p;
 use crate::state::AppState;
 
-/// Every operation of the JSON API, as (method, path): the router and the document both follow
-/// this list, and the tests compare them.
+mod operator;
+pub use operator::OPERATIONS as OPERATOR_OPERATIONS;
+
+/// Every operation of the JSON API but the operator API's ([`OPERATOR_OPERATIONS`]), as
+/// (method, path): the router and the document both follow these lists, and the tests compare
+/// them.
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("post", p::LOGIN),
     ("post", p::LOGOUT),
@@ -118,6 +122,21 @@ fn id_param() -> Value {
 const JSON_WRITE: &[u16] = &[400, 413, 415, 422, 429, 503];
 
 pub fn document(product: &str, public_url: &str) -> Value {
+    let mut doc = people(product, public_url);
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(operator::paths());
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(operator::schemas());
+    }
+    doc["tags"] = json!([{"name": "operator", "description":
+        "The operator API for the vendor's back office: what tenantctl does, with an operator key \
+         (Authorization: Bearer) and its scopes. Errors carry the codes of tenantctl --json."}]);
+    doc
+}
+
+/// The document without the operator API.
+fn people(product: &str, public_url: &str) -> Value {
     let cookie = json!([{"session": []}, {"accessToken": []}]);
     let public = json!([]);
     let admin_errors = |extra: &[u16]| {
@@ -223,7 +242,9 @@ pub fn document(product: &str, public_url: &str) -> Value {
                 "session": {"type": "apiKey", "in": "cookie", "name": "tenantd_session",
                     "description": "Named __Host-tenantd_session when the public URL is https."},
                 "accessToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                    "description": "An access token the OpenID provider gave one of the vendor's apps (typ at+jwt): the same rights as the person's session cookie, refused once the session or grant ends."}
+                    "description": "An access token the OpenID provider gave one of the vendor's apps (typ at+jwt): the same rights as the person's session cookie, refused once the session or grant ends."},
+                "operatorKey": {"type": "http", "scheme": "bearer",
+                    "description": "The operator API only: an operator key (`tenantctl operator-key create`, tdo_…), or a client-credentials access token of an app granted operator scopes. Scopes: tenants:read, tenants:write, users:read, audit:read, backups:write. Cookies are ignored there."}
             },
             "schemas": schemas()
         }

@@ -21,6 +21,19 @@ pub mod api {
     pub const OPENAPI: &str = "/api/openapi.json";
 }
 
+/// The operator API: what `tenantctl` does, for the vendor's back office (operator keys only).
+pub mod operator {
+    pub const PREFIX: &str = "/api/operator/";
+    pub const TENANTS: &str = "/api/operator/tenants";
+    pub const TENANT: &str = "/api/operator/tenants/{slug}";
+    pub const UNDELETE: &str = "/api/operator/tenants/{slug}/undelete";
+    pub const DOMAINS: &str = "/api/operator/tenants/{slug}/domains";
+    pub const DOMAIN: &str = "/api/operator/tenants/{slug}/domains/{domain}";
+    pub const AUDIT: &str = "/api/operator/tenants/{slug}/audit";
+    pub const BACKUP: &str = "/api/operator/tenants/{slug}/backup";
+    pub const USERS: &str = "/api/operator/users";
+}
+
 /// The pages.
 pub mod pages {
     pub const ROOT: &str = "/";
@@ -113,6 +126,18 @@ pub fn node_local(path: &str) -> bool {
         )
 }
 
+/// Whether a path is the operator API's: cookies mean nothing there.
+pub fn is_operator(path: &str) -> bool {
+    path.starts_with(operator::PREFIX)
+}
+
+/// The slug an operator API path names (`/api/operator/tenants/{slug}…`), if any.
+pub fn operator_slug(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(operator::TENANTS)?.strip_prefix('/')?;
+    let slug = rest.split('/').next().unwrap_or(rest);
+    (!slug.is_empty()).then_some(slug)
+}
+
 /// Reset requests answer the same whether or not the account (or its node) exists.
 pub fn is_forgot(path: &str) -> bool {
     matches!(path, api::FORGOT | pages::FORGOT)
@@ -130,5 +155,14 @@ mod tests {
         assert!(node_local("/internal/tenants/x/freeze"));
         assert!(node_local(node::METRICS));
         assert!(!node_local(api::SESSION));
+        assert_eq!(operator_slug("/api/operator/tenants/acme"), Some("acme"));
+        assert_eq!(
+            operator_slug("/api/operator/tenants/acme/audit"),
+            Some("acme")
+        );
+        assert_eq!(operator_slug(operator::TENANTS), None);
+        assert_eq!(operator_slug("/api/operator/tenants/"), None);
+        assert_eq!(operator_slug("/api/operator/tenantsx"), None);
+        assert!(is_operator(operator::USERS) && !is_operator(api::USERS));
     }
 }

@@ -26,6 +26,9 @@ use super::fleet::{
 
 use crate::directory::{Backend, Directory, Tenant, TenantStatus};
 
+mod folder;
+pub use folder::{BackupFailure, BackupReport, backup_folder, check_new_folder, new_folder};
+
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_FORMAT: u32 = 1;
 

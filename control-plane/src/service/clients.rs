@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::directory::{ClientRow, Directory, DirectoryError};
+use crate::service::operator::scope::Scope;
 
 /// What an operator registers.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +16,9 @@ pub struct NewClient {
     pub web_origins: Vec<String>,
     /// A public client (a single-page or native app) has no secret; it proves itself with PKCE.
     pub public: bool,
+    /// Operator scopes the app may obtain with the client-credentials grant (comma-separated;
+    /// a confidential app only).
+    pub operator_scopes: String,
 }
 
 /// A registered app as operators see it: never the secret or its hash.
@@ -28,6 +32,8 @@ pub struct ClientView {
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub web_origins: Vec<String>,
+    /// Operator scopes it may obtain with the client-credentials grant.
+    pub operator_scopes: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -46,6 +52,7 @@ impl From<&ClientRow> for ClientView {
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
             web_origins: c.web_origins.clone(),
+            operator_scopes: c.operator_scopes.clone(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -79,6 +86,12 @@ pub enum ClientError {
     UnknownClient(String),
     #[error("client {0:?} is public: it has no secret to rotate")]
     PublicClient(String),
+    #[error(
+        "unknown operator scope {0:?}: use tenants:read, tenants:write, users:read, audit:read or backups:write"
+    )]
+    InvalidScope(String),
+    #[error("a public client cannot have operator scopes: they need a client secret")]
+    PublicOperator,
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
@@ -95,6 +108,8 @@ impl ClientError {
             Self::InvalidOrigin(_) => "invalid_origin",
             Self::UnknownClient(_) => "unknown_client",
             Self::PublicClient(_) => "public_client",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::PublicOperator => "public_client",
             Self::Directory(_) => "directory_error",
             Self::Runtime(e) => e.code(),
         }
@@ -197,7 +212,10 @@ pub async fn create(
 ) -> Result<(ClientView, Option<ClientSecret>)> {
     // Everything is checked before anything is written.
     let name = check_name(&new.name)?;
-    if new.redirect_uris.is_empty() {
+    let operator_scopes =
+        Scope::parse_list(&new.operator_scopes).map_err(ClientError::InvalidScope)?;
+    // An app that only calls the operator API signs nobody in: it needs no redirect URI.
+    if new.redirect_uris.is_empty() && operator_scopes.is_empty() {
         return Err(ClientError::NoRedirectUri);
     }
     let all = |uris: &[String]| {
@@ -217,6 +235,9 @@ pub async fn create(
         .iter()
         .map(|o| check_origin(o))
         .collect::<Result<Vec<_>>>()?;
+    if new.public && !operator_scopes.is_empty() {
+        return Err(ClientError::PublicOperator);
+    }
     let (secret, secret_hash) = if new.public {
         (None, None)
     } else {
@@ -231,6 +252,10 @@ pub async fn create(
         post_logout_redirect_uris,
         backchannel_logout_uri,
         web_origins,
+        operator_scopes: operator_scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
         created_at: now,
         updated_at: now,
     };
@@ -342,6 +367,7 @@ mod tests {
             post_logout_redirect_uris: vec![],
             backchannel_logout_uri: None,
             web_origins: vec![],
+            operator_scopes: vec![],
             created_at: 0,
             updated_at: 0,
         };

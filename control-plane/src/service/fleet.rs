@@ -74,6 +74,18 @@ pub enum FleetError {
         "email {0:?} already belongs to a user of another tenant (`tenantctl user find {0}`); choose another address or remove that user first"
     )]
     EmailTaken(String),
+    #[error("no user with email {0} in any tenant")]
+    UnknownUser(String),
+    #[error("{0} is indexed to a tenant that does not exist; run `tenantctl doctor`")]
+    IndexedToNothing(String),
+    #[error(
+        "{email} belongs to tenant {slug}, whose database cannot be read ({cause}); run `tenantctl doctor`"
+    )]
+    TenantUnreadable {
+        email: String,
+        slug: String,
+        cause: String,
+    },
     #[error(
         "another tenantctl command is working on tenant {0:?}; wait for it to finish and try again"
     )]
@@ -90,6 +102,8 @@ pub enum FleetError {
     TrashExpired { slug: String, days: i64 },
     #[error("{0}")]
     Backup(String),
+    #[error("{} already exists and is not empty; give a new folder to --out", .0.display())]
+    BackupExists(PathBuf),
     #[error(
         "the backup of {slug:?} has schema version {found}, newer than this tenantctl supports ({supported}); use a newer tenantctl"
     )]
@@ -134,11 +148,15 @@ impl FleetError {
             Self::DomainTaken { .. } => "domain_taken",
             Self::DomainNotMapped { .. } => "domain_not_mapped",
             Self::EmailTaken(_) => "email_taken",
+            Self::UnknownUser(_) => "unknown_user",
+            Self::IndexedToNothing(_) => "unknown_tenant",
+            Self::TenantUnreadable { .. } => "tenant_unreadable",
             Self::Busy(_) => "tenant_busy",
             Self::Provisioning(_) => "tenant_provisioning",
             Self::NotInTrash(_) => "not_in_trash",
             Self::TrashExpired { .. } => "trash_expired",
             Self::Backup(_) => "backup_invalid",
+            Self::BackupExists(_) => "backup_exists",
             Self::TooNew { .. } => "backup_too_new",
             Self::Directory(_) => "directory_error",
             Self::Runtime(e) => e.code(),
@@ -157,19 +175,26 @@ pub struct Fleet {
     pub router: TenantRouter,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    /// Who acts through the operator API (its key or app), named in the tenant's audit log;
+    /// `None` for `tenantctl` on the server.
+    pub via: Option<String>,
 }
 
 impl Fleet {
     /// Records an operator action in the tenant's own audit log, so its admins see it. Best
-    /// effort: a tenant whose file is on another node is told on stderr, not failed.
+    /// effort: a tenant whose file is on another node is logged, not failed.
     pub async fn audit(&self, tenant: &Tenant, action: &'static str, details: serde_json::Value) {
         let id = tenant.id.clone();
         if !self.router.exists(&id) {
-            eprintln!(
-                "tenantctl: {action} not written to the audit log of {}: its file is not on this node",
+            tracing::warn!(
+                "{action} not written to the audit log of {}: its file is not on this node",
                 tenant.slug
             );
             return;
+        }
+        let mut details = details;
+        if let (Some(via), serde_json::Value::Object(m)) = (&self.via, &mut details) {
+            m.insert("via".into(), serde_json::Value::String(via.clone()));
         }
         let now = self.clock.now();
         let written = self
@@ -186,8 +211,8 @@ impl Fleet {
             })
             .await;
         if let Err(e) = written {
-            eprintln!(
-                "tenantctl: {action} not written to the audit log of {}: {e}",
+            tracing::warn!(
+                "{action} not written to the audit log of {}: {e}",
                 tenant.slug
             );
         }

@@ -6,6 +6,7 @@
 pub mod authorize;
 pub mod claims;
 pub mod logout;
+pub mod machine;
 pub mod signing;
 pub mod token;
 
@@ -42,8 +43,13 @@ pub enum OidcError {
     InvalidRequest(Cow<'static, str>),
     #[error("{0}")]
     InvalidScope(&'static str),
-    #[error("the grant type is not supported: use authorization_code or refresh_token")]
+    #[error(
+        "the grant type is not supported: use authorization_code, refresh_token or client_credentials"
+    )]
     UnsupportedGrantType,
+    /// The client may not use this grant (client credentials without operator scopes).
+    #[error("this client may not use the client_credentials grant")]
+    UnauthorizedClient,
     /// A bearer access token that is invalid, expired or whose grant has ended.
     #[error("the access token is invalid or has expired")]
     InvalidToken,
@@ -72,6 +78,7 @@ impl OidcError {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnauthorizedClient => "unauthorized_client",
             Self::InvalidToken => "invalid_token",
             Self::Fault(_) => "server_error",
         }

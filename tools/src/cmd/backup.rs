@@ -1,130 +1,98 @@
-use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::Context;
-use control_plane::directory::TenantStatus;
-use control_plane::service::backup::{self, MANIFEST_FORMAT, Manifest};
-use control_plane::service::fleet::FleetError;
+use control_plane::service::backup::{self, BackupReport};
+use reqwest::Method;
 use serde_json::json;
-use tenant_runtime::TenantId;
 
+use super::remote::enc;
 use super::{Ctx, Report, coded, default_jobs, parallel};
 use crate::failpoint::crash_point;
 use crate::{BackupArgs, RestoreArgs};
 
-pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
-    let started = Instant::now();
-    let out = a.out;
-    if out.exists()
-        && std::fs::read_dir(&out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(coded(
-            "backup_exists",
-            format!(
-                "{} already exists and is not empty; give a new folder to --out",
-                out.display()
-            ),
-        ));
-    }
-    let fleet = ctx.fleet().await?;
-    let mut tenants = fleet.directory.tenants().await?;
-    if let Some(slug) = &a.tenant {
-        tenants.retain(|t| &t.slug == slug);
-        if tenants.is_empty() {
-            return Err(FleetError::UnknownTenant(slug.clone()).into());
-        }
-    }
-    let unfinished: Vec<String> = tenants
-        .iter()
-        .filter(|t| t.status == TenantStatus::Provisioning)
-        .map(|t| t.slug.clone())
-        .collect();
-    tenants.retain(|t| t.status != TenantStatus::Provisioning);
-    let mut domains: HashMap<TenantId, Vec<String>> = HashMap::new();
-    for (t, d) in fleet.directory.all_domains().await? {
-        domains.entry(t).or_default().push(d);
-    }
-    std::fs::create_dir_all(out.join("tenants"))
-        .with_context(|| format!("cannot create the backup folder {}", out.display()))?;
-    let started_at = ctx.now();
-    let directory = backup::backup_directory(&fleet.directory, &out).await?;
-
-    let bar = ctx.progress(tenants.len(), "backup");
-    let jobs = default_jobs(a.jobs, 2, 8);
-    let router = fleet.router.clone();
-    let results = tokio::task::block_in_place(|| {
-        parallel(&tenants, jobs, &bar, |t| {
-            let d = domains.get(&t.id).cloned().unwrap_or_default();
-            backup::backup_tenant(&router, t, d, &out, ctx.now())
-        })
-    });
-    let mut copies = Vec::new();
-    let mut failed = Vec::new();
-    for (t, r) in tenants.iter().zip(results) {
-        match r {
-            Ok(c) => copies.push(c),
-            Err(e) => failed.push((t.slug.clone(), e.to_string())),
-        }
-    }
-    let bytes: u64 = copies.iter().map(|c| c.size).sum::<u64>() + directory.size.unwrap_or(0);
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at,
-        finished_at: ctx.now(),
-        directory,
-        tenants: copies,
-    };
-    backup::write_manifest(&out, &manifest)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let n = manifest.tenants.len();
+fn backup_report(r: &BackupReport) -> anyhow::Result<Report> {
     let mut text = format!(
-        "Backed up {n} tenant(s){} to {} ({:.1} MB in {elapsed:.1}s).\n",
-        if manifest.directory.file.is_some() {
+        "Backed up {} tenant(s){} to {} ({:.1} MB in {:.1}s).\n",
+        r.tenants,
+        if r.manifest.directory.file.is_some() {
             " and the directory"
         } else {
             ""
         },
-        out.display(),
-        bytes as f64 / 1e6
+        r.out.display(),
+        r.bytes as f64 / 1e6,
+        r.elapsed_secs
     );
-    if let Some(note) = &manifest.directory.note {
+    if let Some(note) = &r.manifest.directory.note {
         text.push_str(&format!("Directory: {note}\n"));
     }
-    for s in &unfinished {
+    for s in &r.skipped_provisioning {
         text.push_str(&format!(
             "Skipped {s}: it did not finish provisioning (see `tenantctl doctor`).\n"
         ));
     }
-    for (s, e) in &failed {
-        text.push_str(&format!("FAILED {s}: {e}\n"));
+    for f in &r.failed {
+        text.push_str(&format!("FAILED {}: {}\n", f.slug, f.error));
     }
-    let report = Report::new(
-        text,
-        json!({
-            "out": out,
-            "tenants": n,
-            "bytes": bytes,
-            "failed": failed.iter().map(|(s, e)| json!({"slug": s, "error": e})).collect::<Vec<_>>(),
-            "skipped_provisioning": unfinished,
-            "elapsed_secs": elapsed,
-            "tenants_per_sec": if elapsed > 0.0 { n as f64 / elapsed } else { 0.0 },
-            "manifest": manifest,
-        }),
-    );
-    Ok(if failed.is_empty() {
+    let report = Report::new(text, serde_json::to_value(r)?);
+    Ok(if r.failed.is_empty() {
         report
     } else {
         report.failed(
             "backup_incomplete",
             format!(
                 "{} tenant(s) could not be backed up (the manifest lists the others); see above, fix them and back up again",
-                failed.len()
+                r.failed.len()
             ),
         )
     })
+}
+
+pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
+    if let Some(remote) = &ctx.remote {
+        // The server writes into its backup folder (TENANTD_BACKUP_DIR), one company at a time.
+        let (Some(slug), None) = (&a.tenant, &a.out) else {
+            return Err(coded(
+                "not_remote",
+                "through --server, back up one tenant with --tenant SLUG (the server writes into its TENANTD_BACKUP_DIR; --out is for tenantctl on the server)",
+            ));
+        };
+        let r: BackupReport = remote
+            .call(
+                Method::POST,
+                &format!("/api/operator/tenants/{}/backup", enc(slug)),
+                None,
+            )
+            .await?;
+        return backup_report(&r);
+    }
+    let out = a.out.ok_or_else(|| {
+        coded(
+            "out_required",
+            "give the new folder to write the backup into with --out DIR",
+        )
+    })?;
+    backup::check_new_folder(&out)?;
+    let fleet = ctx.fleet().await?;
+    if let Some(slug) = &a.tenant {
+        fleet.tenant_by_slug(slug).await?;
+    }
+    let count = match &a.tenant {
+        Some(_) => 1,
+        None => fleet.directory.tenants().await?.len(),
+    };
+    let bar = ctx.progress(count, "backup");
+    let ticker = bar.clone();
+    let r = backup::backup_folder(
+        &fleet,
+        &out,
+        a.tenant.as_deref(),
+        default_jobs(a.jobs, 2, 8),
+        Arc::new(move || ticker.inc(1)),
+    )
+    .await;
+    bar.finish_and_clear();
+    backup_report(&r.with_context(|| format!("cannot back up into {}", out.display()))?)
 }
 
 pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {

@@ -40,7 +40,12 @@ pub struct CreateClientArgs {
     pub name: String,
     /// Where the app receives the result of a sign-in; compared exactly (no wildcards).
     /// https, or http for loopback hosts only. Repeat for several.
-    #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+    /// Not needed by an app that only uses the operator API (--operator-scope).
+    #[arg(
+        long = "redirect-uri",
+        value_name = "URI",
+        required_unless_present = "operator_scope"
+    )]
     pub redirect_uris: Vec<String>,
     /// Where the app may send people after signing out. Repeat for several.
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
@@ -54,6 +59,11 @@ pub struct CreateClientArgs {
     /// A public client (single-page or native app): no secret, PKCE only.
     #[arg(long)]
     pub public: bool,
+    /// Operator scopes this (confidential) app may obtain with the client-credentials grant
+    /// for the operator API, comma-separated: tenants:read, tenants:write, users:read,
+    /// audit:read, backups:write.
+    #[arg(long, value_name = "SCOPES")]
+    pub operator_scope: Option<String>,
 }
 
 fn text_of(c: &ClientView) -> String {
@@ -76,6 +86,12 @@ fn text_of(c: &ClientView) -> String {
     if !c.web_origins.is_empty() {
         t.push_str(&format!("web origins: {}\n", c.web_origins.join(", ")));
     }
+    if !c.operator_scopes.is_empty() {
+        t.push_str(&format!(
+            "operator scopes: {}\n",
+            c.operator_scopes.join(", ")
+        ));
+    }
     t
 }
 
@@ -90,6 +106,7 @@ pub(crate) async fn run(ctx: &Ctx, command: ClientCommand) -> anyhow::Result<Rep
                 backchannel_logout_uri: a.backchannel_logout_uri,
                 web_origins: a.web_origins,
                 public: a.public,
+                operator_scopes: a.operator_scope.unwrap_or_default(),
             };
             let (client, secret) = clients::create(&dir, &new, ctx.now()).await?;
             let mut text = text_of(&client);

@@ -4,11 +4,10 @@ use clap::Args;
 use control_plane::cluster::client::{NodeClient, NodeError};
 use control_plane::cluster::placement::{LIVE_SECS, valid_node_id};
 use control_plane::cluster::signing::NodeSecret;
-use control_plane::config::Config;
 use control_plane::directory::TenantStatus;
-use control_plane::service::fleet::{Checkpoint, Fleet, FleetError};
+use control_plane::service::fleet::{Fleet, FleetError};
 use control_plane::service::moves::{self, MoveError};
-use control_plane::service::provision::{self, Files, NewTenant, Provisioned};
+use control_plane::service::provision::{Files, NewTenant};
 use serde_json::json;
 
 use super::{Ctx, Report, coded};
@@ -55,17 +54,30 @@ fn node_client(fleet: &Fleet) -> Result<NodeClient, NodeError> {
     }
 }
 
-/// Creates a tenant on `node`, or on the live node with the fewest tenants (this machine's
+/// Where a new tenant goes, and who writes its file.
+pub(crate) struct Target {
+    pub node: String,
+    /// A node's client and URL when the file is written by another node.
+    remote: Option<(NodeClient, String)>,
+}
+
+impl Target {
+    pub(crate) fn files<'a>(&'a self, fleet: &'a Fleet) -> Files<'a> {
+        match &self.remote {
+            None => Files::Local(&fleet.router),
+            Some((client, url)) => Files::Remote { client, url },
+        }
+    }
+}
+
+/// Places a new tenant on `node`, or on the live node with the fewest tenants (this machine's
 /// when no node is registered). A creation resumed after a crash stays on its node. The
 /// file of a tenant placed on another node is written by that node.
-pub(crate) async fn create(
+pub(crate) async fn target(
     fleet: &Fleet,
-    config: &Config,
     req: &NewTenant,
     node: Option<&str>,
-    now: i64,
-    checkpoint: Checkpoint<'_>,
-) -> Result<Provisioned, FleetError> {
+) -> Result<Target, FleetError> {
     let own = own_node();
     let chosen = match fleet.directory.tenant_by_slug(&req.slug).await? {
         Some(t) if t.status == TenantStatus::Provisioning => t.node,
@@ -85,16 +97,10 @@ pub(crate) async fn create(
         .into());
     }
     if chosen == own {
-        return provision::create_tenant_placed(
-            &fleet.directory,
-            Files::Local(&fleet.router),
-            &chosen,
-            config,
-            req,
-            now,
-            checkpoint,
-        )
-        .await;
+        return Ok(Target {
+            node: chosen,
+            remote: None,
+        });
     }
     let Some(target) = fleet.directory.node(&chosen).await? else {
         return Err(NodeError::Invalid(format!(
@@ -103,19 +109,10 @@ pub(crate) async fn create(
         .into());
     };
     let client = node_client(fleet)?;
-    provision::create_tenant_placed(
-        &fleet.directory,
-        Files::Remote {
-            client: &client,
-            url: &target.url,
-        },
-        &chosen,
-        config,
-        req,
-        now,
-        checkpoint,
-    )
-    .await
+    Ok(Target {
+        node: chosen,
+        remote: Some((client, target.url)),
+    })
 }
 
 /// `tenant move SLUG --to NODE`.

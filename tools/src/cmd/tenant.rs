@@ -1,38 +1,88 @@
-use std::collections::HashMap;
-
 use anyhow::Context;
-use control_plane::directory::{Tenant, TenantStatus};
-use control_plane::service::backchannel;
 use control_plane::service::fleet::{self, FleetError};
-use control_plane::service::provision::{self, NewTenant};
+use control_plane::service::provision::NewTenant;
+use control_plane::service::tenants::{
+    self, Created, Deleted, StatusChange, TenantDetail, TenantInfo, Undeleted,
+};
+use reqwest::Method;
 use serde_json::{Value, json};
-use tenant_runtime::TenantId;
 
+use super::remote::enc;
 use super::{Ctx, Report, coded, table};
 use crate::CreateArgs;
 use crate::failpoint::crash_point;
 
-fn tenant_json(t: &Tenant, domains: &[String]) -> Value {
-    json!({
-        "id": t.id,
-        "slug": t.slug,
-        "name": t.name,
-        "status": t.status,
-        "schema_version": t.schema_version,
-        "node": t.node,
-        "auth_epoch": t.auth_epoch,
-        "domains": domains,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-    })
+fn domains_text(domains: &[String]) -> String {
+    if domains.is_empty() {
+        "-".to_owned()
+    } else {
+        domains.join(", ")
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(v)?)
+}
+
+fn created_report(c: &Created, via: &str) -> anyhow::Result<Report> {
+    let mut text = if c.reinvited {
+        format!(
+            "Tenant {} already exists as asked; its first admin has not accepted yet, so a new invitation was made.\n",
+            c.tenant.slug
+        )
+    } else {
+        format!("Created tenant {} ({}).\n", c.tenant.slug, c.tenant.name)
+    };
+    text.push_str(&format!(
+        "  id:       {}\n  domains:  {}\n  admin:    {} (invited)\n  invite:   {}\n",
+        c.tenant.id,
+        domains_text(&c.tenant.domains),
+        c.admin.email,
+        c.invite_link
+            .as_deref()
+            .unwrap_or("(mailed to the admin; the link is not shown remotely)")
+    ));
+    let mut shown = c.clone();
+    shown.mail_error = None;
+    let mut report = Report::new(text, to_json(&shown)?);
+    if c.mail_sent {
+        report
+            .text
+            .push_str(&format!("Invitation mailed ({via}).\n"));
+    } else {
+        let why = c.mail_error.as_deref().unwrap_or("see the server's log");
+        report = report.failed(
+            "mail_failed",
+            format!(
+                "tenant {} is created, but mailing the invitation failed ({why}); give the admin the link above, or run the same command again to send a new one",
+                c.tenant.slug
+            ),
+        );
+    }
+    Ok(report)
 }
 
 pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
     if !fleet::valid_slug(&a.slug) {
         return Err(FleetError::InvalidSlug(a.slug).into());
     }
+    if let Some(remote) = &ctx.remote {
+        if a.node.is_some() {
+            return Err(coded(
+                "not_remote",
+                "--node works on the server only; a company created through --server is placed on the node that answers",
+            ));
+        }
+        let body = json!({
+            "slug": a.slug, "name": a.name, "domains": a.domains,
+            "admin_email": a.admin_email, "admin_name": a.admin_name,
+        });
+        let c: Created = remote
+            .call(Method::POST, "/api/operator/tenants", Some(body))
+            .await?;
+        return created_report(&c, "by the server");
+    }
     let fleet = ctx.fleet().await?;
-    let _lock = fleet::lock(&ctx.config, &a.slug)?;
     let req = NewTenant {
         slug: a.slug.clone(),
         name: a.name.clone(),
@@ -40,109 +90,36 @@ pub(crate) async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<Report> {
         admin_email: a.admin_email.clone(),
         admin_name: a.admin_name.clone(),
     };
-    let now = ctx.now();
-    let (p, again) = match super::placement::create(
+    let target = super::placement::target(&fleet, &req, a.node.as_deref()).await?;
+    let (mailer, via) = super::config::mailer(ctx)?;
+    let created = tenants::create(
         &fleet,
-        &ctx.config,
+        target.files(&fleet),
+        &target.node,
+        &*mailer,
         &req,
-        a.node.as_deref(),
-        now,
+        ctx.now(),
         &crash_point,
     )
-    .await
-    {
-        Ok(p) => (p, false),
-        Err(FleetError::SlugTaken(slug)) => {
-            match provision::reinvite_if_same(
-                &fleet.directory,
-                &fleet.router,
-                &ctx.config,
-                &req,
-                now,
-            )
-            .await?
-            {
-                Some(p) => (p, true),
-                None => return Err(FleetError::SlugTaken(slug).into()),
-            }
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let domains = fleet.directory.domains_of(&p.tenant.id).await?;
-    let (mailer, via) = super::config::mailer(ctx)?;
-    let admin_email = p.mail.to.clone();
-    let sent = mailer.send(p.mail.clone()).await;
-    if sent.is_ok() {
-        crash_point("mail_sent");
-    }
-    let mut text = if again {
-        format!(
-            "Tenant {} already exists as asked; its first admin has not accepted yet, so a new invitation was made.\n",
-            p.tenant.slug
-        )
-    } else {
-        format!("Created tenant {} ({}).\n", p.tenant.slug, p.tenant.name)
-    };
-    text.push_str(&format!(
-        "  id:       {}\n  domains:  {}\n  admin:    {} (invited)\n  invite:   {}\n",
-        p.tenant.id,
-        if domains.is_empty() {
-            "-".to_owned()
-        } else {
-            domains.join(", ")
-        },
-        admin_email,
-        p.invite_link
-    ));
-    let mut report = Report::new(
-        text,
-        json!({
-            "tenant": tenant_json(&p.tenant, &domains),
-            "admin": {"id": p.admin_user_id, "email": admin_email, "status": "invited"},
-            "invite_link": p.invite_link,
-            "reinvited": again,
-            "mail_sent": sent.is_ok(),
-        }),
-    );
-    match sent {
-        Ok(()) => report
-            .text
-            .push_str(&format!("Invitation mailed ({via}).\n")),
-        Err(e) => {
-            report = report.failed(
-                "mail_failed",
-                format!(
-                    "tenant {} is created, but mailing the invitation failed ({e:#}); give the admin the link above, or run the same command again to send a new one",
-                    p.tenant.slug
-                ),
-            );
-        }
-    }
-    Ok(report)
+    .await?;
+    created_report(&created, &via)
 }
 
-pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
-    let fleet = ctx.fleet().await?;
-    let tenants = fleet.directory.tenants().await?;
-    let mut domains: HashMap<TenantId, Vec<String>> = HashMap::new();
-    for (t, d) in fleet.directory.all_domains().await? {
-        domains.entry(t).or_default().push(d);
-    }
-    let none = Vec::new();
-    let rows: Vec<Vec<String>> = tenants
+fn list_report(all: &[TenantInfo]) -> anyhow::Result<Report> {
+    let rows: Vec<Vec<String>> = all
         .iter()
         .map(|t| {
             vec![
                 t.slug.clone(),
-                t.status.as_str().to_owned(),
+                t.status.clone(),
                 t.schema_version.to_string(),
-                domains.get(&t.id).unwrap_or(&none).join(","),
-                t.id.to_string(),
+                t.domains.join(","),
+                t.id.clone(),
                 t.name.clone(),
             ]
         })
         .collect();
-    let text = if tenants.is_empty() {
+    let text = if all.is_empty() {
         "No tenants yet. Create one with `tenantctl tenant create`.\n".to_owned()
     } else {
         table(
@@ -150,110 +127,119 @@ pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
             &rows,
         )
     };
-    let json = Value::Array(
-        tenants
-            .iter()
-            .map(|t| tenant_json(t, domains.get(&t.id).unwrap_or(&none)))
-            .collect(),
-    );
-    Ok(Report::new(text, json))
+    Ok(Report::new(text, to_json(&all)?))
 }
 
-pub(crate) async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
+pub(crate) async fn list(ctx: &Ctx) -> anyhow::Result<Report> {
+    if let Some(remote) = &ctx.remote {
+        // Every page, so the output is the whole fleet as locally.
+        let mut all: Vec<TenantInfo> = Vec::new();
+        loop {
+            let page: Value = remote
+                .call(
+                    Method::GET,
+                    &format!("/api/operator/tenants?offset={}&limit=200", all.len()),
+                    None,
+                )
+                .await?;
+            let got: Vec<TenantInfo> = serde_json::from_value(page["tenants"].clone())?;
+            let total = page["total"].as_u64().unwrap_or(0) as usize;
+            let done = got.is_empty();
+            all.extend(got);
+            if done || all.len() >= total {
+                break;
+            }
+        }
+        return list_report(&all);
+    }
     let fleet = ctx.fleet().await?;
-    let t = fleet.tenant_by_slug(slug).await?;
-    let domains = fleet.directory.domains_of(&t.id).await?;
-    let index = fleet.directory.index_of(&t.id).await?;
-    let id = t.id.clone();
-    let path = fleet.router.path_of(&id);
-    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
-    let pending = index.iter().filter(|e| e.state != "active").count();
+    list_report(&tenants::list(&fleet, &tenants::Filter::default()).await?)
+}
+
+fn show_report(d: &TenantDetail) -> anyhow::Result<Report> {
+    let t = &d.tenant;
+    let pending = d.users.iter().filter(|e| e.state != "active").count();
     let mut text = format!(
         "{} ({})\n  id:        {}\n  status:    {}\n  schema:    {}\n  domains:   {}\n  users:     {} indexed{}\n  file:      {}\n",
         t.slug,
         t.name,
         t.id,
-        t.status.as_str(),
+        t.status,
         t.schema_version,
-        if domains.is_empty() {
-            "-".to_owned()
-        } else {
-            domains.join(", ")
-        },
-        index.len(),
+        domains_text(&t.domains),
+        d.users.len(),
         if pending > 0 {
             format!(" ({pending} pending)")
         } else {
             String::new()
         },
-        match size {
-            Some(s) => format!("{} ({s} bytes)", path.display()),
-            None => format!("{} (missing: run `tenantctl doctor`)", path.display()),
+        match d.file_size {
+            Some(s) => format!("{} ({s} bytes)", d.file.display()),
+            None => format!("{} (missing: run `tenantctl doctor`)", d.file.display()),
         }
     );
-    for e in &index {
+    for e in &d.users {
         text.push_str(&format!("    {} [{}]\n", e.email, e.state));
     }
-    let mut json = tenant_json(&t, &domains);
-    if let Value::Object(m) = &mut json {
-        m.insert("users".into(), json!(index));
-        m.insert("file".into(), json!(path));
-        m.insert("file_size".into(), json!(size));
+    Ok(Report::new(text, to_json(d)?))
+}
+
+pub(crate) async fn show(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
+    if let Some(remote) = &ctx.remote {
+        let d: TenantDetail = remote
+            .call(
+                Method::GET,
+                &format!("/api/operator/tenants/{}", enc(slug)),
+                None,
+            )
+            .await?;
+        return show_report(&d);
     }
-    Ok(Report::new(text, json))
+    show_report(&tenants::show(&ctx.fleet().await?, slug).await?)
+}
+
+fn status_report(suspend: bool, c: &StatusChange) -> anyhow::Result<Report> {
+    let text = match (suspend, c.changed) {
+        (true, true) => format!(
+            "Suspended {}: its users are refused within a second (resume with `tenantctl tenant resume {}`).\n",
+            c.slug, c.slug
+        ),
+        (false, true) => format!("Resumed {}: its users can sign in again.\n", c.slug),
+        (true, false) => format!("{} was already suspended.\n", c.slug),
+        (false, false) => format!("{} was already active.\n", c.slug),
+    };
+    Ok(Report::new(text, to_json(c)?))
 }
 
 pub(crate) async fn set_status(ctx: &Ctx, slug: &str, suspend: bool) -> anyhow::Result<Report> {
-    let fleet = ctx.fleet().await?;
-    let t = fleet.tenant_by_slug(slug).await?;
-    if t.status == TenantStatus::Provisioning {
-        return Err(FleetError::Provisioning(t.slug).into());
-    }
-    let status = if suspend {
-        TenantStatus::Suspended
-    } else {
-        TenantStatus::Active
-    };
-    let changed = t.status != status;
-    if changed {
-        fleet.directory.set_tenant_status(&t.id, status).await?;
-        let action = if suspend {
-            "tenant.suspended"
-        } else {
-            "tenant.resumed"
-        };
-        fleet.audit(&t, action, json!({})).await;
-        if suspend {
-            // The apps' sessions end with the company's: they are told by back-channel logout.
-            backchannel::end_all_grants(
-                &fleet.directory,
-                &fleet.router,
-                &t.id,
-                Vec::new(),
-                fleet.clock.now(),
+    if let Some(remote) = &ctx.remote {
+        let status = if suspend { "suspended" } else { "active" };
+        let v: Value = remote
+            .call(
+                Method::PATCH,
+                &format!("/api/operator/tenants/{}", enc(slug)),
+                Some(json!({"status": status})),
             )
             .await?;
-        }
+        let t: TenantInfo = serde_json::from_value(v["tenant"].clone())?;
+        let change = StatusChange {
+            slug: t.slug,
+            id: t.id,
+            status: t.status,
+            changed: v["changed"].as_bool().unwrap_or(false),
+        };
+        return status_report(suspend, &change);
     }
-    let text = match (suspend, changed) {
-        (true, true) => format!(
-            "Suspended {}: its users are refused within a second (resume with `tenantctl tenant resume {}`).\n",
-            t.slug, t.slug
-        ),
-        (false, true) => format!("Resumed {}: its users can sign in again.\n", t.slug),
-        (true, false) => format!("{} was already suspended.\n", t.slug),
-        (false, false) => format!("{} was already active.\n", t.slug),
-    };
-    Ok(Report::new(
-        text,
-        json!({"slug": t.slug, "id": t.id, "status": status, "changed": changed}),
-    ))
+    let change = tenants::set_status(&ctx.fleet().await?, slug, suspend).await?;
+    status_report(suspend, &change)
 }
 
 pub(crate) async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<Report> {
-    let fleet = ctx.fleet().await?;
-    let t = fleet.tenant_by_slug(slug).await?;
     if !yes {
+        if ctx.remote.is_none() {
+            // An unknown slug says so before asking for confirmation.
+            ctx.fleet().await?.tenant_by_slug(slug).await?;
+        }
         return Err(coded(
             "confirmation_required",
             format!(
@@ -261,35 +247,51 @@ pub(crate) async fn delete(ctx: &Ctx, slug: &str, yes: bool) -> anyhow::Result<R
             ),
         ));
     }
-    let entry = fleet::delete(&fleet, &t.slug, ctx.now(), &crash_point).await?;
+    let d: Deleted = match &ctx.remote {
+        Some(remote) => {
+            remote
+                .call(
+                    Method::DELETE,
+                    &format!("/api/operator/tenants/{}", enc(slug)),
+                    None,
+                )
+                .await?
+        }
+        None => tenants::delete(&ctx.fleet().await?, slug, ctx.now(), &crash_point).await?,
+    };
     Ok(Report::new(
         format!(
             "Deleted {} ({}). Its database is kept in the trash for {} days: {}\nBring it back with `tenantctl tenant undelete {}`.\n",
-            t.slug,
-            t.id,
+            d.slug,
+            d.id,
             fleet::TRASH_RETENTION_SECS / 86_400,
-            entry.path.display(),
-            t.slug
+            d.trash.display(),
+            d.slug
         ),
-        json!({"slug": t.slug, "id": t.id, "deleted": true, "trash": entry.path, "note": entry.note}),
+        to_json(&d)?,
     ))
 }
 
 pub(crate) async fn undelete(ctx: &Ctx, slug: &str) -> anyhow::Result<Report> {
-    let fleet = ctx.fleet().await?;
-    let t = fleet::undelete(&fleet, slug, ctx.now(), &crash_point)
-        .await
-        .with_context(|| format!("cannot undelete {slug}"))?;
-    let domains = fleet.directory.domains_of(&t.id).await?;
-    let users = fleet.directory.index_of(&t.id).await?.len();
+    let u: Undeleted = match &ctx.remote {
+        Some(remote) => {
+            remote
+                .call(
+                    Method::POST,
+                    &format!("/api/operator/tenants/{}/undelete", enc(slug)),
+                    None,
+                )
+                .await?
+        }
+        None => tenants::undelete(&ctx.fleet().await?, slug, ctx.now(), &crash_point)
+            .await
+            .with_context(|| format!("cannot undelete {slug}"))?,
+    };
     Ok(Report::new(
         format!(
             "Undeleted {} as {} ({} users, status {}). Sessions and links from before the delete no longer work.\n",
-            t.slug,
-            t.id,
-            users,
-            t.status.as_str()
+            u.tenant.slug, u.tenant.id, u.users, u.tenant.status
         ),
-        json!({"tenant": tenant_json(&t, &domains), "users": users}),
+        to_json(&u)?,
     ))
 }

@@ -22,7 +22,8 @@ pub struct Tokens {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    pub id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
@@ -96,6 +97,17 @@ pub async fn exchange(
     match req.grant_type.as_str() {
         "authorization_code" => redeem_code(state, client, req).await,
         "refresh_token" => refresh(state, client, req).await,
+        "client_credentials" => {
+            let t = super::machine::client_credentials(state, client, req.scope.as_deref()).await?;
+            Ok(Tokens {
+                access_token: t.access_token,
+                token_type: "Bearer",
+                expires_in: t.expires_in,
+                id_token: None,
+                refresh_token: None,
+                scope: t.scope,
+            })
+        }
         "" => Err(OidcError::InvalidRequest("grant_type is required".into())),
         _ => Err(OidcError::UnsupportedGrantType),
     }
@@ -185,7 +197,7 @@ fn tokens(minted: Minted, refresh_token: Option<String>, scope: String) -> Token
         access_token: minted.access_token,
         token_type: "Bearer",
         expires_in: minted.expires_in,
-        id_token: minted.id_token,
+        id_token: Some(minted.id_token),
         refresh_token,
         scope,
     }

@@ -14,6 +14,7 @@ mod admin;
 mod authz;
 mod cli;
 mod clients;
+mod console;
 mod directory;
 mod hardening;
 mod login;

@@ -15,6 +15,7 @@ mod authz;
 mod cli;
 mod clients;
 mod console;
+mod console_browser;
 mod directory;
 mod hardening;
 mod login;

@@ -61,7 +61,7 @@ pub enum AdminError {
     /// A search, filter or sort the list does not know.
     #[error("invalid filter")]
     InvalidFilter,
-    /// A bulk invitation longer than [`super::people::MAX_BULK_LINES`].
+    /// A bulk invitation longer than the most lines of one batch.
     #[error("too many lines")]
     TooManyLines,
     #[error("no lines")]

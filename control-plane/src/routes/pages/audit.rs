@@ -85,11 +85,6 @@ pub(super) fn entry_rows_named(entries: &[Entry], names: &HashMap<String, String
         .collect()
 }
 
-/// Table rows of entries, people by id.
-pub(super) fn entry_rows(entries: &[Entry]) -> String {
-    entry_rows_named(entries, &HashMap::new())
-}
-
 pub(super) async fn audit_page(
     State(state): State<AppState>,
     headers: HeaderMap,

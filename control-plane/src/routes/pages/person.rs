@@ -10,12 +10,12 @@ use tenant_runtime::store::audit;
 use super::Query;
 use super::account::{role_label, session_rows};
 use super::admin::{flash, gate, refusal, role_form, status_badge, user_actions};
-use super::audit::entry_rows;
+use super::audit::entry_rows_named;
 use super::forms::{self, Csrf};
 use super::html::{self, Input, e};
 use crate::routes::error::ApiError;
 use crate::service::admin::{self as svc, TenantAdmin};
-use crate::service::profile;
+use crate::service::{people, profile};
 use crate::state::AppState;
 
 /// How many audit entries the page shows.
@@ -88,7 +88,7 @@ async fn render(
         Err(err) => return html::error_page(state, &refusal(err), ("/admin", "Back to people")),
     };
     let signed = admin.signed();
-    let (sessions, pending, entries) = match tokio::try_join!(
+    let (sessions, pending, entries, names) = match tokio::try_join!(
         svc::user_sessions(state, admin, id),
         profile::pending_email(state, &signed.tenant.id, id),
         svc::audit_log(
@@ -100,6 +100,7 @@ async fn render(
                 ..audit::Filter::default()
             }
         ),
+        people::emails_by_id(state, admin),
     ) {
         Ok(found) => found,
         Err(err) => return html::error_page(state, &refusal(err), ("/admin", "Back to people")),
@@ -166,7 +167,7 @@ async fn render(
             "<div class=\"table-wrap\"><table aria-labelledby=\"audit-heading\">\n\
 <thead><tr><th scope=\"col\">When</th><th scope=\"col\">Action</th><th scope=\"col\">By</th><th scope=\"col\">About</th><th scope=\"col\">Details</th></tr></thead>\n\
 <tbody>\n{}</tbody></table></div>\n<p class=\"actions\"><a href=\"/admin/audit?user={uid}\">The whole audit log of this person</a></p>\n",
-            entry_rows(&entries)
+            entry_rows_named(&entries, &names)
         )
     };
     let last = user

@@ -143,15 +143,24 @@ async fn method_not_allowed(State(state): State<AppState>, req: Request) -> Resp
 /// content security policy without inline script, no caching of personal data, HSTS on https.
 async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
+    // A form that ends in a redirect to an app (the login page of an app's sign-in, the
+    // confirmation of an app's sign-out) may go to that app's registered origin too.
+    let targets = res
+        .extensions_mut()
+        .remove::<extract::FormTargets>()
+        .map(|t| t.0.join(" "))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{}{targets}; frame-ancestors 'none'; base-uri 'none'",
+        if targets.is_empty() { "" } else { " " }
+    );
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(
-        h,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::REFERRER_POLICY, "no-referrer");

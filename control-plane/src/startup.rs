@@ -92,6 +92,7 @@ pub async fn build_node_state(
         cluster: Cluster::new(node, node_url)?,
         keys,
         keyring: Default::default(),
+        verified: Default::default(),
         logouts: Default::default(),
         web_origins: Default::default(),
     })

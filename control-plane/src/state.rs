@@ -12,7 +12,7 @@ use crate::directory::{Directory, DirectoryError, Tenant};
 use crate::error::Fault;
 use crate::hasher::Hasher;
 use crate::keys::ServerKey;
-use crate::keys::jws::Keyring;
+use crate::keys::jws::{Keyring, Verified};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::throttle::Throttles;
@@ -33,6 +33,8 @@ pub struct AppState {
     pub keys: ServerKey,
     /// The token-signing keys as last read from the directory.
     pub keyring: Arc<Keyring>,
+    /// Access tokens checked already.
+    pub verified: Arc<Verified>,
     /// Wakes the back-channel logout deliverer.
     pub logouts: Arc<tokio::sync::Notify>,
     /// The apps' web origins allowed by CORS.

@@ -28,3 +28,4 @@ mod openapi;
 mod pages;
 mod resilience;
 mod security;
+mod vendor_app;

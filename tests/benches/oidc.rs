@@ -9,8 +9,10 @@
 )]
 //! The OpenID provider's hot paths against a real server on a loopback port, each as a ratio to
 //! `GET /livez` of the same server in the same run:
-//! 1. authorization-code exchanges (`POST /oauth2/token`: PKCE, one write, two RS256 signatures);
-//! 2. a whole sign-in round for a signed-in person (authorize + exchange);
+//! 1. authorization-code exchanges (`POST /oauth2/token`: PKCE, one write, two RS256 signatures)
+//!    spread over 16 companies;
+//! 2. a whole sign-in round for one signed-in person (authorize + exchange: two writes in one
+//!    company's file, which takes one write at a time);
 //! 3. `GET /api/session` with a bearer access token vs. with the session cookie.
 //!
 //! `cargo bench -p tests --bench oidc`; `BENCH_QUICK=1` shortens every phase.
@@ -20,22 +22,30 @@ use std::sync::Arc;
 use base64::Engine;
 use parking_lot::Mutex;
 use tests::PASSWORD;
-use tests::bench::{Stats, client, get_status, hammer, quick, row, secs, signed_in};
-use tests::inproc::{Server, init_logging, register_client};
+use tests::bench::{Stats, get_status, hammer, quick, row, secs, signed_in};
+use tests::inproc::{KeyPair, Server, init_logging, register_client};
 use tests::oidc::{param, pkce};
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
+/// Companies the exchanges are spread over (each company's file takes one write at a time).
+const COMPANIES: usize = 16;
 
 struct Ctx {
     c: reqwest::Client,
     base: String,
     cookie: String,
+    /// One signed-in person in each of several companies: codes spread over their files.
+    cookies: Vec<String>,
     client_id: String,
     basic: String,
 }
 
 /// A code for the signed-in person, and its verifier (599: no answer).
 async fn code(ctx: &Ctx) -> Result<(String, String), u16> {
+    code_as(ctx, &ctx.cookie).await
+}
+
+async fn code_as(ctx: &Ctx, cookie: &str) -> Result<(String, String), u16> {
     let p = pkce();
     let url = format!(
         "{}/oauth2/authorize?response_type=code&client_id={}&redirect_uri={REDIRECT}&scope=openid&code_challenge={}&code_challenge_method=S256",
@@ -44,7 +54,7 @@ async fn code(ctx: &Ctx) -> Result<(String, String), u16> {
     let r = ctx
         .c
         .get(url)
-        .header("cookie", &ctx.cookie)
+        .header("cookie", cookie)
         .send()
         .await
         .map_err(|_| 599u16)?;
@@ -96,10 +106,29 @@ async fn main() {
     let srv = Server::start("local", None, None, 64).await;
     let hash = tenant_runtime::password::hash(PASSWORD).expect("hash");
     let (_, emails) = srv.seed_company("bench", 5, &hash, false).await;
-    let c = client();
+    let mut others = Vec::new();
+    for i in 0..COMPANIES {
+        let (_, e) = srv
+            .seed_company(&format!("co{i:02}"), 1, &hash, false)
+            .await;
+        others.push(e[0].clone());
+    }
+    // The app's side: redirects are read, not followed.
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let (client_id, secret) = register_client(&srv.state.directory, REDIRECT, 0).await;
     let ctx = Arc::new(Ctx {
         cookie: signed_in(&c, &srv.base, &emails[0]).await,
+        cookies: {
+            let mut v = Vec::new();
+            for e in &others {
+                v.push(signed_in(&c, &srv.base, e).await);
+            }
+            v
+        },
         c,
         base: srv.base.clone(),
         basic: format!(
@@ -125,27 +154,58 @@ async fn main() {
     // 1. Exchanges of codes made beforehand (a code lives 60 s: make only what the run uses).
     let n = if quick() { 300 } else { 3000 };
     let codes = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    for _ in 0..n {
-        let made = code(&ctx).await.expect("code");
+    for i in 0..n {
+        let made = code_as(&ctx, &ctx.cookies[i % COMPANIES])
+            .await
+            .expect("code");
         codes.lock().push(made);
     }
-    let (exchanges, mut es) = {
+    // Workers take codes until none is left; the rate is over the time that took.
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..cores * 4 {
         let (ctx, codes) = (ctx.clone(), codes.clone());
-        hammer(cores * 4, secs(30, 5), move |_, _| {
-            let (ctx, codes) = (ctx.clone(), codes.clone());
-            async move {
+        workers.push(tokio::spawn(async move {
+            let mut s = Stats::default();
+            loop {
                 let next = codes.lock().pop();
-                match next {
-                    Some((code, verifier)) => exchange(&ctx, &code, &verifier).await.0,
-                    None => 204, // out of codes: the run ends for this worker
-                }
+                let Some((code, verifier)) = next else { break };
+                let t = std::time::Instant::now();
+                let status = exchange(&ctx, &code, &verifier).await.0;
+                s.add(t.elapsed().as_micros() as u64, status);
             }
-        })
-        .await
-    };
-    let used = n - codes.lock().len();
+            s
+        }));
+    }
+    let mut es = Stats::default();
+    for w in workers {
+        es.merge(w.await.expect("worker"));
+    }
+    let exchanges = n as f64 / started.elapsed().as_secs_f64();
+    let used = n;
+    // The bound: two RS256 signatures per exchange on every core.
+    let (key, _) = KeyPair::generate().expect("key");
+    let claims = serde_json::json!({"sub": "x", "aud": "y", "exp": 1});
+    let m = if quick() { 50 } else { 500 };
+    let t = std::time::Instant::now();
+    for _ in 0..m {
+        key.sign("JWT", &claims).expect("sign");
+    }
+    let one = t.elapsed().as_secs_f64() / f64::from(m);
+    let bound = cores as f64 / (2.0 * one);
     row(
-        "code exchanges (POST /oauth2/token per s)",
+        "code exchanges vs two RS256 signatures per core",
+        format!("{exchanges:.0}/s"),
+        format!(
+            "{cores} cores / (2 x {:.2} ms) = {bound:.0}/s",
+            one * 1000.0
+        ),
+        exchanges / bound,
+        "-",
+        true,
+    );
+    row(
+        "code exchanges over 16 companies (POST /oauth2/token per s)",
         format!("{exchanges:.0} ({used} codes; {})", pct(&mut es)),
         format!("GET /livez: {livez:.0}/s"),
         exchanges / livez,

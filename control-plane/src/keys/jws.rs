@@ -247,6 +247,45 @@ impl Keyring {
     }
 }
 
+/// Access tokens whose signature and claims were checked already, by SHA-256 of the token,
+/// until they expire: a bearer request then costs a hash instead of an RSA verification.
+/// Whether the grant behind a token is live is still asked every time.
+#[derive(Debug, Default)]
+pub struct Verified {
+    tokens: dashmap::DashMap<[u8; 32], (Claims, i64)>,
+}
+
+/// A checked token's claims, shared.
+pub type Claims = Arc<serde_json::Map<String, Value>>;
+
+impl Verified {
+    /// Entries kept before the expired ones are dropped (and all, if none had expired).
+    const MAX: usize = 50_000;
+
+    pub fn get(&self, token: &str, now: i64) -> Option<Claims> {
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let hit = self.tokens.get(&key)?;
+        (hit.1 > now).then(|| hit.0.clone())
+    }
+
+    pub fn put(
+        &self,
+        token: &str,
+        claims: Arc<serde_json::Map<String, Value>>,
+        exp: i64,
+        now: i64,
+    ) {
+        if self.tokens.len() >= Self::MAX {
+            self.tokens.retain(|_, (_, e)| *e > now);
+            if self.tokens.len() >= Self::MAX {
+                self.tokens.clear();
+            }
+        }
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        self.tokens.insert(key, (claims, exp));
+    }
+}
+
 /// Seals a private key for the directory: base64 of nonce ‖ AES-256-GCM ciphertext.
 pub fn seal(key: &DerivedKey, plain: &[u8]) -> Result<String, JwsError> {
     let aead = aead_key(key)?;

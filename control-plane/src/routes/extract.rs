@@ -313,6 +313,22 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Origins a page's forms may end up at besides our own (`form-action` of its CSP): the
+/// registered redirect origin of an app whose sign-in or sign-out the page completes. Only
+/// origins of registered URIs, as `scheme://host:port`, are ever put here.
+#[derive(Debug, Clone)]
+pub struct FormTargets(pub Vec<String>);
+
+impl FormTargets {
+    /// The origin of a registered URI.
+    pub fn of(uri: &str) -> Option<Self> {
+        let origin = url::Url::parse(uri).ok()?.origin();
+        origin
+            .is_tuple()
+            .then(|| Self(vec![origin.ascii_serialization()]))
+    }
+}
+
 /// The route of the email in this request, if the forwarding layer already found it.
 #[derive(Debug)]
 pub struct KnownRoute(pub Option<EmailRoute>);

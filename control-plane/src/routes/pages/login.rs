@@ -14,7 +14,8 @@ use super::html::{self, Input, e};
 use super::{MAX_FIELD, Query, destination, home, is_admin, safe_next, signed};
 use crate::routes::error::ApiError;
 use crate::routes::extract::{
-    ClientOrigin, KnownRoute, clear_session_cookie, device_value, session_value, sign_in_cookies,
+    ClientOrigin, FormTargets, KnownRoute, clear_session_cookie, device_value, session_value,
+    sign_in_cookies,
 };
 use crate::routes::paths::pages;
 use crate::service::auth;
@@ -47,6 +48,14 @@ fn next_field(v: &View<'_>) -> String {
         .map(|p| html::hidden("pending", p))
         .unwrap_or_default();
     format!("{next}{pending}")
+}
+
+/// Lets the page's forms end at the app of a pending request (the redirect back to it).
+fn allow_app(mut res: Response, pending: Option<&AuthRequest>) -> Response {
+    if let Some(t) = pending.and_then(|r| FormTargets::of(&r.redirect_uri)) {
+        res.extensions_mut().insert(t);
+    }
+    res
 }
 
 /// A `pending` authorization request, if genuine: only those travel on.
@@ -166,11 +175,12 @@ pub(super) async fn login_page(
         notice,
         ..View::default()
     };
-    html::respond(
+    let res = html::respond(
         StatusCode::OK,
         std::slice::from_ref(&csrf.cookie),
         email_step(&state, &csrf, &view),
-    )
+    );
+    allow_app(res, pending.as_ref().map(|(_, r)| r))
 }
 
 pub(super) async fn login(
@@ -186,7 +196,8 @@ pub(super) async fn login(
     };
     let typed = form.text("email").trim();
     let next = safe_next(form.get("next"));
-    let pending = pending(&state, form.get("pending")).map(|(p, _)| p);
+    let pending_req = pending(&state, form.get("pending"));
+    let pending = pending_req.as_ref().map(|(p, _)| *p);
     let page = |step: fn(&AppState, &Csrf, &View<'_>) -> String, status, error: Option<&str>| {
         let view = View {
             email: if typed.len() > MAX_FIELD { "" } else { typed },
@@ -195,11 +206,12 @@ pub(super) async fn login(
             error,
             notice: None,
         };
-        html::respond(
+        let res = html::respond(
             status,
             std::slice::from_ref(&csrf.cookie),
             step(&state, &csrf, &view),
-        )
+        );
+        allow_app(res, pending_req.as_ref().map(|(_, r)| r))
     };
     if typed.is_empty() {
         return page(

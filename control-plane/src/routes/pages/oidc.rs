@@ -10,7 +10,7 @@ use super::forms::{self, Form};
 use super::html::{self, e};
 use super::signed;
 use crate::routes::error::ApiError;
-use crate::routes::extract::clear_session_cookie;
+use crate::routes::extract::{FormTargets, clear_session_cookie};
 use crate::routes::paths::pages as p;
 use crate::service::oidc::authorize::{self, AuthRequest, AuthorizeError, Authorized};
 use crate::service::oidc::logout::{self, LoggedOut, LogoutError, LogoutRequest};
@@ -145,7 +145,16 @@ fn confirm_page(
         "",
         &main,
     );
-    html::respond(StatusCode::OK, std::slice::from_ref(&csrf.cookie), page)
+    let mut res = html::respond(StatusCode::OK, std::slice::from_ref(&csrf.cookie), page);
+    // The confirmed sign-out goes back to the app's (registered) post-logout URI.
+    if let Some(t) = req
+        .post_logout_redirect_uri
+        .as_deref()
+        .and_then(FormTargets::of)
+    {
+        res.extensions_mut().insert(t);
+    }
+    res
 }
 
 /// `GET /oauth2/logout`: RP-initiated logout.

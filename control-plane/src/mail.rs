@@ -142,20 +142,48 @@ impl Mailer for MemoryMailer {
 /// Sends in the background with a few retries, so neither the answer nor its timing depends on
 /// the mail server.
 pub fn send_later(mailer: Arc<dyn Mailer>, mail: Mail) {
+    tokio::spawn(send_with_retries(mailer, mail));
+}
+
+/// Messages of one batch (a bulk invitation) in flight at once, across every batch of this
+/// server: a batch of hundreds goes out at the pace the mail server takes, without hundreds
+/// of connections at once.
+const PACED_AT_ONCE: usize = 4;
+
+/// Sends a batch in the background, a few at a time (see [`PACED_AT_ONCE`]), each with the
+/// retries of [`send_later`].
+pub fn send_paced(mailer: Arc<dyn Mailer>, mails: Vec<Mail>) {
+    static GATE: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let gate = GATE
+        .get_or_init(|| Arc::new(tokio::sync::Semaphore::new(PACED_AT_ONCE)))
+        .clone();
     tokio::spawn(async move {
-        let mut delay = std::time::Duration::from_millis(500);
-        for attempt in 1..=4 {
-            match mailer.send(mail.clone()).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(attempt, error = %e, subject = %mail.subject, "mail not sent");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
+        for mail in mails {
+            let Ok(permit) = gate.clone().acquire_owned().await else {
+                return;
+            };
+            let mailer = mailer.clone();
+            tokio::spawn(async move {
+                send_with_retries(mailer, mail).await;
+                drop(permit);
+            });
+        }
+    });
+}
+
+async fn send_with_retries(mailer: Arc<dyn Mailer>, mail: Mail) {
+    let mut delay = std::time::Duration::from_millis(500);
+    for attempt in 1..=4 {
+        match mailer.send(mail.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, subject = %mail.subject, "mail not sent");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
             }
         }
-        tracing::error!(subject = %mail.subject, "mail given up after retries");
-    });
+    }
+    tracing::error!(subject = %mail.subject, "mail given up after retries");
 }
 
 /// Escapes text for HTML.
@@ -237,6 +265,50 @@ pub mod templates {
             text,
             html,
             link: Some(link.to_owned()),
+        }
+    }
+
+    /// To the new address of an email change: the link that makes it take effect.
+    pub fn email_change_confirm(product: &str, company: &str, to: &str, link: &str) -> Mail {
+        let title = format!("Confirm your new email address for {company}");
+        let (text, html) = wrap(
+            product,
+            &title,
+            &format!(
+                "Your {company} account on {product} is moving to this address. Confirm it to make the change take effect."
+            ),
+            link,
+            "Confirm the new address",
+            "The link works once and expires in 24 hours. If you did not expect this, ignore this message: nothing changes.",
+        );
+        Mail {
+            to: to.to_owned(),
+            subject: title,
+            text,
+            html,
+            link: Some(link.to_owned()),
+        }
+    }
+
+    /// To the old address of an email change: what is about to happen, and no link.
+    pub fn email_change_notice(product: &str, company: &str, to: &str, new: &str) -> Mail {
+        let title = format!("Your {company} sign-in address is being changed");
+        let body = format!(
+            "A change of the email address of your {company} account on {product} to {new} was requested. It takes effect when the link sent to that address is used. If this is not what you want, tell your company's administrator at once."
+        );
+        let text = format!("{title}\n\n{body}\n\n— {product}\n");
+        let html = format!(
+            "<!doctype html><html><body><h2>{}</h2><p>{}</p><p>— {}</p></body></html>",
+            escape(&title),
+            escape(&body),
+            escape(product)
+        );
+        Mail {
+            to: to.to_owned(),
+            subject: title,
+            text,
+            html,
+            link: None,
         }
     }
 }

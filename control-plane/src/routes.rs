@@ -14,6 +14,7 @@
 //!   revocation, introspection) and CORS for the apps' web origins.
 
 pub mod api;
+pub mod console_api;
 pub mod error;
 pub mod extract;
 pub mod forward;

@@ -14,6 +14,8 @@ pub mod backchannel;
 pub mod backup;
 /// The vendor's apps that sign users in through tenantd (OpenID Connect clients).
 pub mod clients;
+/// CSV in and out of the console (bulk invitations, exports).
+pub mod csv;
 /// What `tenantd` prints at start, and the `--demo` company.
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
@@ -31,8 +33,12 @@ pub mod oidc;
 /// Who may call the operator API: keys, client-credentials apps, scopes, rate, audit,
 /// idempotent creations.
 pub mod operator;
+/// The admin console's people list, export, bulk invitations and address rule.
+pub mod people;
 /// The password rules.
 pub mod policy;
+/// A person's name and email address (changed by an admin or by themself).
+pub mod profile;
 /// Creating a company with its first admin.
 pub mod provision;
 /// Reset links and invitations.

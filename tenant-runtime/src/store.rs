@@ -6,8 +6,10 @@
 //! from a read closure.
 
 pub mod audit;
+pub mod email_changes;
 pub mod meta;
 pub mod oidc;
+pub mod people;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -36,6 +36,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(3, "tenant", "0003_auth_epoch_and_session_details"),
     migration!(4, "tenant", "0004_password_reset_required"),
     migration!(5, "tenant", "0005_oidc_grants"),
+    migration!(6, "tenant", "0006_email_changes_and_people_search"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -249,6 +250,12 @@ mod ladder {
                  VALUES ('g1', x'03', 's3', 'u1', 'app', 'openid', 5);
              INSERT INTO oidc_refresh_tokens (hash, grant_id, created_at) VALUES (x'05', 'g1', 5);
              INSERT INTO logout_outbox (client_id, sub, sid, created_at) VALUES ('app', 'u1', 's0', 5);",
+        ),
+        (
+            6,
+            "INSERT INTO email_changes (hash, user_id, new_email, requested_by, created_at, expires_at)
+                 VALUES (x'06', 'u3', 'c2@acme.test', 'u1', 6, 100);
+             UPDATE tenant_meta SET email_domains_only = 1;",
         ),
     ];
 

@@ -14,6 +14,8 @@ mod admin;
 mod authz;
 mod cli;
 mod clients;
+mod console;
+mod console_browser;
 mod directory;
 mod hardening;
 mod login;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 use tests::http::{self, emails_of, find, user_path};
-use tests::inproc::{INVITE_STEPS, SECURITY_STEPS};
+use tests::inproc::{EMAIL_CHANGE_STEPS, INVITE_STEPS, SECURITY_STEPS};
 use tests::mail::{Mail, outbox_mail};
 use tests::process::{Tenantd, free_port};
 use tests::{Ctl, PASSWORD, Person, poll};
@@ -130,6 +130,65 @@ async fn rel_02_an_invitation_killed_at_any_step_is_repaired_and_can_be_redone()
             (200, json!("acme")),
             "{step}"
         );
+    }
+}
+
+/// An email change killed at each durable step of its confirmation: doctor repairs the
+/// directory, the address ends up changed (at once, or by using the link again), and neither
+/// address is ever routed to another company.
+#[tokio::test]
+async fn an_email_change_killed_at_any_step_is_repaired_and_completes() {
+    for step in EMAIL_CHANGE_STEPS {
+        let (_dir, data) = with_company("acme");
+        create_company(&data, "globex");
+        let (server, admin) = admin_of(&data, "acme", &[("TENANTD_CRASH_AT", step)]).await;
+        let r = admin
+            .patch("/api/account", json!({"email": "ada.new@acme.test"}))
+            .await;
+        assert_eq!(r.status, 200, "{step}: {}", r.body);
+        let link = wait_for_mail(&data, "ada.new@acme.test", "/account/email/confirm?token=").await;
+        // The confirmation dies with the server at `step`.
+        let r = server
+            .person()
+            .try_post("/api/account/email/confirm", json!({"token": link.token}))
+            .await;
+        assert!(r.is_err(), "{step}: the server should have died, got {r:?}");
+        drop(server);
+
+        let (ok, out) = tenantctl(&data, &["doctor", "--repair", "--grace", "0"]);
+        assert!(ok, "{step}: doctor --repair: {out}");
+        let (ok, out) = tenantctl(&data, &["doctor", "--grace", "0"]);
+        assert!(ok, "{step}: drift left after repair: {out}");
+        for address in ["ada@acme.test", "ada.new@acme.test"] {
+            let (_, found) = tenantctl(&data, &["user", "find", address, "--json"]);
+            assert!(!found.contains("globex"), "{step}: {found}");
+        }
+
+        // Finish: before the tenant write the link still works; after it, it is used up and
+        // the change has happened.
+        let server = start(&data, &[]);
+        let r = server
+            .person()
+            .post("/api/account/email/confirm", json!({"token": link.token}))
+            .await;
+        if *step == "email.reserved" {
+            assert_eq!(r.status, 200, "{step}: {}", r.body);
+        } else {
+            assert_eq!(r.code(), "invalid_token", "{step}: {}", r.body);
+        }
+        let r = server.person().login("ada.new@acme.test", PASSWORD).await;
+        assert_eq!(
+            (r.status, r.json()["tenant"]["slug"].clone()),
+            (200, json!("acme")),
+            "{step}: {}",
+            r.body
+        );
+        let r = server.person().login("ada@acme.test", PASSWORD).await;
+        assert_eq!(r.status, 401, "{step}: the old address still signs in");
+        let (ok, out) = tenantctl(&data, &["doctor", "--grace", "0"]);
+        assert!(ok, "{step}: drift after finishing: {out}");
+        let (ok, found) = tenantctl(&data, &["user", "find", "ada@acme.test", "--json"]);
+        assert!(!ok, "{step}: the old address is still indexed: {found}");
     }
 }
 

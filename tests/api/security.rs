@@ -731,8 +731,13 @@ fn inp_01_sql_is_never_built_from_input() {
         ("control-plane/src/directory/tenants.rs", 3),
         // cache_size from configuration (a number).
         ("tenant-runtime/src/router/connection.rs", 1),
+        // email_changes::LIVE, a constant condition.
+        ("tenant-runtime/src/store/email_changes.rs", 2),
         // users::COLUMNS_OF_U, a constant column list.
         ("tenant-runtime/src/store/oidc.rs", 1),
+        // The people list: filter clauses, sort expressions and directions chosen from
+        // constants by enum; every value from the request is a bound parameter.
+        ("tenant-runtime/src/store/people.rs", 2),
         ("tenant-runtime/src/store/sessions.rs", 1),
         // COLUMNS, a constant column list.
         ("tenant-runtime/src/store/users.rs", 3),

@@ -158,6 +158,25 @@ impl Directory {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Removes an index row, only if it points at this tenant's user `user_id` (the old
+    /// address after an email change).
+    pub async fn remove_email_of(
+        &self,
+        email: &str,
+        tenant_id: &TenantId,
+        user_id: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM user_index WHERE email = $1 AND tenant_id = $2 AND user_id = $3",
+        )
+        .bind(email)
+        .bind(tenant_id.as_str())
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     pub async fn lookup_email(&self, email: &str) -> Result<Option<IndexEntry>> {
         sqlx::query(
             "SELECT email, tenant_id, user_id, state, created_at FROM user_index WHERE email = $1",

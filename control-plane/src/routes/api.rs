@@ -7,22 +7,18 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tenant_runtime::store::audit;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{
-    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, bearer_token, clear_session_cookie,
+    Admin, ApiJson, Auth, ClientOrigin, KnownRoute, bearer_token, check_len, clear_session_cookie,
     device_value, same_site, session_value, sign_in_cookies,
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
 use crate::service::auth;
 use crate::service::identity::{AuthError, AuthResult, SignedIn};
-use crate::service::{account, recovery};
+use crate::service::{account, people, profile, recovery};
 use crate::state::AppState;
-
-/// Longest email, name or token field accepted anywhere.
-const MAX_FIELD: usize = 1024;
 
 pub fn router() -> Router<AppState> {
     let api = Router::new()
@@ -41,7 +37,6 @@ pub fn router() -> Router<AppState> {
             p::USER_INVITATION,
             post(resend_invitation).delete(revoke_invitation),
         )
-        .route(p::AUDIT, get(audit_log))
         .route(p::OPENAPI, get(super::openapi::serve))
         .route(p::SESSIONS, get(list_sessions))
         .route(p::SESSION_BY_ID, delete(end_session))
@@ -51,7 +46,8 @@ pub fn router() -> Router<AppState> {
             p::USER_SESSIONS,
             get(list_user_sessions).delete(end_user_sessions),
         );
-    api.route_layer(axum::middleware::from_fn(refuse_cross_site))
+    api.merge(super::console_api::router())
+        .route_layer(axum::middleware::from_fn(refuse_cross_site))
 }
 
 /// A browser sends cookies along with cross-site requests, even bodiless ones or forms: a
@@ -71,16 +67,6 @@ async fn refuse_cross_site(req: axum::extract::Request, next: axum::middleware::
         .into_response();
     }
     next.run(req).await
-}
-
-fn check_len(field: &'static str, value: &str) -> ApiResult<()> {
-    if value.len() > MAX_FIELD {
-        return Err(ApiError::bad_request(
-            "field_too_long",
-            format!("The field {field} is too long."),
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -233,22 +219,61 @@ async fn accept_invite(
 struct Page {
     offset: Option<u32>,
     limit: Option<u32>,
+    q: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
 }
 
+/// `offset` pages the plain list (by email); the other parameters search it, a cursor at a
+/// time.
 async fn list_users(
     State(state): State<AppState>,
     Admin(admin): Admin,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let Query(page) = page.map_err(|_| {
-        ApiError::bad_request("invalid_query", "offset and limit are whole numbers.")
+        ApiError::bad_request(
+            "invalid_query",
+            "offset and limit are whole numbers; q, role, status, sort and cursor are text.",
+        )
     })?;
-    let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(50).clamp(1, 200);
-    let (users, total) = admin::list_users(&state, &admin, offset, limit).await?;
-    Ok(Json(
-        json!({"users": users, "total": total, "offset": offset, "limit": limit}),
-    ))
+    if let Some(offset) = page.offset {
+        if page.cursor.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "Page with offset or with cursor, not both.",
+            ));
+        }
+        if page.q.is_none() && page.role.is_none() && page.status.is_none() && page.sort.is_none() {
+            let (users, total) = admin::list_users(&state, &admin, offset, limit).await?;
+            return Ok(Json(
+                json!({"users": users, "total": total, "offset": offset, "limit": limit, "next_cursor": null}),
+            ));
+        }
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "Search, filters and sort page with cursor, not offset.",
+        ));
+    }
+    let search = people::search_of(
+        page.q.as_deref(),
+        page.role.as_deref(),
+        page.status.as_deref(),
+        page.sort.as_deref(),
+        page.cursor.as_deref(),
+        limit,
+    )?;
+    let found = people::search(&state, &admin, search).await?;
+    Ok(Json(json!({
+        "users": found.users,
+        "total": found.total,
+        "offset": 0,
+        "limit": limit,
+        "next_cursor": found.next_cursor,
+    })))
 }
 
 #[derive(Deserialize)]
@@ -283,19 +308,49 @@ async fn get_user(
 struct UpdateBody {
     role: Option<String>,
     blocked: Option<bool>,
+    name: Option<String>,
+    email: Option<String>,
 }
 
+/// Role, block, name and email in one request; every field is checked before anything
+/// changes. An email change only starts: it waits for the link mailed to the new address.
 async fn update_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateBody>,
-) -> ApiResult<Json<crate::service::AdminUserView>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let change = UserChange {
         role: body.role.as_deref().map(admin::parse_role).transpose()?,
         blocked: body.blocked,
     };
-    Ok(Json(admin::update_user(&state, &admin, &id, change).await?))
+    if let Some(name) = &body.name {
+        check_len("name", name)?;
+        admin::parse_name(Some(name))?;
+    }
+    if let Some(email) = &body.email {
+        check_len("email", email)?;
+        tenant_runtime::email::parse(email).ok_or(admin::AdminError::InvalidEmail)?;
+    }
+    let mut user = admin::get_user(&state, &admin, &id).await?;
+    if change.role.is_some() || change.blocked.is_some() {
+        user = admin::update_user(&state, &admin, &id, change).await?;
+    }
+    let signed = admin.signed();
+    if let Some(name) = &body.name {
+        let u = profile::set_name(&state, &signed.tenant.id, &signed.user.id, &id, name).await?;
+        user = crate::service::AdminUserView::from(&u);
+    }
+    let pending = match &body.email {
+        Some(email) => Some(
+            profile::request_email_change(&state, &signed.tenant, &signed.user.id, &id, email)
+                .await?,
+        ),
+        None => profile::pending_email(&state, &signed.tenant.id, &id).await?,
+    };
+    let mut v = json!(user);
+    v["pending_email"] = json!(pending);
+    Ok(Json(v))
 }
 
 async fn delete_user(
@@ -321,40 +376,6 @@ async fn revoke_invitation(
     Path(id): Path<String>,
 ) -> ApiResult<Json<crate::service::AdminUserView>> {
     Ok(Json(admin::revoke_invitation(&state, &admin, &id).await?))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    user: Option<String>,
-    action: Option<String>,
-    before: Option<i64>,
-    limit: Option<u32>,
-}
-
-async fn audit_log(
-    State(state): State<AppState>,
-    Admin(admin): Admin,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let Query(q) =
-        q.map_err(|_| ApiError::bad_request("invalid_query", "Check the query parameters."))?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let entries = admin::audit_log(
-        &state,
-        &admin,
-        audit::Filter {
-            user: q.user,
-            action: q.action,
-            before: q.before,
-            limit,
-        },
-    )
-    .await?;
-    let next = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
-    Ok(Json(json!({"entries": entries, "next_before": next})))
 }
 
 async fn list_sessions(

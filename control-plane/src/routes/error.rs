@@ -306,6 +306,40 @@ impl From<AdminError> for ApiError {
                 "invalid_name",
                 format!("A name has at most {MAX_NAME_LEN} characters and no control characters."),
             ),
+            AdminError::EmailOutsideDomains => Self::bad_request(
+                "email_outside_domains",
+                "Your company accepts only addresses in its own domains.",
+            ),
+            AdminError::EmailUnchanged => {
+                Self::bad_request("email_unchanged", "This is already the email address.")
+            }
+            AdminError::InvalidToken => Self::bad_request(
+                "invalid_token",
+                "This link is invalid or has expired. Ask for a new one.",
+            ),
+            AdminError::InvalidCursor => Self::bad_request(
+                "invalid_cursor",
+                "The cursor is not one this list gave, or belongs to another sort order.",
+            ),
+            AdminError::InvalidFilter => Self::bad_request(
+                "invalid_query",
+                "Check the query: role is admin or member, status is active, invited or blocked, sort is name, email, created or last_login (with - for descending), q has at most 200 characters.",
+            ),
+            AdminError::TooManyLines => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_lines",
+                format!(
+                    "Invite at most {} people at once; split the list.",
+                    crate::service::people::MAX_BULK_LINES
+                ),
+            ),
+            AdminError::EmptyBatch => {
+                Self::bad_request("empty_batch", "There is nobody to invite in this list.")
+            }
+            AdminError::Duplicate => Self::conflict(
+                "duplicate",
+                "This address appears earlier in the same list.",
+            ),
             AdminError::Fault(f) => f.into(),
         }
     }

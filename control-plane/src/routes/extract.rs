@@ -56,6 +56,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Longest email, name or token field accepted anywhere in the API.
+pub const MAX_FIELD: usize = 1024;
+
+/// Refuses a field longer than [`MAX_FIELD`].
+pub fn check_len(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_FIELD {
+        return Err(ApiError::bad_request(
+            "field_too_long",
+            format!("The field {field} is too long."),
+        ));
+    }
+    Ok(())
+}
+
 /// Names of the session and CSRF cookies; `__Host-` prefixed when served over https.
 pub fn cookie_name(state: &AppState, base: &str) -> String {
     if state.config.https() {

@@ -36,6 +36,14 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("delete", p::USER_SESSIONS),
     ("get", p::AUDIT),
     ("get", p::OPENAPI),
+    ("get", p::USERS_EXPORT),
+    ("post", p::USERS_BULK),
+    ("delete", p::USER_SESSION),
+    ("delete", p::USER_EMAIL_CHANGE),
+    ("get", p::SETTINGS),
+    ("patch", p::SETTINGS),
+    ("patch", p::ACCOUNT),
+    ("post", p::ACCOUNT_EMAIL_CONFIRM),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
@@ -66,9 +74,9 @@ fn errors(codes: &[u16]) -> serde_json::Map<String, Value> {
             401 => "Not signed in, or wrong credentials",
             403 => "Not allowed (blocked account, suspended tenant, not an admin, bad CSRF)",
             404 => "Not found (also for ids of other companies)",
-            409 => "Conflict (last_admin, email_taken, user_exists, not_invited)",
-            413 => "Body too large",
-            415 => "Content-Type is not application/json",
+            409 => "Conflict (last_admin, email_taken, user_exists, not_invited, duplicate)",
+            413 => "Body too large (payload_too_large), or more than 500 lines (too_many_lines)",
+            415 => "Content-Type is not application/json (or text/csv where accepted)",
             422 => "Body does not have the expected fields",
             429 => "Too many attempts; see Retry-After",
             503 => "Busy or the tenant's data is unavailable; see Retry-After",
@@ -188,10 +196,15 @@ fn people(product: &str, public_url: &str) -> Value {
                 with(errors(JSON_WRITE), "200", ok("Signed in; the session cookie is set", r("SessionView"))),
                 json!({"security": public, "requestBody": body(r("AcceptInviteRequest"))}))},
             (p::USERS): {
-                "get": op("List the company's users", &["admin"],
+                "get": op("List, search, filter and sort the company's users (cursor paging; offset pages the plain list)", &["admin"],
                     with(admin_errors(&[400]), "200", ok("A page of users", r("UserPage"))),
                     json!({"parameters": [
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}},
+                        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}, "description": "Part of the name or email, case-insensitive; % and _ match themselves"},
+                        {"name": "role", "in": "query", "schema": {"type": "string", "enum": ["", "admin", "member"]}},
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["", "active", "invited", "blocked"]}},
+                        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["", "name", "email", "created", "last_login", "-name", "-email", "-created", "-last_login"]}, "description": "- first for descending; email by default"},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 1000}, "description": "next_cursor of the previous page (same sort)"},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}, "description": "Pages the plain list by email; not with q, role, status, sort or cursor"},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}}
                     ]})),
                 "post": op("Invite a person", &["admin"],
@@ -201,8 +214,8 @@ fn people(product: &str, public_url: &str) -> Value {
             (p::USER): {
                 "get": op("One user", &["admin"],
                     with(admin_errors(&[404]), "200", ok("The user", r("AdminUser"))), json!({"parameters": id_param()})),
-                "patch": op("Change a user's role, or block or unblock them", &["admin"],
-                    with(admin_errors(&[400, 404, 409, 413, 415, 422]), "200", ok("The changed user", r("AdminUser"))),
+                "patch": op("Change a user's role, name, or email (the change waits for the link mailed to the new address), or block or unblock them", &["admin"],
+                    with(admin_errors(&[400, 404, 409, 413, 415, 422]), "200", ok("The changed user, with any pending email change", r("AdminUserChanged"))),
                     json!({"parameters": id_param(), "requestBody": body(r("UserChange"))})),
                 "delete": op("Delete a user", &["admin"],
                     with(admin_errors(&[404, 409]), "204", json!({"description": "Deleted"})), json!({"parameters": id_param()}))
@@ -226,13 +239,54 @@ fn people(product: &str, public_url: &str) -> Value {
                     json!({"parameters": id_param()}))
             },
             (p::AUDIT): {"get": op("The company's audit log, newest first", &["admin"],
-                with(admin_errors(&[400]), "200", ok("A page of entries", r("AuditPage"))),
+                with(admin_errors(&[400]), "200", json!({"description": "A page of entries (JSON), or every entry as CSV or JSON lines",
+                    "content": {"application/json": {"schema": r("AuditPage")},
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/x-ndjson": {"schema": {"type": "string"}}}})),
                 json!({"parameters": [
                     {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Entries by or about this user id"},
                     {"name": "action", "in": "query", "schema": {"type": "string"}},
                     {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "next_before of the previous page"},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}}
+                    {"name": "since", "in": "query", "schema": {"type": "integer"}, "description": "Entries at or after this time (Unix seconds)"},
+                    {"name": "until", "in": "query", "schema": {"type": "integer"}, "description": "Entries before this time (Unix seconds)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "jsonl"]}, "description": "csv or jsonl: every matching entry (up to 100,000) as a download"}
                 ]}))},
+            (p::USERS_EXPORT): {"get": op("The users matching the filters, as CSV (cells that would start a formula get a leading ')", &["admin"],
+                with(admin_errors(&[400]), "200", json!({"description": "CSV: id,email,name,role,status,created_at,last_login_at",
+                    "content": {"text/csv": {"schema": {"type": "string"}}}})),
+                json!({"parameters": [
+                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+                    {"name": "role", "in": "query", "schema": {"type": "string", "enum": ["", "admin", "member"]}},
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["", "active", "invited", "blocked"]}},
+                    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["", "name", "email", "created", "last_login", "-name", "-email", "-created", "-last_login"]}}
+                ]}))},
+            (p::USERS_BULK): {"post": op("Invite many people at once (at most 500 lines): a JSON array or text/csv email,name,role (header optional). Answers per line; ?preview=true only checks", &["admin"],
+                with(admin_errors(&[400, 413, 415, 422]), "200", ok("Each line's result", r("BulkResult"))),
+                json!({"parameters": [{"name": "preview", "in": "query", "schema": {"type": "boolean"}}],
+                    "requestBody": {"required": true, "content": {
+                        "application/json": {"schema": {"type": "array", "maxItems": 500, "items": r("BulkItem")}},
+                        "text/csv": {"schema": {"type": "string"}}}}}))},
+            (p::USER_SESSION): {"delete": op("End one session of a user", &["admin"],
+                with(admin_errors(&[404]), "204", json!({"description": "Ended"})),
+                json!({"parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}},
+                    {"name": "sid", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 200}}]}))},
+            (p::USER_EMAIL_CHANGE): {"delete": op("Cancel a user's pending email change", &["admin"],
+                with(admin_errors(&[404]), "204", json!({"description": "Cancelled"})), json!({"parameters": id_param()}))},
+            (p::SETTINGS): {
+                "get": op("The company's settings", &["admin"],
+                    with(admin_errors(&[]), "200", ok("Settings", r("Settings"))), json!({})),
+                "patch": op("Accept only addresses in the company's own domains, or any", &["admin"],
+                    with(admin_errors(&[400, 413, 415, 422]), "200", ok("Settings", r("Settings"))),
+                    json!({"requestBody": body(r("SettingsChange"))}))
+            },
+            (p::ACCOUNT): {"patch": op("Change the caller's name, or start a change of their email (a link goes to the new address, a notice to the old)", &["account"],
+                with(errors(&[400, 401, 403, 409, 413, 415, 422, 503]), "200", ok("The caller", r("AccountView"))),
+                json!({"requestBody": body(r("AccountChange"))}))},
+            (p::ACCOUNT_EMAIL_CONFIRM): {"post": op("Make an email change take effect with its link's token (ends the person's other sessions)", &["account"],
+                with(errors(&[400, 409, 413, 415, 422, 429, 503]), "200", ok("Changed", r("EmailChanged"))),
+                json!({"security": public, "requestBody": body(r("TokenRequest"))}))},
             (p::OPENAPI): {"get": op("This document", &["meta"],
                 serde_json::Map::from_iter([("200".to_owned(), json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}))]),
                 json!({"security": public}))}
@@ -252,6 +306,51 @@ fn people(product: &str, public_url: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), console_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// The schemas of the console's and the account's operations.
+fn console_schemas() -> Value {
+    let string = |max: u32| json!({"type": "string", "maxLength": max});
+    json!({
+        "AdminUserChanged": {"allOf": [r("AdminUser"), {"type": "object", "required": ["pending_email"], "properties": {
+            "pending_email": {"oneOf": [r("PendingEmail"), {"type": "null"}]}}}]},
+        "PendingEmail": {"type": "object", "required": ["email", "expires_at"], "properties": {
+            "email": {"type": "string"}, "expires_at": {"type": "integer"}}},
+        "AccountView": {"type": "object", "required": ["user", "tenant", "pending_email"], "properties": {
+            "user": r("User"), "tenant": r("Tenant"),
+            "pending_email": {"oneOf": [r("PendingEmail"), {"type": "null"}]}}},
+        "AccountChange": {"type": "object", "additionalProperties": false, "properties": {
+            "name": {"type": ["string", "null"], "maxLength": 100},
+            "email": {"type": ["string", "null"], "format": "email", "maxLength": 254}}},
+        "TokenRequest": {"type": "object", "additionalProperties": false, "required": ["token"], "properties": {
+            "token": string(200)}},
+        "EmailChanged": {"type": "object", "required": ["email", "message"], "properties": {
+            "email": {"type": "string"}, "message": {"type": "string"}}},
+        "Settings": {"type": "object", "required": ["email_domains_only", "domains"], "properties": {
+            "email_domains_only": {"type": "boolean"}, "domains": {"type": "array", "items": {"type": "string"}}}},
+        "SettingsChange": {"type": "object", "additionalProperties": false, "required": ["email_domains_only"], "properties": {
+            "email_domains_only": {"type": "boolean"}}},
+        "BulkItem": {"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
+            "email": {"type": "string", "maxLength": 320}, "name": {"type": ["string", "null"], "maxLength": 100},
+            "role": {"type": ["string", "null"], "enum": ["admin", "member", "", null]}}},
+        "BulkLine": {"type": "object", "required": ["line", "email", "name", "role", "status", "error", "message", "user"], "properties": {
+            "line": {"type": "integer", "minimum": 1}, "email": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"},
+            "status": {"type": "string", "enum": ["ok", "invited", "error"], "description": "ok: would be invited (preview)"},
+            "error": {"type": ["string", "null"], "description": "invalid_email, invalid_role, invalid_name, duplicate, user_exists, email_taken, email_outside_domains"},
+            "message": {"type": ["string", "null"]},
+            "user": {"oneOf": [r("AdminUser"), {"type": "null"}]}}},
+        "BulkResult": {"type": "object", "required": ["preview", "accepted", "refused", "lines"], "properties": {
+            "preview": {"type": "boolean"}, "accepted": {"type": "integer", "minimum": 0}, "refused": {"type": "integer", "minimum": 0},
+            "lines": {"type": "array", "items": r("BulkLine")}}}
+    })
+}
+
+fn base_schemas() -> Value {
     let string = |max: u32| json!({"type": "string", "maxLength": max});
     json!({
         "Error": {"type": "object", "required": ["error", "message"], "properties": {
@@ -276,7 +375,8 @@ fn schemas() -> Value {
                 "role": r("Role"), "status": r("Status"),
                 "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
                 "last_login_at": {"type": ["integer", "null"]}}},
-        "UserPage": {"type": "object", "required": ["users", "total", "offset", "limit"], "properties": {
+        "UserPage": {"type": "object", "required": ["users", "total", "offset", "limit", "next_cursor"], "properties": {
+            "next_cursor": {"type": ["string", "null"]},
             "users": {"type": "array", "items": r("AdminUser")},
             "total": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0},
             "limit": {"type": "integer", "minimum": 1, "maximum": 200}}},
@@ -307,6 +407,8 @@ fn schemas() -> Value {
             "email": {"type": "string", "format": "email", "maxLength": 254}, "role": r("Role"),
             "name": {"type": ["string", "null"], "maxLength": 100}}},
         "UserChange": {"type": "object", "additionalProperties": false, "properties": {
-            "role": {"oneOf": [r("Role"), {"type": "null"}]}, "blocked": {"type": ["boolean", "null"]}}}
+            "role": {"oneOf": [r("Role"), {"type": "null"}]}, "blocked": {"type": ["boolean", "null"]},
+            "name": {"type": ["string", "null"], "maxLength": 100},
+            "email": {"type": ["string", "null"], "format": "email", "maxLength": 254}}}
     })
 }

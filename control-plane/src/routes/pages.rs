@@ -9,18 +9,28 @@
 //! - [`login`]: `/`, `/login` (email first, then password), `/logout`.
 //! - [`recovery`]: `/forgot` and `/reset`.
 //! - [`invitation`]: `/invite` (accept and choose a password).
-//! - [`account`]: `/account` (who am I, sign out).
-//! - [`admin`]: `/admin` (users: invite, role, block, delete, invitations).
+//! - [`account`]: `/account` (name, email, sessions, password, sign out).
+//! - [`email`]: `/account/email/confirm` (the link of an email change).
+//! - [`admin`]: `/admin` (people: search, filters, sort, pages, export, invite, settings).
+//! - [`admin_actions`]: the per-person actions (role, block, delete, invitations, name, email).
+//! - [`person`]: `/admin/users/{id}` (a person's details, sessions and recent activity).
+//! - [`bulk`]: `/admin/bulk` (invitations from a CSV: preview, then send).
+//! - [`audit`]: `/admin/audit` (the audit log, filtered, paged, exported).
 //! - [`oidc`]: `/oauth2/authorize` and `/oauth2/logout`, the OpenID provider's browser side.
 
 mod account;
 mod admin;
+mod admin_actions;
 mod assets;
+mod audit;
+mod bulk;
+mod email;
 mod forms;
 mod html;
 mod invitation;
 mod login;
 mod oidc;
+mod person;
 mod recovery;
 
 use axum::Router;
@@ -51,14 +61,33 @@ pub fn router() -> Router<AppState> {
         )
         .route(p::ACCOUNT, get(account::account_page))
         .route(p::ACCOUNT_PASSWORD, post(account::change_password))
+        .route(p::ACCOUNT_NAME, post(account::rename))
+        .route(p::ACCOUNT_EMAIL, post(account::change_email))
+        .route(p::ACCOUNT_EMAIL_CANCEL, post(account::cancel_email))
+        .route(
+            p::ACCOUNT_EMAIL_CONFIRM,
+            get(email::confirm_page).post(email::confirm),
+        )
+        .route(p::ACCOUNT_SESSION_END, post(account::end_session))
+        .route(p::ACCOUNT_SESSIONS_END_OTHERS, post(account::end_others))
         .route(p::ADMIN, get(admin::admin_page))
         .route(p::ADMIN_INVITE, post(admin::invite))
-        .route(p::ADMIN_ROLE, post(admin::change_role))
-        .route(p::ADMIN_BLOCK, post(admin::block))
-        .route(p::ADMIN_UNBLOCK, post(admin::unblock))
-        .route(p::ADMIN_DELETE, post(admin::delete))
-        .route(p::ADMIN_RESEND, post(admin::resend))
-        .route(p::ADMIN_REVOKE, post(admin::revoke))
+        .route(p::ADMIN_SETTINGS, post(admin::settings))
+        .route(p::ADMIN_USER, get(person::person_page))
+        .route(p::ADMIN_ROLE, post(admin_actions::change_role))
+        .route(p::ADMIN_BLOCK, post(admin_actions::block))
+        .route(p::ADMIN_UNBLOCK, post(admin_actions::unblock))
+        .route(p::ADMIN_DELETE, post(admin_actions::delete))
+        .route(p::ADMIN_RESEND, post(admin_actions::resend))
+        .route(p::ADMIN_REVOKE, post(admin_actions::revoke))
+        .route(p::ADMIN_NAME, post(admin_actions::rename))
+        .route(p::ADMIN_EMAIL, post(admin_actions::change_email))
+        .route(p::ADMIN_EMAIL_CANCEL, post(admin_actions::cancel_email))
+        .route(p::ADMIN_SESSIONS_END_ALL, post(admin_actions::end_sessions))
+        .route(p::ADMIN_SESSION_END, post(admin_actions::end_session))
+        .route(p::ADMIN_BULK, get(bulk::bulk_page).post(bulk::preview))
+        .route(p::ADMIN_BULK_SEND, post(bulk::send))
+        .route(p::ADMIN_AUDIT, get(audit::audit_page))
         .route(p::OIDC_AUTHORIZE, get(oidc::authorize))
         .route(
             p::OIDC_LOGOUT,

@@ -13,7 +13,14 @@ pub mod api {
     pub const SESSIONS: &str = "/api/sessions";
     pub const SESSION_BY_ID: &str = "/api/sessions/{id}";
     pub const ACCOUNT_PASSWORD: &str = "/api/account/password";
+    pub const ACCOUNT: &str = "/api/account";
+    pub const ACCOUNT_EMAIL_CONFIRM: &str = "/api/account/email/confirm";
     pub const USERS: &str = "/api/admin/users";
+    pub const USERS_BULK: &str = "/api/admin/users/bulk";
+    pub const USERS_EXPORT: &str = "/api/admin/users/export";
+    pub const USER_EMAIL_CHANGE: &str = "/api/admin/users/{id}/email-change";
+    pub const USER_SESSION: &str = "/api/admin/users/{id}/sessions/{sid}";
+    pub const SETTINGS: &str = "/api/admin/settings";
     pub const USER: &str = "/api/admin/users/{id}";
     pub const USER_INVITATION: &str = "/api/admin/users/{id}/invitation";
     pub const USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
@@ -44,7 +51,23 @@ pub mod pages {
     pub const INVITE: &str = "/invite";
     pub const ACCOUNT: &str = "/account";
     pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ACCOUNT_NAME: &str = "/account/name";
+    pub const ACCOUNT_EMAIL: &str = "/account/email";
+    pub const ACCOUNT_EMAIL_CANCEL: &str = "/account/email/cancel";
+    pub const ACCOUNT_EMAIL_CONFIRM: &str = "/account/email/confirm";
+    pub const ACCOUNT_SESSION_END: &str = "/account/sessions/{sid}/end";
+    pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
     pub const ADMIN: &str = "/admin";
+    pub const ADMIN_USER: &str = "/admin/users/{id}";
+    pub const ADMIN_NAME: &str = "/admin/users/{id}/name";
+    pub const ADMIN_EMAIL: &str = "/admin/users/{id}/email";
+    pub const ADMIN_EMAIL_CANCEL: &str = "/admin/users/{id}/email/cancel";
+    pub const ADMIN_SESSION_END: &str = "/admin/users/{id}/sessions/{sid}/end";
+    pub const ADMIN_SESSIONS_END_ALL: &str = "/admin/users/{id}/sessions/end-all";
+    pub const ADMIN_BULK: &str = "/admin/bulk";
+    pub const ADMIN_BULK_SEND: &str = "/admin/bulk/send";
+    pub const ADMIN_AUDIT: &str = "/admin/audit";
+    pub const ADMIN_SETTINGS: &str = "/admin/settings";
     pub const ADMIN_INVITE: &str = "/admin/invite";
     pub const ADMIN_ROLE: &str = "/admin/users/{id}/role";
     pub const ADMIN_BLOCK: &str = "/admin/users/{id}/block";
@@ -105,7 +128,12 @@ pub enum TenantField {
 pub fn tenant_field(path: &str) -> Option<TenantField> {
     match path {
         api::LOGIN | api::FORGOT | pages::LOGIN | pages::FORGOT => Some(TenantField::Email),
-        api::RESET | api::ACCEPT_INVITE | pages::RESET | pages::INVITE => Some(TenantField::Token),
+        api::RESET
+        | api::ACCEPT_INVITE
+        | api::ACCOUNT_EMAIL_CONFIRM
+        | pages::RESET
+        | pages::INVITE
+        | pages::ACCOUNT_EMAIL_CONFIRM => Some(TenantField::Token),
         oidc::TOKEN | oidc::REVOKE | oidc::INTROSPECT => Some(TenantField::Grant),
         _ => None,
     }

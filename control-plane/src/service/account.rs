@@ -138,3 +138,25 @@ pub async fn change_password(
     super::backchannel::kick(state, &signed.tenant.id).await;
     Ok(())
 }
+
+/// Signs the caller out of every session but this one.
+pub async fn end_other_sessions(state: &AppState, signed: &Signed) -> AuthResult<usize> {
+    let (user_id, keep, now) = (signed.user.id.clone(), signed.session_hash, state.now());
+    let n = state
+        .tenants
+        .write(&signed.tenant.id, move |tx| {
+            let n = sessions::revoke_all(tx, &user_id, Some(&keep))?;
+            audit::record(
+                tx,
+                Some(&user_id),
+                "session.revoked_others",
+                Some(&user_id),
+                json!({"count": n}),
+                now,
+            )?;
+            Ok(n)
+        })
+        .await?;
+    super::backchannel::kick(state, &signed.tenant.id).await;
+    Ok(n)
+}

@@ -2,16 +2,16 @@
 //! from their session. Only a [`TenantAdmin`] value opens these operations.
 
 use serde_json::json;
-use tenant_runtime::email;
 use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, NewUser, Role, Status, User};
-use tenant_runtime::store::{audit, sessions};
+use tenant_runtime::store::{audit, meta, sessions};
+use tenant_runtime::{TenantId, email};
 
 use super::AdminUserView;
 use super::auth::Signed;
 use super::identity::bearer;
 use super::recovery::INVITE_TTL_SECS;
-use crate::directory::DirectoryError;
+use crate::directory::{DirectoryError, Tenant};
 use crate::error::Fault;
 use crate::mail;
 use crate::state::AppState;
@@ -47,6 +47,28 @@ pub enum AdminError {
     InvalidRole,
     #[error("a name has at most {MAX_NAME_LEN} characters and no control characters")]
     InvalidName,
+    /// The company accepts only addresses in its own domains.
+    #[error("the address is not in one of the company's domains")]
+    EmailOutsideDomains,
+    /// An email change to the address the person already has.
+    #[error("this is already the address")]
+    EmailUnchanged,
+    /// An email change link that is unknown, used or expired.
+    #[error("invalid or expired link")]
+    InvalidToken,
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// A search, filter or sort the list does not know.
+    #[error("invalid filter")]
+    InvalidFilter,
+    /// A bulk invitation longer than the most lines of one batch.
+    #[error("too many lines")]
+    TooManyLines,
+    #[error("no lines")]
+    EmptyBatch,
+    /// The same address twice in one bulk invitation.
+    #[error("duplicate address")]
+    Duplicate,
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -72,7 +94,7 @@ impl TenantAdmin {
         &self.0
     }
 
-    fn actor(&self) -> String {
+    pub(super) fn actor(&self) -> String {
         self.0.user.id.clone()
     }
 }
@@ -133,16 +155,51 @@ pub async fn invite(
     role: Role,
     name: Option<&str>,
 ) -> AdminResult<AdminUserView> {
-    let email = email::parse(raw_email).ok_or(AdminError::InvalidEmail)?;
-    let name = parse_name(name)?;
-    let tenant_id = admin.0.tenant.id.clone();
-    // A domain another company owns stays theirs: its addresses sign in there.
-    if let Some(domain) = email::domain_of(&email)
+    let (user, token) = invite_quiet(state, admin, raw_email, role, name).await?;
+    send_invitation(state, admin, &user, &token);
+    Ok(AdminUserView::from(&user))
+}
+
+/// Whether `email` may join `tenant_id` as far as domains go: a domain another company owns
+/// stays theirs (its addresses sign in there), and a company that accepts only its own domains
+/// gets only those.
+pub async fn check_domain_rules(
+    state: &AppState,
+    tenant_id: &TenantId,
+    email: &str,
+) -> AdminResult<()> {
+    let domain = email::domain_of(email);
+    if let Some(domain) = domain
         && let Some(owner) = state.directory.domain_owner(domain).await?
-        && owner != tenant_id
+        && owner != *tenant_id
     {
         return Err(AdminError::EmailTaken);
     }
+    let only_own = state
+        .tenants
+        .read(tenant_id, meta::email_domains_only)
+        .await?;
+    if only_own {
+        let own = state.directory.domains_of(tenant_id).await?;
+        if !domain.is_some_and(|d| own.iter().any(|o| o == d)) {
+            return Err(AdminError::EmailOutsideDomains);
+        }
+    }
+    Ok(())
+}
+
+/// [`invite`] without the mail: the user and the invitation's secret.
+pub(super) async fn invite_quiet(
+    state: &AppState,
+    admin: &TenantAdmin,
+    raw_email: &str,
+    role: Role,
+    name: Option<&str>,
+) -> AdminResult<(User, String)> {
+    let email = email::parse(raw_email).ok_or(AdminError::InvalidEmail)?;
+    let name = parse_name(name)?;
+    let tenant_id = admin.0.tenant.id.clone();
+    check_domain_rules(state, &tenant_id, &email).await?;
     let mut user_id = uuid::Uuid::new_v4().to_string();
     let reserved = match state
         .directory
@@ -220,22 +277,27 @@ pub async fn invite(
         .confirm_email(&email, &tenant_id, &user.id)
         .await?;
     crate::failpoint::crash_point("invite.confirmed");
-    send_invitation(state, admin, &user, &token);
-    Ok(AdminUserView::from(&user))
+    Ok((user, token))
 }
 
 fn send_invitation(state: &AppState, admin: &TenantAdmin, user: &User, token: &str) {
-    let link = state.config.link(&format!(
-        "/invite?token={}",
-        bearer(&admin.0.tenant.id, token)
-    ));
-    let m = mail::templates::invitation(
-        &state.config.product_name,
-        &admin.0.tenant.name,
-        &user.email,
-        &link,
+    mail::send_later(
+        state.mailer.clone(),
+        invitation_mail(state, &admin.0.tenant, user, token),
     );
-    mail::send_later(state.mailer.clone(), m);
+}
+
+/// The invitation message of `user` into `tenant`, with the link of `token`.
+pub(super) fn invitation_mail(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    token: &str,
+) -> mail::Mail {
+    let link = state
+        .config
+        .link(&format!("/invite?token={}", bearer(&tenant.id, token)));
+    mail::templates::invitation(&state.config.product_name, &tenant.name, &user.email, &link)
 }
 
 fn is_active_admin(u: &User) -> bool {
@@ -477,4 +539,42 @@ pub async fn end_user_sessions(
         .await?;
     super::backchannel::kick(state, &admin.0.tenant.id).await;
     ended.ok_or(AdminError::NotFound)
+}
+
+/// Ends one session of a user (by its public id).
+pub async fn end_user_session(
+    state: &AppState,
+    admin: &TenantAdmin,
+    id: &str,
+    session: &str,
+) -> AdminResult<()> {
+    let (id, session, actor, now) = (
+        id.to_owned(),
+        session.to_owned(),
+        admin.actor(),
+        state.now(),
+    );
+    let ended = state
+        .tenants
+        .write(&admin.0.tenant.id, move |tx| {
+            if users::get(tx, &id)?.is_none() || !sessions::revoke_by_id(tx, &id, &session)? {
+                return Ok(false);
+            }
+            audit::record(
+                tx,
+                Some(&actor),
+                "session.revoked",
+                Some(&id),
+                json!({"session": session}),
+                now,
+            )?;
+            Ok(true)
+        })
+        .await?;
+    super::backchannel::kick(state, &admin.0.tenant.id).await;
+    if ended {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound)
+    }
 }

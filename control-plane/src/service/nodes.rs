@@ -75,6 +75,7 @@ const BATCH: usize = 32;
 fn purge(tx: &WriteTx<'_>, idle_secs: i64, now: i64) -> tenant_runtime::Result<()> {
     sessions::purge(tx, idle_secs, now)?;
     tokens::purge(tx, now, KEEP_TOKENS_SECS)?;
+    tenant_runtime::store::email_changes::purge(tx, now, KEEP_TOKENS_SECS)?;
     Ok(())
 }
 

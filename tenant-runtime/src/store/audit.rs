@@ -69,6 +69,10 @@ pub struct Filter {
     pub action: Option<String>,
     /// Only entries older than this id (the cursor of the previous page).
     pub before: Option<i64>,
+    /// Only entries at or after this time (seconds).
+    pub since: Option<i64>,
+    /// Only entries before this time (seconds).
+    pub until: Option<i64>,
     pub limit: u32,
 }
 
@@ -78,20 +82,25 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Entry>> {
          WHERE (?1 IS NULL OR actor = ?1 OR target = ?1)
            AND (?2 IS NULL OR action = ?2)
            AND (?3 IS NULL OR id < ?3)
+           AND (?5 IS NULL OR at >= ?5)
+           AND (?6 IS NULL OR at < ?6)
          ORDER BY id DESC LIMIT ?4",
     )?;
     let rows = stmt
-        .query_map(params![f.user, f.action, f.before, f.limit.max(1)], |r| {
-            let details: String = r.get(5)?;
-            Ok(Entry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-            })
-        })?
+        .query_map(
+            params![f.user, f.action, f.before, f.limit.max(1), f.since, f.until],
+            |r| {
+                let details: String = r.get(5)?;
+                Ok(Entry {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+                })
+            },
+        )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
 }

@@ -35,3 +35,20 @@ pub fn raise_auth_epoch(tx: &WriteTx<'_>, min: i64) -> Result<i64> {
     tx.execute("DELETE FROM tokens WHERE used_at IS NULL", [])?;
     Ok(next)
 }
+
+/// Whether people may only be invited or moved to addresses in the company's own domains.
+pub fn email_domains_only(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT email_domains_only FROM tenant_meta WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn set_email_domains_only(tx: &WriteTx<'_>, on: bool) -> Result<()> {
+    tx.execute(
+        "UPDATE tenant_meta SET email_domains_only = ?1 WHERE id = 1",
+        [on],
+    )?;
+    Ok(())
+}

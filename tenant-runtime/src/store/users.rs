@@ -104,12 +104,17 @@ impl std::fmt::Debug for NewUser<'_> {
     }
 }
 
-const COLUMNS: &str = "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, password_reset_required";
+pub(crate) const COLUMNS: &str = "id, email, name, role, status, password_hash, created_at, updated_at, last_login_at, password_reset_required";
 
 /// [`COLUMNS`] qualified with the alias `u`, for joins.
 pub(crate) const COLUMNS_OF_U: &str = "u.id, u.email, u.name, u.role, u.status, u.password_hash, u.created_at, u.updated_at, u.last_login_at, u.password_reset_required";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    from_row_at(r, 0)
+}
+
+/// A user from a row of [`COLUMNS`], for the other store modules.
+pub(crate) fn from_row_pub(r: &Row<'_>) -> rusqlite::Result<User> {
     from_row_at(r, 0)
 }
 
@@ -263,6 +268,24 @@ pub fn record_login(tx: &WriteTx<'_>, id: &str, now: i64) -> Result<bool> {
         "UPDATE users SET last_login_at = ?2 WHERE id = ?1",
         params![id, now],
     )?)
+}
+
+/// Changes a user's address; [`Error::EmailTaken`] if another user of the tenant has it.
+pub fn set_email(tx: &WriteTx<'_>, id: &str, email: &str, now: i64) -> Result<bool> {
+    let r = tx.execute(
+        "UPDATE users SET email = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, email, now],
+    );
+    match r {
+        Ok(n) => updated(n),
+        Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation
+                && msg.contains("users.email") =>
+        {
+            Err(Error::EmailTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes a user with their tokens and sessions (cascade).

@@ -75,6 +75,7 @@ pub(super) enum Refusal {
     NotAForm,
     TooLarge,
     Duplicate,
+    NotText,
 }
 
 /// Whether the browser says this request comes from our own pages.
@@ -129,19 +130,89 @@ fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The boundary of a `multipart/form-data` body (forms with a file), if that is the type.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mut parts = v.split(';');
+    if !parts
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return None;
+    }
+    parts.find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty() && b.len() <= 70)
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses `multipart/form-data`: each part's name and its content as text (a file's too; a
+/// part that is not UTF-8 is refused). A repeated field is refused.
+pub(super) fn parse_multipart(
+    body: &[u8],
+    boundary: &str,
+) -> Result<Vec<(String, String)>, Refusal> {
+    let delimiter = format!("--{boundary}");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut rest = body;
+    let start = find(rest, delimiter.as_bytes()).ok_or(Refusal::NotAForm)?;
+    rest = &rest[start + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            return Ok(fields);
+        }
+        rest = rest.strip_prefix(b"\r\n").ok_or(Refusal::NotAForm)?;
+        let head_end = find(rest, b"\r\n\r\n").ok_or(Refusal::NotAForm)?;
+        let head = std::str::from_utf8(&rest[..head_end]).map_err(|_| Refusal::NotAForm)?;
+        rest = &rest[head_end + 4..];
+        let end = find(rest, format!("\r\n{delimiter}").as_bytes()).ok_or(Refusal::NotAForm)?;
+        let content = &rest[..end];
+        rest = &rest[end + 2 + delimiter.len()..];
+        let name = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .and_then(|l| {
+                l.split(';').find_map(|p| {
+                    p.trim()
+                        .strip_prefix("name=")
+                        .map(|n| n.trim_matches('"').to_owned())
+                })
+            })
+            .ok_or(Refusal::NotAForm)?;
+        let value = String::from_utf8(content.to_vec()).map_err(|_| Refusal::NotText)?;
+        if fields.iter().any(|(seen, _)| *seen == name) {
+            return Err(Refusal::Duplicate);
+        }
+        fields.push((name, value));
+    }
+}
+
 impl FromRequest<AppState> for Form {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers().clone();
         check_origin(&headers).map_err(|r| refused(state, &r))?;
-        if !is_form(&headers) {
+        let boundary = multipart_boundary(&headers);
+        if !is_form(&headers) && boundary.is_none() {
             return Err(refused(state, &Refusal::NotAForm));
         }
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| refused(state, &Refusal::TooLarge))?;
-        let fields = parse(&body).map_err(|r| refused(state, &r))?;
+        let fields = match &boundary {
+            Some(b) => parse_multipart(&body, b),
+            None => parse(&body),
+        }
+        .map_err(|r| refused(state, &r))?;
         let form = Self { fields };
         let Some(expected) =
             cookie(&headers, &cookie_name(state, CSRF_COOKIE)).filter(|t| well_formed(t))
@@ -188,6 +259,11 @@ pub(super) fn refused(state: &AppState, why: &Refusal) -> Response {
             StatusCode::BAD_REQUEST,
             "Please check your input",
             "A field of the form was sent more than once.",
+        ),
+        Refusal::NotText => (
+            StatusCode::BAD_REQUEST,
+            "Please check your input",
+            "The file is not text. Save the list as CSV (UTF-8) and upload it again.",
         ),
     };
     html::message_page(state, status, title, message, ("/", "Start again"), &[])
@@ -238,6 +314,15 @@ mod tests {
         let f = parse(b"email=a%40b.test&password=x+y").unwrap_or_default();
         assert_eq!(f[0], ("email".to_owned(), "a@b.test".to_owned()));
         assert_eq!(f[1], ("password".to_owned(), "x y".to_owned()));
+    }
+
+    #[test]
+    fn multipart_forms_give_their_fields_and_files_as_text() {
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\nemail\r\na@b.test\r\n--XyZ--\r\n";
+        let f = parse_multipart(body, "XyZ").unwrap_or_default();
+        assert_eq!(f[0], ("csrf".to_owned(), "tok".to_owned()));
+        assert_eq!(f[1], ("file".to_owned(), "email\r\na@b.test".to_owned()));
+        assert_eq!(parse_multipart(b"garbage", "XyZ"), Err(Refusal::NotAForm));
     }
 
     #[test]

@@ -75,7 +75,11 @@ pub(super) fn nav(signed: &Signed, csrf: &str, current: &str) -> String {
         }
     };
     let users = if signed.user.role == Role::Admin {
-        link("/admin", "Users")
+        format!(
+            "{}{}",
+            link("/admin", "People"),
+            link("/admin/audit", "Audit log")
+        )
     } else {
         String::new()
     };

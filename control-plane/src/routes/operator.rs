@@ -498,6 +498,8 @@ async fn audit_log(
         user: q.user,
         action: q.action,
         before: q.before,
+        since: None,
+        until: None,
         limit,
     };
     let (tenant, entries) =

@@ -1,15 +1,11 @@
 //! The server-rendered pages: CSRF, redirects, escaping, access, the admin forms, and the
 //! end-to-end flow in real headless Chromium (`tests/e2e/flow.mjs`, playwright-core).
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::json;
 
+use tests::browser;
 use tests::http::{csrf_of, find, form};
-use tests::process::bin_dir;
 use tests::{MAIL_WAIT, PASSWORD, Person, Reply, TestApp, http};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -58,58 +54,25 @@ async fn a_browser_signs_in_invites_accepts_and_resets_a_password() {
     // Arrange: a company whose admin has a password; the invitee does not exist yet.
     let app = TestApp::spawn().await;
     let company = app.company("e2e").await;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf();
-    assert!(
-        root.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `npm ci` at the repository root"
-    );
-    let artifacts = std::env::var_os("E2E_ARTIFACTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| bin_dir().join("../e2e-artifacts/pages"));
-    if let Ok(entries) = std::fs::read_dir(&artifacts) {
-        for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "png") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    let artifacts = browser::artifacts_dir("E2E_ARTIFACTS_DIR", "pages");
 
-    // Act: the whole flow in Chromium.
-    let child = tokio::process::Command::new("node")
-        .arg("tests/e2e/flow.mjs")
-        .current_dir(&root)
-        .env("E2E_BASE_URL", &app.address)
-        .env("E2E_PUBLIC_URL", &app.public_url)
-        .env("E2E_MAIL_DIR", &app.smtp.maildir)
-        .env("E2E_ADMIN_EMAIL", &company.admin_email)
-        .env("E2E_ADMIN_PASSWORD", PASSWORD)
-        .env("E2E_COMPANY", &company.name)
-        .env("E2E_INVITEE", "mia@e2e.test")
-        .env("E2E_ARTIFACTS_DIR", &artifacts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (is Node.js installed?)");
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
-        .await
-        .expect("the browser flow did not finish within 5 minutes")
-        .expect("node output");
-
-    // Assert: the script checked every step; its screenshots are kept.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the browser flow failed ({}); screenshots in {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status,
-        artifacts.display()
-    );
-    assert!(stdout.contains("e2e flow passed"), "{stdout}");
+    // Act and assert: the whole flow in Chromium, every step checked by the script; its
+    // screenshots are kept.
+    browser::run_flow(
+        "tests/e2e/flow.mjs",
+        &artifacts,
+        &[
+            ("E2E_BASE_URL", app.address.clone()),
+            ("E2E_PUBLIC_URL", app.public_url.clone()),
+            ("E2E_MAIL_DIR", app.smtp.maildir.display().to_string()),
+            ("E2E_ADMIN_EMAIL", company.admin_email.clone()),
+            ("E2E_ADMIN_PASSWORD", PASSWORD.to_owned()),
+            ("E2E_COMPANY", company.name.clone()),
+            ("E2E_INVITEE", "mia@e2e.test".to_owned()),
+        ],
+        "e2e flow passed",
+    )
+    .await;
     let shots = std::fs::read_dir(&artifacts)
         .expect("artifacts dir")
         .flatten()

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub mod app;
 pub mod bench;
+pub mod browser;
 pub mod cluster;
 pub mod ctl;
 pub mod db;

@@ -72,15 +72,27 @@ pub async fn end_session(state: &AppState, signed: &Signed, id: &str) -> AuthRes
 
 /// Signs the caller out everywhere, this session included.
 pub async fn end_all_sessions(state: &AppState, signed: &Signed) -> AuthResult<usize> {
+    end_sessions(state, signed, false).await
+}
+
+/// Ends the caller's sessions, all of them or all but this one; apps holding grants from them
+/// are told.
+async fn end_sessions(state: &AppState, signed: &Signed, keep_this: bool) -> AuthResult<usize> {
     let (user_id, now) = (signed.user.id.clone(), state.now());
+    let keep = keep_this.then_some(signed.session_hash);
+    let action = if keep_this {
+        "session.revoked_others"
+    } else {
+        "session.revoked_all"
+    };
     let n = state
         .tenants
         .write(&signed.tenant.id, move |tx| {
-            let n = sessions::revoke_all(tx, &user_id, None)?;
+            let n = sessions::revoke_all(tx, &user_id, keep.as_ref().map(|k| &k[..]))?;
             audit::record(
                 tx,
                 Some(&user_id),
-                "session.revoked_all",
+                action,
                 Some(&user_id),
                 json!({"count": n}),
                 now,
@@ -141,22 +153,5 @@ pub async fn change_password(
 
 /// Signs the caller out of every session but this one.
 pub async fn end_other_sessions(state: &AppState, signed: &Signed) -> AuthResult<usize> {
-    let (user_id, keep, now) = (signed.user.id.clone(), signed.session_hash, state.now());
-    let n = state
-        .tenants
-        .write(&signed.tenant.id, move |tx| {
-            let n = sessions::revoke_all(tx, &user_id, Some(&keep))?;
-            audit::record(
-                tx,
-                Some(&user_id),
-                "session.revoked_others",
-                Some(&user_id),
-                json!({"count": n}),
-                now,
-            )?;
-            Ok(n)
-        })
-        .await?;
-    super::backchannel::kick(state, &signed.tenant.id).await;
-    Ok(n)
+    end_sessions(state, signed, true).await
 }

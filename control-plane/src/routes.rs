@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod operator;
 pub mod pages;
 pub mod paths;
+pub mod policy_api;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};

@@ -43,6 +43,10 @@ pub mod profile;
 pub mod provision;
 /// Reset links and invitations.
 pub mod recovery;
+/// The company's sign-in rules: identity provider required, social sign-in, second factors.
+pub mod sign_in_policy;
+/// The last step of every way in: a proof of who the person is becomes a session.
+pub mod signin;
 /// What operators do to companies, shared by `tenantctl` and the operator API.
 pub mod tenants;
 

@@ -10,6 +10,7 @@ pub mod email_changes;
 pub mod meta;
 pub mod oidc;
 pub mod people;
+pub mod policy;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

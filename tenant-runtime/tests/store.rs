@@ -16,7 +16,7 @@ use std::sync::Barrier;
 use std::thread;
 
 use tenant_runtime::email;
-use tenant_runtime::store::sessions::{self, Lifetimes, Origin};
+use tenant_runtime::store::sessions::{self, Amr, Lifetimes, Origin};
 use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, NewUser, Role, Status};
 use tenant_runtime::store::{audit, meta, oidc};
@@ -276,7 +276,7 @@ const LIFE: Lifetimes = Lifetimes {
 
 fn start_session(t: &Tenant, uid: &str, now: i64) -> TestResult<String> {
     let uid = uid.to_owned();
-    t.write(move |tx| sessions::create(tx, &uid, LIFE, &Origin::default(), now))
+    t.write(move |tx| sessions::create(tx, &uid, LIFE, &Origin::default(), &Amr::password(), now))
 }
 
 fn live(t: &Tenant, token: &str, now: i64) -> TestResult<bool> {

@@ -37,6 +37,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(4, "tenant", "0004_password_reset_required"),
     migration!(5, "tenant", "0005_oidc_grants"),
     migration!(6, "tenant", "0006_email_changes_and_people_search"),
+    migration!(7, "tenant", "0007_sign_in_policy_and_session_methods"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -256,6 +257,12 @@ mod ladder {
             "INSERT INTO email_changes (hash, user_id, new_email, requested_by, created_at, expires_at)
                  VALUES (x'06', 'u3', 'c2@acme.test', 'u1', 6, 100);
              UPDATE tenant_meta SET email_domains_only = 1;",
+        ),
+        (
+            7,
+            "UPDATE sign_in_policy SET mfa_required = 'admins', social_login = 1;
+             INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, amr)
+                 VALUES (x'07', 'u1', 7, 7, 100, 1, 'test', '[\"pwd\",\"otp\",\"mfa\"]');",
         ),
     ];
 

@@ -27,6 +27,7 @@ mod oidc_rp;
 mod openapi;
 mod operator;
 mod pages;
+mod policy;
 mod resilience;
 mod security;
 mod vendor_app;

@@ -145,6 +145,7 @@ async fn an_app_signs_a_person_in_through_the_shared_login_page() {
     assert_eq!(id["org_name"], c.name.as_str());
     assert_eq!(id["role"], "admin");
     assert_eq!(id["amr"], json!(["pwd"]));
+    assert_eq!(id["acr"], "urn:tenantd:acr:sfa");
     assert!(id["sid"].is_string() && id["auth_time"].is_i64() && id["at_hash"].is_string());
     let access = v["access_token"].as_str().unwrap();
     let (ah, at) = jwt_parts(access);

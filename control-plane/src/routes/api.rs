@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
             get(list_user_sessions).delete(end_user_sessions),
         );
     api.merge(super::console_api::router())
+        .merge(super::policy_api::router())
         .route_layer(axum::middleware::from_fn(refuse_cross_site))
 }
 

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::extract::{MAX_BODY, bearer_token};
 use super::paths::{oidc as p, pages};
 use crate::service::oidc::token::{self, TokenRequest};
-use crate::service::oidc::{self, ClientCredentials, OidcError, SCOPES, signing};
+use crate::service::oidc::{self, ClientCredentials, OidcError, SCOPES, claims, signing};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -98,6 +98,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email",
             "email_verified", "name", "org_id", "org_slug", "org_name", "role"
         ],
+        "acr_values_supported": [claims::ACR_SINGLE_FACTOR, claims::ACR_MULTI_FACTOR],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,

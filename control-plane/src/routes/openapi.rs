@@ -281,6 +281,13 @@ fn people(product: &str, public_url: &str) -> Value {
                     with(admin_errors(&[400, 413, 415, 422]), "200", ok("Settings", r("Settings"))),
                     json!({"requestBody": body(r("SettingsChange"))}))
             },
+            (p::POLICY): {
+                "get": op("The company's sign-in policy", &["admin"],
+                    with(admin_errors(&[]), "200", ok("Policy", r("Policy"))), json!({})),
+                "patch": op("Change some of the company's sign-in rules (absent fields keep their value)", &["admin"],
+                    with(admin_errors(&[400, 409, 413, 415, 422]), "200", ok("Policy", r("Policy"))),
+                    json!({"requestBody": body(r("PolicyChange"))}))
+            },
             (p::ACCOUNT): {"patch": op("Change the caller's name, or start a change of their email (a link goes to the new address, a notice to the old)", &["account"],
                 with(errors(&[400, 401, 403, 409, 413, 415, 422, 503]), "200", ok("The caller", r("AccountView"))),
                 json!({"requestBody": body(r("AccountChange"))}))},
@@ -335,6 +342,14 @@ fn console_schemas() -> Value {
             "email_domains_only": {"type": "boolean"}, "domains": {"type": "array", "items": {"type": "string"}}}},
         "SettingsChange": {"type": "object", "additionalProperties": false, "required": ["email_domains_only"], "properties": {
             "email_domains_only": {"type": "boolean"}}},
+        "Policy": {"type": "object", "required": ["sso_required", "sso_required_except_admins", "social_login", "mfa_required", "trust_idp_mfa"], "properties": {
+            "sso_required": {"type": "boolean"}, "sso_required_except_admins": {"type": "boolean"},
+            "social_login": {"type": "boolean"}, "mfa_required": {"type": "string", "enum": ["off", "admins", "all"]},
+            "trust_idp_mfa": {"type": "boolean"}}},
+        "PolicyChange": {"type": "object", "additionalProperties": false, "properties": {
+            "sso_required": {"type": "boolean"}, "sso_required_except_admins": {"type": "boolean"},
+            "social_login": {"type": "boolean"}, "mfa_required": {"type": "string", "enum": ["off", "admins", "all"]},
+            "trust_idp_mfa": {"type": "boolean"}}},
         "BulkItem": {"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
             "email": {"type": "string", "maxLength": 320}, "name": {"type": ["string", "null"], "maxLength": 100},
             "role": {"type": ["string", "null"], "enum": ["admin", "member", "", null]}}},

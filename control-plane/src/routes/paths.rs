@@ -21,6 +21,7 @@ pub mod api {
     pub const USER_EMAIL_CHANGE: &str = "/api/admin/users/{id}/email-change";
     pub const USER_SESSION: &str = "/api/admin/users/{id}/sessions/{sid}";
     pub const SETTINGS: &str = "/api/admin/settings";
+    pub const POLICY: &str = "/api/admin/policy";
     pub const USER: &str = "/api/admin/users/{id}";
     pub const USER_INVITATION: &str = "/api/admin/users/{id}/invitation";
     pub const USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";

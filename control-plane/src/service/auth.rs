@@ -13,10 +13,11 @@ use tenant_runtime::store::users::{self, Role, Status, User};
 use tenant_runtime::{TenantId, email};
 
 use super::identity::{
-    AuthError, AuthResult, EmailRoute, SignedIn, bearer, device_of, new_device_cookie, route,
-    serving, split_bearer,
+    AuthError, AuthResult, EmailRoute, SignedIn, device_of, new_device_cookie, route, serving,
+    split_bearer,
 };
 use super::policy;
+use super::signin::{self, Finished, Proof};
 use super::{SessionView, TenantView, UserView};
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
@@ -204,40 +205,11 @@ async fn login_attempt(
         }
         _ => None,
     };
-    let now = state.now();
-    let lifetimes = state.server.session_lifetimes();
-    let user_id = user.id.clone();
-    let secret = state
-        .tenants
-        .write(&tenant_id, move |tx| {
-            // Re-read under the write lock: the user may have been blocked meanwhile.
-            match users::get(tx, &user_id)? {
-                Some(u) if u.status == Status::Active => {}
-                _ => return Ok(None),
-            }
-            if let Some(h) = &rehash {
-                users::set_password_hash(tx, &user_id, h, now)?;
-            }
-            users::record_login(tx, &user_id, now)?;
-            let secret = sessions::create(tx, &user_id, lifetimes, &origin, now)?;
-            audit::record(
-                tx,
-                Some(&user_id),
-                "login.succeeded",
-                Some(&user_id),
-                json!({"ip": origin.ip}),
-                now,
-            )?;
-            Ok(Some(secret))
-        })
-        .await?
-        .ok_or(AuthError::InvalidCredentials)?;
+    let finished = signin::finish(state, &tenant, &user, Proof::password(rehash), origin).await?;
+    let Finished::SignedIn { cookie, view } = finished;
     Ok(SignedIn {
-        cookie: bearer(&tenant_id, &secret),
-        view: SessionView {
-            user: UserView::from(&user),
-            tenant: TenantView::from(&tenant),
-        },
+        cookie,
+        view,
         device: match device {
             Some(_) => None,
             None => new_device_cookie(state, &email),

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use tenant_runtime::store::audit;
-use tenant_runtime::store::sessions::{self, Origin};
+use tenant_runtime::store::sessions::{self, Amr, Origin};
 use tenant_runtime::store::tokens::{self, Purpose};
 use tenant_runtime::store::users::{self, Status, User};
 use tenant_runtime::{TenantId, email};
@@ -271,7 +271,8 @@ pub async fn accept_invite(
                 users::set_name(tx, &user_id, n, now)?;
             }
             users::record_login(tx, &user_id, now)?;
-            let session = sessions::create(tx, &user_id, lifetimes, &origin, now)?;
+            let session =
+                sessions::create(tx, &user_id, lifetimes, &origin, &Amr::password(), now)?;
             audit::record(
                 tx,
                 Some(&user_id),

@@ -6,6 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::store::sessions::Amr;
 use crate::store::users::{self, User};
 use crate::{Result, WriteTx, secret};
 
@@ -112,6 +113,8 @@ pub struct LiveGrant {
     /// When the session's user signed in: the `auth_time` claim.
     pub auth_time: i64,
     pub last_seen_at: i64,
+    /// How the session's user signed in: the `amr` and `acr` claims.
+    pub amr: Amr,
     pub user: User,
 }
 
@@ -120,7 +123,7 @@ pub struct LiveGrant {
 pub fn live(conn: &Connection, id: &str, idle_secs: i64, now: i64) -> Result<Option<LiveGrant>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT g.id, g.client_id, g.scope, g.nonce, g.sid, g.session_hash, s.created_at,
-                s.last_seen_at, {}
+                s.last_seen_at, s.amr, {}
          FROM oidc_grants g JOIN sessions s ON s.hash = g.session_hash
               JOIN users u ON u.id = g.user_id
          WHERE g.id = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3
@@ -139,7 +142,8 @@ pub fn live(conn: &Connection, id: &str, idle_secs: i64, now: i64) -> Result<Opt
                 session_hash: r.get(5)?,
                 auth_time: r.get(6)?,
                 last_seen_at: r.get(7)?,
-                user: users::from_row_at(r, 8)?,
+                amr: Amr::from_column(&r.get::<_, String>(8)?),
+                user: users::from_row_at(r, 9)?,
             })
         })
         .optional()?)

@@ -33,6 +33,88 @@ pub struct Origin {
     pub ip: String,
 }
 
+/// One way a person proved who they are, as RFC 8176 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Method {
+    /// A password.
+    Pwd,
+    /// A one-time code (TOTP, recovery code).
+    Otp,
+    /// A key bound to hardware (a security key or a device-bound passkey).
+    Hwk,
+    /// A key held in software (a synced passkey).
+    Swk,
+    /// An identity provider vouched for the person (the company's own, or a social one).
+    Fed,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pwd => "pwd",
+            Self::Otp => "otp",
+            Self::Hwk => "hwk",
+            Self::Swk => "swk",
+            Self::Fed => "fed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Pwd, Self::Otp, Self::Hwk, Self::Swk, Self::Fed]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// How a session's person signed in: the methods used, in a stable order. Two or more make it
+/// a multi-factor sign-in (`mfa`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Amr(Vec<Method>);
+
+impl Amr {
+    pub fn new(methods: impl IntoIterator<Item = Method>) -> Self {
+        let mut v: Vec<Method> = methods.into_iter().collect();
+        v.sort();
+        v.dedup();
+        Self(v)
+    }
+
+    pub fn password() -> Self {
+        Self::new([Method::Pwd])
+    }
+
+    pub fn methods(&self) -> &[Method] {
+        &self.0
+    }
+
+    pub fn contains(&self, m: Method) -> bool {
+        self.0.contains(&m)
+    }
+
+    pub fn is_multi_factor(&self) -> bool {
+        self.0.len() >= 2
+    }
+
+    /// The `amr` claim: each method, plus `mfa` when there are several.
+    pub fn values(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.0.iter().map(|m| m.as_str()).collect();
+        if self.is_multi_factor() {
+            v.push("mfa");
+        }
+        v
+    }
+
+    fn to_column(&self) -> String {
+        serde_json::to_string(&self.0.iter().map(|m| m.as_str()).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into())
+    }
+
+    pub(crate) fn from_column(s: &str) -> Self {
+        let names: Vec<String> = serde_json::from_str(s).unwrap_or_default();
+        Self::new(names.iter().filter_map(|n| Method::parse(n)))
+    }
+}
+
 /// A valid session and its user.
 #[derive(Debug, Clone)]
 pub struct Current {
@@ -43,6 +125,7 @@ pub struct Current {
     pub user: User,
     pub created_at: i64,
     pub last_seen_at: i64,
+    pub amr: Amr,
     /// Whether the caller should record `now` as the last-seen time.
     pub needs_touch: bool,
 }
@@ -68,19 +151,21 @@ pub fn create(
     user_id: &str,
     lifetimes: Lifetimes,
     origin: &Origin,
+    amr: &Amr,
     now: i64,
 ) -> Result<String> {
     let s = secret::generate()?;
     tx.execute(
-        "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, ip)
-         VALUES (?1, ?2, ?3, ?3, ?4, (SELECT auth_epoch FROM tenant_meta WHERE id = 1), ?5, ?6)",
+        "INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, ip, amr)
+         VALUES (?1, ?2, ?3, ?3, ?4, (SELECT auth_epoch FROM tenant_meta WHERE id = 1), ?5, ?6, ?7)",
         params![
             &s.hash[..],
             user_id,
             now,
             now + lifetimes.absolute,
             truncate(&origin.user_agent, 256),
-            truncate(&origin.ip, 64)
+            truncate(&origin.ip, 64),
+            amr.to_column()
         ],
     )?;
     Ok(s.token)
@@ -98,7 +183,7 @@ fn truncate(s: &str, max: usize) -> &str {
 pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result<Option<Current>> {
     let hash = secret::hash(token);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT s.created_at, s.last_seen_at, {} FROM sessions s JOIN users u ON u.id = s.user_id
+        "SELECT s.created_at, s.last_seen_at, s.amr, {} FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3
            AND s.epoch = (SELECT auth_epoch FROM tenant_meta WHERE id = 1)
            AND u.status = 'active'",
@@ -109,16 +194,18 @@ pub fn check(conn: &Connection, token: &str, idle_secs: i64, now: i64) -> Result
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
-                users::from_row_at(r, 2)?,
+                r.get::<_, String>(2)?,
+                users::from_row_at(r, 3)?,
             ))
         })
         .optional()?;
-    Ok(row.map(|(created_at, last_seen_at, user)| Current {
+    Ok(row.map(|(created_at, last_seen_at, amr, user)| Current {
         id: public_id(&hash),
         hash,
         user,
         created_at,
         last_seen_at,
+        amr: Amr::from_column(&amr),
         needs_touch: now - last_seen_at >= TOUCH_EVERY_SECS,
     }))
 }

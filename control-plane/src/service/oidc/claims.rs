@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use tenant_runtime::TenantId;
 use tenant_runtime::store::oidc::{self, LiveGrant};
-use tenant_runtime::store::users::User;
+use tenant_runtime::store::sessions::Amr;
 
 use super::{ID_TOKEN_SECS, issuer, random_id, signing};
 use crate::directory::Tenant;
@@ -21,8 +21,21 @@ pub const ID_TOKEN_TYPE: &str = "JWT";
 pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
+/// `acr` of a session: whether more than one factor was used.
+pub const ACR_SINGLE_FACTOR: &str = "urn:tenantd:acr:sfa";
+pub const ACR_MULTI_FACTOR: &str = "urn:tenantd:acr:mfa";
+
+pub fn acr(amr: &Amr) -> &'static str {
+    if amr.is_multi_factor() {
+        ACR_MULTI_FACTOR
+    } else {
+        ACR_SINGLE_FACTOR
+    }
+}
+
 /// The claims about the person that ID tokens, userinfo and introspection share.
-pub fn person(tenant: &Tenant, user: &User, sid: &str, auth_time: i64) -> Map<String, Value> {
+pub fn person(tenant: &Tenant, grant: &LiveGrant) -> Map<String, Value> {
+    let (user, sid, auth_time) = (&grant.user, &grant.sid, grant.auth_time);
     let v = json!({
         "sub": user.id,
         "email": user.email,
@@ -34,7 +47,8 @@ pub fn person(tenant: &Tenant, user: &User, sid: &str, auth_time: i64) -> Map<St
         "role": user.role.as_str(),
         "sid": sid,
         "auth_time": auth_time,
-        "amr": ["pwd"],
+        "amr": grant.amr.values(),
+        "acr": acr(&grant.amr),
     });
     match v {
         Value::Object(mut m) => {
@@ -82,8 +96,8 @@ pub async fn mint(
     let keys = signing::keys(state).await?;
     let (iss, now) = (issuer(state), state.now());
     let life = state.server.access_token_secs;
-    let mut at = person(tenant, &grant.user, &grant.sid, grant.auth_time);
-    for k in ["email_verified", "amr", "name"] {
+    let mut at = person(tenant, grant);
+    for k in ["email_verified", "amr", "acr", "name"] {
         at.remove(k);
     }
     at.insert("iss".into(), json!(iss));
@@ -98,7 +112,7 @@ pub async fn mint(
         .signer
         .sign(ACCESS_TOKEN_TYPE, &Value::Object(at))
         .map_err(|e| Fault::Unexpected(anyhow::anyhow!("signing: {e}")))?;
-    let mut id = person(tenant, &grant.user, &grant.sid, grant.auth_time);
+    let mut id = person(tenant, grant);
     id.insert("iss".into(), json!(iss));
     id.insert("aud".into(), json!(grant.client_id));
     id.insert("azp".into(), json!(grant.client_id));

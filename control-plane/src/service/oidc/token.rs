@@ -359,7 +359,7 @@ pub async fn introspect(state: &AppState, client: &ClientRow, token: &str) -> Oi
                 .await?;
             match found {
                 Some(g) if g.client_id == client.id => {
-                    let mut out = claims::person(&tenant, &g.user, &g.sid, g.auth_time);
+                    let mut out = claims::person(&tenant, &g);
                     out.insert("active".into(), json!(true));
                     out.insert("token_type".into(), json!("refresh_token"));
                     out.insert("client_id".into(), json!(g.client_id));
@@ -388,12 +388,7 @@ pub async fn introspect(state: &AppState, client: &ClientRow, token: &str) -> Oi
 /// The userinfo endpoint: the person behind a live access token.
 pub async fn userinfo(state: &AppState, token: &str) -> OidcResult<Value> {
     match claims::live_grant(state, token).await {
-        Ok(Some((tenant, g, _))) => Ok(Value::Object(claims::person(
-            &tenant,
-            &g.user,
-            &g.sid,
-            g.auth_time,
-        ))),
+        Ok(Some((tenant, g, _))) => Ok(Value::Object(claims::person(&tenant, &g))),
         Ok(None) | Err(AuthError::Suspended) => Err(OidcError::InvalidToken),
         Err(AuthError::Fault(f)) => Err(f.into()),
         Err(_) => Err(OidcError::InvalidToken),

@@ -20,6 +20,8 @@ pub mod csv;
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
+/// Recovering a tenant from its replica onto another node, both sides.
+pub mod failover;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
 /// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.
@@ -43,6 +45,8 @@ pub mod profile;
 pub mod provision;
 /// Reset links and invitations.
 pub mod recovery;
+/// Continuous replication with Litestream: starting it, its status, restoring in place.
+pub mod replication;
 /// What operators do to companies, shared by `tenantctl` and the operator API.
 pub mod tenants;
 

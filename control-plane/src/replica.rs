@@ -295,8 +295,11 @@ impl Replica {
         })
     }
 
-    /// Restores tenant `id` as replicated by `node` into `out` (which must not exist), as of
-    /// `at` or the newest transaction.
+    /// Restores tenant `id` as replicated by `node` into `out` (which must not exist): the
+    /// newest transaction, or with `at` the newest one written before `at` (to the second).
+    ///
+    /// Litestream's own `-timestamp` needs a daily snapshot older than the time; a transaction
+    /// id picked from the replica's files works from the first transaction on.
     pub async fn restore(
         &self,
         node: &str,
@@ -305,10 +308,34 @@ impl Replica {
         at: Option<&PointInTime>,
     ) -> ReplicaResult<()> {
         let url = self.tenant_url(node, id);
+        let txid = match at {
+            None => None,
+            Some(at) => {
+                let files = self.files(&url, id).await?;
+                if files.is_empty() {
+                    return Err(ReplicaError::Missing(
+                        id.to_string(),
+                        format!(" (replicated by node {node})"),
+                    ));
+                }
+                let before = files
+                    .into_iter()
+                    .filter(|p| p.at < at.unix)
+                    .map(|p| p.txid)
+                    .max()
+                    .ok_or_else(|| {
+                        ReplicaError::Missing(
+                            id.to_string(),
+                            format!(" from before {} (replicated by node {node})", at.rfc3339),
+                        )
+                    })?;
+                Some(before)
+            }
+        };
         let out_s = out.to_string_lossy().into_owned();
         let mut args = vec!["restore", "-o", out_s.as_str()];
-        if let Some(at) = at {
-            args.extend(["-timestamp", at.rfc3339.as_str()]);
+        if let Some(txid) = &txid {
+            args.extend(["-txid", txid.as_str()]);
         }
         args.push(url.as_str());
         let output = self.run(&args, "restore").await?;
@@ -325,24 +352,24 @@ impl Replica {
             .trim_start_matches("Error: ")
             .to_owned();
         if last.contains("no matching backup files") || last.contains("no snapshots available") {
-            let when = at
-                .map(|a| format!(" at {} (replicated by node {node})", a.rfc3339))
-                .unwrap_or_else(|| format!(" (replicated by node {node})"));
-            return Err(ReplicaError::Missing(id.to_string(), when));
+            return Err(ReplicaError::Missing(
+                id.to_string(),
+                format!(" (replicated by node {node})"),
+            ));
         }
         Err(ReplicaError::Unreadable(id.to_string(), last))
     }
 
-    /// The newest transaction the replica holds of tenant `id` of `node`; `None` when it holds
-    /// nothing.
-    pub async fn position(&self, node: &str, id: &TenantId) -> ReplicaResult<Option<Position>> {
-        let url = self.tenant_url(node, id);
-        let output = self.run(&["ltx", "-json", &url], "ltx").await?;
+    /// The end of every file the replica holds of one database, at every level.
+    async fn files(&self, url: &str, id: &TenantId) -> ReplicaResult<Vec<Position>> {
+        let output = self
+            .run(&["ltx", "-level", "all", "-json", url], "ltx")
+            .await?;
         if !output.status.success() {
             let err = String::from_utf8_lossy(&output.stderr);
             return Err(ReplicaError::Unreadable(
                 id.to_string(),
-                err.trim().to_owned(),
+                err.trim().trim_start_matches("Error: ").to_owned(),
             ));
         }
         let rows: Vec<LtxRow> = serde_json::from_slice(&output.stdout).unwrap_or_default();
@@ -354,6 +381,17 @@ impl Replica {
                     txid: r.max_txid,
                 })
             })
+            .collect())
+    }
+
+    /// The newest transaction the replica holds of tenant `id` of `node`; `None` when it holds
+    /// nothing.
+    pub async fn position(&self, node: &str, id: &TenantId) -> ReplicaResult<Option<Position>> {
+        let url = self.tenant_url(node, id);
+        Ok(self
+            .files(&url, id)
+            .await?
+            .into_iter()
             .max_by(|a, b| a.txid.cmp(&b.txid)))
     }
 

@@ -27,6 +27,7 @@ mod oidc_rp;
 mod openapi;
 mod operator;
 mod pages;
+mod replication;
 mod resilience;
 mod security;
 mod vendor_app;

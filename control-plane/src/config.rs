@@ -112,7 +112,11 @@ pub struct ReplicaConfig {
     pub replica_s3_access_key_id: Option<Secret>,
 
     /// S3 secret access key.
-    #[arg(long, env = "TENANTD_REPLICA_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TENANTD_REPLICA_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
     pub replica_s3_secret_access_key: Option<Secret>,
 
     /// Seconds between two uploads of a tenant's new transactions: the most a lost disk can

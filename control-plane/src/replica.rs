@@ -490,7 +490,12 @@ mod tests {
             r.tenant_url("n2", &id),
             "s3://bkt/some/prefix/n2/tenants/t_0123456789abcdef.db?endpoint=http%3A%2F%2F127.0.0.1%3A9000&forcePathStyle=true&region=us-east-1"
         );
-        for bad in ["http://x/y", "s3:///nobucket", "s3://b/p?endpoint=x", "relative/path"] {
+        for bad in [
+            "http://x/y",
+            "s3:///nobucket",
+            "s3://b/p?endpoint=x",
+            "relative/path",
+        ] {
             assert!(
                 matches!(
                     Replica::from_config(&config(bad)),

@@ -54,7 +54,12 @@ fn start(id: &str, env: &[(String, String)]) -> Node {
 
 /// The emails of the users in tenant `id`'s replica of `node`, restored by Litestream itself
 /// (`None` while the replica has no copy).
-fn replica_emails(url_base: &str, node: &str, id: &str, extra: &[(&str, &str)]) -> Option<Vec<String>> {
+fn replica_emails(
+    url_base: &str,
+    node: &str,
+    id: &str,
+    extra: &[(&str, &str)],
+) -> Option<Vec<String>> {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("r.db");
     let url = format!("{url_base}/{node}/tenants/{id}.db");
@@ -92,13 +97,7 @@ async fn replica_shows(
     poll(Duration::from_secs(30), what, || {
         let got = replica_emails(base, node, id, &[]);
         let ok = got.as_deref().is_some_and(&want);
-        async move {
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("{got:?}"))
-            }
-        }
+        async move { if ok { Ok(()) } else { Err(format!("{got:?}")) } }
     })
     .await;
 }
@@ -150,9 +149,13 @@ async fn the_replica_follows_writes_restore_delete_and_undelete() {
         "--tenant",
         "rep-a",
     ]);
-    replica_shows(&base, "solo", &id, "the restored content in the replica", |e| {
-        e.contains(&"u1@rep-a.test".to_owned()) && !e.contains(&"u2@rep-a.test".to_owned())
-    })
+    replica_shows(
+        &base,
+        "solo",
+        &id,
+        "the restored content in the replica",
+        |e| e.contains(&"u1@rep-a.test".to_owned()) && !e.contains(&"u2@rep-a.test".to_owned()),
+    )
     .await;
 
     // Delete to the trash, then undelete: the tenant comes back under a fresh id, replicated
@@ -171,10 +174,17 @@ async fn the_replica_follows_writes_restore_delete_and_undelete() {
         .or_else(|| shown["node"].as_str())
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(node_of, "solo", "undelete places the tenant on this node: {shown}");
-    replica_shows(&base, "solo", &new_id, "the undeleted tenant in the replica", |e| {
-        e.contains(&"u1@rep-a.test".to_owned())
-    })
+    assert_eq!(
+        node_of, "solo",
+        "undelete places the tenant on this node: {shown}"
+    );
+    replica_shows(
+        &base,
+        "solo",
+        &new_id,
+        "the undeleted tenant in the replica",
+        |e| e.contains(&"u1@rep-a.test".to_owned()),
+    )
     .await;
 
     // The status: every transaction of the tenant replicated, and the worst lag in /metrics.
@@ -265,15 +275,19 @@ async fn s3(bucket: &str) -> Option<S3> {
 
 /// Waits until every tenant of `node` has all its transactions in the replica.
 async fn in_sync(node: &Node) {
-    poll(Duration::from_secs(30), "every transaction replicated", || {
-        let s = node.ctl().json(&["replica", "status"]);
-        async move {
-            let all = s["tenants"].as_array().is_some_and(|ts| {
-                !ts.is_empty() && ts.iter().all(|t| t["in_sync"] == true)
-            });
-            if all { Ok(()) } else { Err(s.to_string()) }
-        }
-    })
+    poll(
+        Duration::from_secs(30),
+        "every transaction replicated",
+        || {
+            let s = node.ctl().json(&["replica", "status"]);
+            async move {
+                let all = s["tenants"]
+                    .as_array()
+                    .is_some_and(|ts| !ts.is_empty() && ts.iter().all(|t| t["in_sync"] == true));
+                if all { Ok(()) } else { Err(s.to_string()) }
+            }
+        },
+    )
     .await;
 }
 
@@ -286,11 +300,20 @@ fn rfc3339(unix: i64) -> String {
 
 async fn user_emails(node: &Node, session: &str) -> Vec<String> {
     let r = node
-        .call(Method::GET, "/api/admin/users?limit=200", Some(session), None)
+        .call(
+            Method::GET,
+            "/api/admin/users?limit=200",
+            Some(session),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
-    let list = v["users"].as_array().or_else(|| v["items"].as_array()).cloned().unwrap_or_default();
+    let list = v["users"]
+        .as_array()
+        .or_else(|| v["items"].as_array())
+        .cloned()
+        .unwrap_or_default();
     let mut out: Vec<String> = list
         .iter()
         .filter_map(|u| u["email"].as_str().map(str::to_owned))
@@ -312,7 +335,10 @@ async fn a_point_in_time_restore_from_s3_undoes_a_mass_delete() {
         ("TENANTD_REPLICA_S3_ENDPOINT".into(), s3.endpoint.clone()),
         ("TENANTD_REPLICA_S3_REGION".into(), "us-east-1".into()),
         ("TENANTD_REPLICA_S3_ACCESS_KEY_ID".into(), "test-key".into()),
-        ("TENANTD_REPLICA_S3_SECRET_ACCESS_KEY".into(), "test-secret".into()),
+        (
+            "TENANTD_REPLICA_S3_SECRET_ACCESS_KEY".into(),
+            "test-secret".into(),
+        ),
         ("TENANTD_REPLICA_SYNC_SECS".into(), "1".into()),
     ];
     let node = start("s3node", &env);
@@ -333,7 +359,12 @@ async fn a_point_in_time_restore_from_s3_undoes_a_mass_delete() {
     .await;
     for id in &ids {
         let r = node
-            .call(Method::DELETE, &format!("/api/admin/users/{id}"), Some(&admin), None)
+            .call(
+                Method::DELETE,
+                &format!("/api/admin/users/{id}"),
+                Some(&admin),
+                None,
+            )
             .await;
         assert!(r.status == 200 || r.status == 204, "delete: {}", r.body);
     }
@@ -358,13 +389,26 @@ async fn a_point_in_time_restore_from_s3_undoes_a_mass_delete() {
     assert_eq!(user_emails(&node, &fresh).await, before);
 
     // A time before anything was replicated, and a time that is not one, are refused.
-    node.ctl()
-        .fails(
-            &["restore", "--tenant", "pitr-co", "--from-replica", "--at", "2001-01-01T00:00:00Z"],
-            "replica_missing",
-        );
     node.ctl().fails(
-        &["restore", "--tenant", "pitr-co", "--from-replica", "--at", "yesterday"],
+        &[
+            "restore",
+            "--tenant",
+            "pitr-co",
+            "--from-replica",
+            "--at",
+            "2001-01-01T00:00:00Z",
+        ],
+        "replica_missing",
+    );
+    node.ctl().fails(
+        &[
+            "restore",
+            "--tenant",
+            "pitr-co",
+            "--from-replica",
+            "--at",
+            "yesterday",
+        ],
         "invalid_time",
     );
 }
@@ -395,13 +439,25 @@ async fn a_missing_corrupt_or_foreign_replica_is_refused_and_changes_nothing() {
     // writing the original.
     let copy = tempfile::tempdir().expect("copy");
     copy_dir(rep.path(), copy.path());
-    let ctl = node
-        .ctl()
-        .with_env("TENANTD_REPLICA_URL", &format!("file://{}", copy.path().display()));
-    let dir_of = |id: &str| copy.path().join("bad").join("tenants").join(format!("{id}.db"));
+    let ctl = node.ctl().with_env(
+        "TENANTD_REPLICA_URL",
+        &format!("file://{}", copy.path().display()),
+    );
+    let dir_of = |id: &str| {
+        copy.path()
+            .join("bad")
+            .join("tenants")
+            .join(format!("{id}.db"))
+    };
     let restore = || {
         ctl.run(&[
-            "--json", "restore", "--tenant", "bad-a", "--from-replica", "--at", &at,
+            "--json",
+            "restore",
+            "--tenant",
+            "bad-a",
+            "--from-replica",
+            "--at",
+            &at,
         ])
     };
 
@@ -484,7 +540,10 @@ async fn writer(
         i += 1;
         let r = c
             .post(format!("{node_url}/api/admin/users"))
-            .header("cookie", format!("{}={session}", tests::http::SESSION_COOKIE))
+            .header(
+                "cookie",
+                format!("{}={session}", tests::http::SESSION_COOKIE),
+            )
             .json(&json!({"email": email, "role": "member"}))
             .timeout(Duration::from_secs(5))
             .send()
@@ -512,17 +571,29 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
     let mut nodes: Vec<Node> = ["k1", "k2", "k3"].iter().map(|n| start(n, &env)).collect();
     // Two companies on each node.
     let mut companies = Vec::new();
-    for (i, slug) in ["kc-a", "kc-b", "kc-c", "kc-d", "kc-e", "kc-f"].iter().enumerate() {
+    for (i, slug) in ["kc-a", "kc-b", "kc-c", "kc-d", "kc-e", "kc-f"]
+        .iter()
+        .enumerate()
+    {
         let home = &nodes[i % 3];
         let (t, s) = cluster::company(&nodes[0], &home.address, slug, &["--node", &home.id]).await;
         assert_eq!(t["node"], home.id.as_str());
-        companies.push((slug.to_string(), t["node"].as_str().expect("node").to_owned(), s));
+        companies.push((
+            slug.to_string(),
+            t["node"].as_str().expect("node").to_owned(),
+            s,
+        ));
     }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks: Vec<_> = companies
         .iter()
         .map(|(slug, node, session)| {
-            let url = nodes.iter().find(|n| &n.id == node).expect("node").address.clone();
+            let url = nodes
+                .iter()
+                .find(|n| &n.id == node)
+                .expect("node")
+                .address
+                .clone();
             tokio::spawn(writer(url, session.clone(), slug.clone(), stop.clone()))
         })
         .collect();
@@ -540,7 +611,9 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
     let ctl = nodes[1].ctl();
     ctl.fails(&["node", "recover", "k1", "--to", "k2,k3"], "owner_alive");
     let started = Instant::now();
-    let r = ctl.json(&["node", "recover", "k1", "--to", "k2,k3", "--force", "--jobs", "4"]);
+    let r = ctl.json(&[
+        "node", "recover", "k1", "--to", "k2,k3", "--force", "--jobs", "4",
+    ]);
     let took = started.elapsed();
     assert_eq!(r["failed"], json!([]), "{r}");
     assert_eq!(r["recovered"].as_array().map(Vec::len), Some(2), "{r}");
@@ -557,7 +630,10 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
         for (email, at) in writes {
             let early = node != "k1" || killed.duration_since(*at) > sync + Duration::from_secs(1);
             if early {
-                assert!(have.contains(email), "{email} ({slug} on {node}) acknowledged early is lost");
+                assert!(
+                    have.contains(email),
+                    "{email} ({slug} on {node}) acknowledged early is lost"
+                );
             } else {
                 late += 1;
                 if !have.contains(email) {

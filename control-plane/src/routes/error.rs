@@ -10,11 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Fault;
+use crate::replica::ReplicaError;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
+use crate::service::failover::FailoverError;
 use crate::service::fleet::FleetError;
 use crate::service::identity::AuthError;
-use crate::replica::ReplicaError;
-use crate::service::failover::FailoverError;
 use crate::service::moves::NodeOpError;
 use crate::service::oidc::OidcError;
 use crate::service::operator::OperatorError;

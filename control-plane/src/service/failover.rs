@@ -36,7 +36,9 @@ pub enum FailoverError {
     AlreadyThere(String),
     #[error("tenant {0} is not active (provisioning); finish or remove it first")]
     NotActive(String),
-    #[error("the tenant changed placement meanwhile (a move or another recovery?); nothing was switched")]
+    #[error(
+        "the tenant changed placement meanwhile (a move or another recovery?); nothing was switched"
+    )]
     Raced,
     #[error("no such tenant")]
     NotFound,

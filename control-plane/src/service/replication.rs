@@ -36,11 +36,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHand
     };
     let config = supervisor::prepare(&replica, &setup).await?;
     Ok(vec![
-        tokio::spawn(supervisor::supervise(
-            replica.clone(),
-            config,
-            lag.clone(),
-        )),
+        tokio::spawn(supervisor::supervise(replica.clone(), config, lag.clone())),
         tokio::spawn(supervisor::watch_lag(
             replica,
             setup.data_dir,
@@ -127,8 +123,7 @@ pub async fn status(
                 TenantReplica {
                     slug: t.slug,
                     tenant_id: t.id,
-                    in_sync: local.is_some()
-                        && pos.as_ref().map(|p| &p.txid) >= local.as_ref(),
+                    in_sync: local.is_some() && pos.as_ref().map(|p| &p.txid) >= local.as_ref(),
                     local_txid: local,
                     replicated_txid: pos.as_ref().map(|p| p.txid.clone()),
                     replicated_at: pos.as_ref().and_then(|p| rfc3339(p.at)),
@@ -191,7 +186,8 @@ pub async fn restore_in_place(
         .into());
     }
     let scratch = fleet.config.data_dir.join("tmp");
-    std::fs::create_dir_all(&scratch).map_err(|e| FleetError::from(tenant_runtime::Error::from(e)))?;
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| FleetError::from(tenant_runtime::Error::from(e)))?;
     let out = Scratch::new(&scratch, &t.id);
     replica.restore(&t.node, &t.id, &out.0, Some(at)).await?;
     let copy = TenantCopy {

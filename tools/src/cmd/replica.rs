@@ -51,7 +51,12 @@ pub struct NodeRecoverArgs {
     /// The lost node (its TENANTD_NODE_ID).
     pub dead: String,
     /// The node(s) that take its tenants over, comma-separated: tenants are dealt out in turn.
-    #[arg(long = "to", value_name = "NODE", value_delimiter = ',', required = true)]
+    #[arg(
+        long = "to",
+        value_name = "NODE",
+        value_delimiter = ',',
+        required = true
+    )]
     pub to: Vec<String>,
     /// Tenants recovered at once.
     #[arg(long, default_value_t = 4)]
@@ -278,7 +283,12 @@ pub(crate) async fn restore(
         &crash_point,
     )
     .await
-    .map_err(|e| coded(e.code(), format!("cannot restore {slug} from the replica: {e}")))?;
+    .map_err(|e| {
+        coded(
+            e.code(),
+            format!("cannot restore {slug} from the replica: {e}"),
+        )
+    })?;
     let mut text = format!(
         "Restored {} as it was at {} ({} users): sessions and links issued before now no longer work.\n",
         r.slug, at.rfc3339, r.users

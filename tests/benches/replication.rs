@@ -101,8 +101,14 @@ async fn run(n: usize, written: usize, lost: usize, dur: Duration) -> anyhow::Re
             ("TENANTD_DIRECTORY_URL".into(), db.url.clone()),
             ("TENANTD_NODE_ID".into(), node.into()),
             ("TENANTD_NODE_SECRET".into(), SECRET.into()),
-            ("TENANTD_SECRET_KEY".into(), tests::cluster::SERVER_KEY.into()),
-            ("TENANTD_REPLICA_URL".into(), format!("file://{}", rep.display())),
+            (
+                "TENANTD_SECRET_KEY".into(),
+                tests::cluster::SERVER_KEY.into(),
+            ),
+            (
+                "TENANTD_REPLICA_URL".into(),
+                format!("file://{}", rep.display()),
+            ),
             ("TENANTD_REPLICA_SYNC_SECS".into(), "1".into()),
         ]
     };
@@ -136,10 +142,10 @@ async fn run(n: usize, written: usize, lost: usize, dur: Duration) -> anyhow::Re
             while !stop.load(Ordering::Relaxed) {
                 let now = time::OffsetDateTime::now_utc();
                 for (path, at) in daemon(&socket) {
-                    if hot.iter().any(|h| path.ends_with(h.as_str())) {
-                        if let Some(at) = at {
-                            lags.push((now - at).as_seconds_f64().max(0.0));
-                        }
+                    if let Some(at) = at
+                        && hot.iter().any(|h| path.ends_with(h.as_str()))
+                    {
+                        lags.push((now - at).as_seconds_f64().max(0.0));
                     }
                 }
                 rss = rss.max(proc_stat(pid).1);
@@ -168,13 +174,18 @@ async fn run(n: usize, written: usize, lost: usize, dur: Duration) -> anyhow::Re
         .iter()
         .fold(Ctl::new(&d2), |c, (k, v)| c.with_env(k, v));
     let t = Instant::now();
-    let out = ctl.json(&["node", "recover", "b1", "--to", "b2", "--force", "--jobs", "8"]);
+    let out = ctl.json(&[
+        "node", "recover", "b1", "--to", "b2", "--force", "--jobs", "8",
+    ]);
     let recover = t.elapsed();
     let recovered = out["recovered"].as_array().map_or(0, Vec::len);
     anyhow::ensure!(recovered == lost, "recovered {recovered} of {lost}: {out}");
     drop(b2);
 
-    println!("\n{:<44} {:>14} {:>14} {:>8}", "", "replication", "baseline", "ratio");
+    println!(
+        "\n{:<44} {:>14} {:>14} {:>8}",
+        "", "replication", "baseline", "ratio"
+    );
     println!(
         "{:<44} {:>14.0} {:>14.0} {:>8.2}",
         format!("tenant writes/s ({written} tenants written)"),
@@ -189,7 +200,13 @@ async fn run(n: usize, written: usize, lost: usize, dur: Duration) -> anyhow::Re
         "-",
         "-"
     );
-    println!("{:<44} {:>14.2} {:>14} {:>8}", "replication lag p99 (s)", pct(0.99), "-", "-");
+    println!(
+        "{:<44} {:>14.2} {:>14} {:>8}",
+        "replication lag p99 (s)",
+        pct(0.99),
+        "-",
+        "-"
+    );
     println!(
         "{:<44} {:>14.1} {:>14} {:>8}",
         "Litestream CPU (% of one core)",

@@ -386,10 +386,9 @@ impl From<FailoverError> for ApiError {
             FailoverError::Replica(ReplicaError::Missing(..)) => {
                 Self::new(StatusCode::NOT_FOUND, code, message)
             }
-            FailoverError::Replica(ReplicaError::NotConfigured)
-            | FailoverError::Replica(ReplicaError::NotInstalled(..)) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-            }
+            FailoverError::Replica(
+                ReplicaError::NotConfigured | ReplicaError::NotInstalled(..),
+            ) => Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message),
             FailoverError::ForeignReplica { .. }
             | FailoverError::CorruptReplica(_)
             | FailoverError::Replica(_) => {

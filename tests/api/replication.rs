@@ -433,8 +433,6 @@ async fn a_missing_corrupt_or_foreign_replica_is_refused_and_changes_nothing() {
     }
     in_sync(&node).await;
     let users = user_emails(&node, &admin_a).await;
-    // Every replicated transaction so far is from before `at`.
-    let at = rfc3339(tests::now() + 2);
     // tenantctl reads a copy of the replica, tampered with; the node's Litestream goes on
     // writing the original.
     let copy = tempfile::tempdir().expect("copy");
@@ -449,7 +447,10 @@ async fn a_missing_corrupt_or_foreign_replica_is_refused_and_changes_nothing() {
             .join("tenants")
             .join(format!("{id}.db"))
     };
+    // A folder replica dates its files by their modification time: `--at` is taken after the
+    // tampering, so every file is from before it.
     let restore = || {
+        let at = rfc3339(tests::now() + 1);
         ctl.run(&[
             "--json",
             "restore",

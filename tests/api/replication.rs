@@ -585,6 +585,12 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
             s,
         ));
     }
+    // kc-c moves to k1 before the writers start: its replica on k1 begins with the moved file,
+    // and its recovery must bring back what it had before the move too.
+    nodes[0]
+        .ctl()
+        .json(&["tenant", "move", "kc-c", "--to", "k1"]);
+    companies[2].1 = "k1".to_owned();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let tasks: Vec<_> = companies
         .iter()
@@ -617,7 +623,7 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
     ]);
     let took = started.elapsed();
     assert_eq!(r["failed"], json!([]), "{r}");
-    assert_eq!(r["recovered"].as_array().map(Vec::len), Some(2), "{r}");
+    assert_eq!(r["recovered"].as_array().map(Vec::len), Some(3), "{r}");
 
     // Every write acknowledged more than a sync interval (plus a second of margin) before the
     // kill is there; count the later ones that were lost.

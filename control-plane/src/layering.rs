@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "keys",
         "throttle",
         "metrics",
+        "replica",
         "error",
         "config",
         "failpoint",

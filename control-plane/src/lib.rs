@@ -23,6 +23,7 @@ pub mod hasher;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod replica;
 pub mod routes;
 pub mod service;
 pub mod startup;

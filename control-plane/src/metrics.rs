@@ -25,6 +25,9 @@ pub struct Gauges<'a> {
     pub node_id: &'a str,
     pub hash_queue_depth: usize,
     pub tenants: RouterStats,
+    /// Under replication: the worst lag in seconds (once read), databases replicated, and
+    /// restarts of Litestream.
+    pub replication: Option<(Option<i64>, i64, i64)>,
 }
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -287,6 +290,29 @@ impl Metrics {
             "This node's id (always 1).",
         );
         let _ = writeln!(out, "tenantd_node_info{{node=\"{node}\"}} 1");
+        if let Some((worst, databases, restarts)) = gauges.replication {
+            if let Some(worst) = worst {
+                gauge(
+                    &mut out,
+                    "tenantd_replica_lag_seconds",
+                    "Seconds since the database Litestream synced longest ago was last synced.",
+                    u64::try_from(worst).unwrap_or(0),
+                );
+            }
+            gauge(
+                &mut out,
+                "tenantd_replica_databases",
+                "Databases Litestream replicates.",
+                u64::try_from(databases).unwrap_or(0),
+            );
+            family(
+                &mut out,
+                "tenantd_replica_restarts_total",
+                "counter",
+                "Times Litestream exited and was started again.",
+            );
+            let _ = writeln!(out, "tenantd_replica_restarts_total {restarts}");
+        }
         out
     }
 }

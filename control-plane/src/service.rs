@@ -20,6 +20,8 @@ pub mod csv;
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
+/// Recovering a tenant from its replica onto another node, both sides.
+pub mod failover;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
 /// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.
@@ -43,6 +45,8 @@ pub mod profile;
 pub mod provision;
 /// Reset links and invitations.
 pub mod recovery;
+/// Continuous replication with Litestream: starting it, its status, restoring in place.
+pub mod replication;
 /// The company's sign-in rules: identity provider required, social sign-in, second factors.
 pub mod sign_in_policy;
 /// The last step of every way in: a proof of who the person is becomes a session.

@@ -14,7 +14,7 @@ use crate::keys::ServerKey;
 use crate::mail::{Mailer, OutboxMailer, SmtpMailer};
 use crate::metrics::Metrics;
 use crate::routes::{self, Listener};
-use crate::service::{backchannel, nodes};
+use crate::service::{backchannel, nodes, replication};
 use crate::state::{AppState, TenantCache};
 use crate::throttle::Throttles;
 
@@ -54,6 +54,9 @@ pub async fn build_node_state(
     rc.max_connections = config.max_connections;
     rc.clock = clock.clone();
     rc.on_open = Some(nodes::purge_on_open(server.session_idle_secs));
+    let replica = crate::replica::Replica::from_config(&config)?;
+    // Litestream owns the WAL's checkpoints of the files it replicates.
+    rc.checkpoint_on_close = replica.is_none();
     let tenants = TenantRouter::new(rc)?;
     let mailer: Arc<dyn Mailer> = match (overrides.mailer, &config.smtp_url) {
         (Some(m), _) => m,
@@ -97,6 +100,9 @@ pub async fn build_node_state(
         logouts: Default::default(),
         web_origins: Default::default(),
         operator_rate,
+        replication: replica
+            .is_some()
+            .then(|| Arc::new(crate::replica::supervisor::Lag::new())),
     })
 }
 
@@ -160,6 +166,7 @@ impl Application {
         let housekeeping = tokio::spawn(nodes::housekeeping(state.clone()));
         let heartbeat = tokio::spawn(nodes::heartbeat(state.clone()));
         let logouts = tokio::spawn(backchannel::deliver(state.clone()));
+        let replication = replication::start(&state).await?;
         // One shutdown signal for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let signal = async move {
@@ -195,6 +202,9 @@ impl Application {
         housekeeping.abort();
         heartbeat.abort();
         logouts.abort();
+        for task in replication {
+            task.abort();
+        }
         state.directory.close().await;
         Ok(())
     }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub web_origins: OriginCache,
     /// Calls left to each operator key on this node.
     pub operator_rate: crate::throttle::Buckets,
+    /// How far behind the replica is, when Litestream replicates this node's files.
+    pub replication: Option<Arc<crate::replica::supervisor::Lag>>,
 }
 
 /// The registered web origins, kept a few seconds so CORS does not ask the directory for

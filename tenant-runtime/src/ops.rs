@@ -182,7 +182,22 @@ pub fn remove(router: &TenantRouter, id: &TenantId) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    forget_replication_state(router, id);
     sync_dir(&router.config().tenants_dir)
+}
+
+/// Removes what Litestream keeps beside a tenant file (`.<id>.db-litestream/`) once the file
+/// left: a later file of the same name must not be taken for the continuation of the old.
+fn forget_replication_state(router: &TenantRouter, id: &TenantId) {
+    let dir = router
+        .config()
+        .tenants_dir
+        .join(format!(".{id}.db-litestream"));
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(tenant_id = %id, error = %e, "could not remove Litestream's local state");
+    }
 }
 
 /// Files in the tenants folder.
@@ -383,6 +398,7 @@ pub fn move_out(router: &TenantRouter, id: &TenantId, dest: &Path) -> Result<()>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    forget_replication_state(router, id);
     sync_dir(&router.config().tenants_dir)
 }
 
@@ -439,6 +455,7 @@ pub fn install(router: &TenantRouter, id: &TenantId, prepared: Prepared) -> Resu
         drop(prepared.tmp);
         Ok(Installed::Replaced)
     } else {
+        forget_replication_state(router, id);
         std::fs::hard_link(&prepared.tmp, &path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::TenantExists(id.to_string())

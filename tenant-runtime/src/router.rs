@@ -12,6 +12,8 @@
 //! - Closing a tenant checkpoints its WAL and truncates it to zero bytes, so a closed tenant's
 //!   data is all in `<tenant-id>.db`. The emptied `-wal` and the `-shm` files are left in place:
 //!   creating and deleting them on every open and close made cold opens several times slower.
+//!   Under replication ([`RouterConfig::checkpoint_on_close`] off) Litestream alone truncates
+//!   the WAL: a truncation behind its back would make it upload the whole file again.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,9 @@ pub struct RouterConfig {
     /// panic) is logged and rolls that transaction back; the tenant opens anyway. It must not
     /// call back into the router. Default: none.
     pub on_open: Option<OnOpen>,
+    /// Checkpoint and truncate the WAL when a tenant closes. Off while Litestream replicates
+    /// the files: it owns the WAL's checkpoints. Default: on.
+    pub checkpoint_on_close: bool,
 }
 
 impl std::fmt::Debug for RouterConfig {
@@ -69,6 +74,7 @@ impl std::fmt::Debug for RouterConfig {
             .field("busy_timeout", &self.busy_timeout)
             .field("clock", &self.clock)
             .field("on_open", &self.on_open.as_ref().map(|_| ".."))
+            .field("checkpoint_on_close", &self.checkpoint_on_close)
             .finish()
     }
 }
@@ -83,6 +89,7 @@ impl RouterConfig {
             busy_timeout: Duration::from_secs(5),
             clock: crate::clock::system(),
             on_open: None,
+            checkpoint_on_close: true,
         }
     }
 }
@@ -126,6 +133,8 @@ struct Shared {
 struct Pool {
     id: TenantId,
     path: PathBuf,
+    /// [`RouterConfig::checkpoint_on_close`].
+    truncate: bool,
     state: Mutex<PoolState>,
     ready: Condvar,
     /// Checked-out connections plus callers about to check out: such a pool is never evicted.
@@ -347,7 +356,7 @@ impl TenantRouter {
             pool.ready.wait(&mut st);
         }
         let n = st.idle.len();
-        close_connections(std::mem::take(&mut st.idle));
+        close_connections(std::mem::take(&mut st.idle), pool.truncate);
         st.total = 0;
         self.shared.open_connections.fetch_sub(n, Ordering::SeqCst);
         pool.ready.notify_all();
@@ -397,7 +406,13 @@ impl TenantRouter {
                 None => s
                     .pools
                     .entry(id.clone())
-                    .or_insert_with(|| Arc::new(Pool::new(id.clone(), self.path_of(id))))
+                    .or_insert_with(|| {
+                        Arc::new(Pool::new(
+                            id.clone(),
+                            self.path_of(id),
+                            s.cfg.checkpoint_on_close,
+                        ))
+                    })
                     .clone(),
             };
             pool.in_use.fetch_add(1, Ordering::SeqCst);
@@ -574,7 +589,7 @@ impl TenantRouter {
             s.pools.remove_if(&pool.id, |_, p| Arc::ptr_eq(p, &pool));
             pool.ready.notify_all();
             let n = idle.len();
-            close_connections(idle);
+            close_connections(idle, pool.truncate);
             if n > 0 {
                 // Only now: the slots are free once the files are closed.
                 s.open_connections.fetch_sub(n, Ordering::SeqCst);
@@ -664,10 +679,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 impl Pool {
-    fn new(id: TenantId, path: PathBuf) -> Self {
+    fn new(id: TenantId, path: PathBuf, truncate: bool) -> Self {
         Self {
             id,
             path,
+            truncate,
             state: Mutex::new(PoolState::default()),
             ready: Condvar::new(),
             in_use: AtomicUsize::new(0),
@@ -680,7 +696,8 @@ impl Pool {
 impl Drop for Pool {
     /// Runs when the router itself goes away with tenants still open.
     fn drop(&mut self) {
-        close_connections(std::mem::take(&mut self.state.get_mut().idle));
+        let truncate = self.truncate;
+        close_connections(std::mem::take(&mut self.state.get_mut().idle), truncate);
     }
 }
 
@@ -720,7 +737,7 @@ impl Drop for Lease<'_> {
                 // under the lock, so `close_blocking` returns only once the file is closed.
                 st.total = st.total.saturating_sub(1);
                 if st.total == 0 {
-                    checkpoint_and_close(conn);
+                    checkpoint_and_close(conn, self.pool.truncate);
                 } else {
                     drop(conn);
                 }

@@ -28,6 +28,7 @@ mod openapi;
 mod operator;
 mod pages;
 mod policy;
+mod replication;
 mod resilience;
 mod security;
 mod vendor_app;

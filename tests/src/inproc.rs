@@ -103,6 +103,7 @@ pub fn config(data: &Path, public_url: &str, max_connections: usize) -> Config {
         secret_key: None,
         max_connections,
         backup_dir: None,
+        replica: Default::default(),
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) mod operator_key;
 pub(crate) mod placement;
 /// `--server`: the operator API instead of the local files.
 pub(crate) mod remote;
+/// Replication: `replica status`, `tenant recover`, `node recover`, `restore --from-replica`.
+pub(crate) mod replica;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
 pub(crate) mod tenant;
 /// `user find`.
@@ -40,7 +42,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tenant_runtime::{Clock, RouterConfig, TenantRouter};
 
-use crate::{Cli, Command, DomainCommand, TenantCommand, UserCommand};
+use crate::{Cli, Command, DomainCommand, NodeCommand, TenantCommand, UserCommand};
 
 /// What a command prints, and whether it failed after doing part of its work.
 #[derive(Debug)]
@@ -200,6 +202,8 @@ impl Ctx {
         let mut rc = RouterConfig::new(self.config.tenants_dir());
         rc.max_connections = self.config.max_connections.max(8);
         rc.clock = self.clock.clone();
+        // Under replication Litestream owns the WAL's checkpoints (see tenantd).
+        rc.checkpoint_on_close = self.config.replica.replica_url.is_none();
         let router = TenantRouter::new(rc).with_context(|| {
             format!(
                 "cannot open the tenants folder {}",
@@ -211,6 +215,7 @@ impl Ctx {
             router,
             config: self.config.clone(),
             clock: self.clock.clone(),
+            node: placement::own_node(),
             via: None,
         })
     }
@@ -377,7 +382,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
             TenantCommand::Delete { slug, yes } => tenant::delete(&ctx, &slug, yes).await,
             TenantCommand::Undelete { slug } => tenant::undelete(&ctx, &slug).await,
             TenantCommand::Move(a) => placement::move_tenant(&ctx, a).await,
+            TenantCommand::Recover(a) => replica::recover_tenant(&ctx, a).await,
         },
+        Command::Node(NodeCommand::Recover(a)) => replica::recover_node(&ctx, a).await,
+        Command::Replica(replica::ReplicaCommand::Status) => replica::status(&ctx).await,
         Command::Domain(d) => match d {
             DomainCommand::Add { slug, domain } => domain::add(&ctx, &slug, &domain).await,
             DomainCommand::Remove { slug, domain } => domain::remove(&ctx, &slug, &domain).await,
@@ -388,6 +396,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::OperatorKey(c) => operator_key::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,
+        Command::Restore(a) if a.from_replica => match (&a.tenant, &a.at) {
+            (Some(slug), Some(at)) => {
+                replica::restore(&ctx, slug, at, a.require_password_reset).await
+            }
+            _ => Err(coded(
+                "invalid_arguments",
+                "--from-replica restores one tenant to a point in time: give --tenant SLUG and --at RFC3339",
+            )),
+        },
         Command::Restore(a) => backup::restore(&ctx, a).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
         Command::Configtest => config::configtest(&ctx).await,

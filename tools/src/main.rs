@@ -96,6 +96,12 @@ pub enum Command {
     /// and the replaced content is kept in the trash; other tenants are not touched. Into a data
     /// directory without the tenant, its directory rows are recreated from the backup.
     Restore(RestoreArgs),
+    /// Recover the tenants of a lost node from their replicas onto other nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Continuous replication with Litestream (TENANTD_REPLICA_URL): its status.
+    #[command(subcommand)]
+    Replica(cmd::replica::ReplicaCommand),
     /// Find drift between the directory and the tenant files; with --repair, fix it.
     ///
     /// Checks index rows without users, users missing from the index, tenants without files,
@@ -154,6 +160,20 @@ pub enum TenantCommand {
     /// and installs it, and the directory switches node and placement epoch in one transaction;
     /// the old node then refuses the tenant. Needs TENANTD_NODE_SECRET.
     Move(cmd::placement::MoveArgs),
+    /// Restore a tenant from its replica onto another node, when its node is lost.
+    ///
+    /// The target node restores the file with Litestream and checks it (integrity, the tenant
+    /// id it records); the directory then switches node and placement epoch (and, with --at,
+    /// the auth epoch) in one transaction and the user index follows the file. Refused while
+    /// the tenant's node still heartbeats, unless --force. Needs TENANTD_NODE_SECRET.
+    Recover(cmd::replica::RecoverArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Recover every tenant of a lost node from its replicas, in parallel, with a report of
+    /// failures at the end. Run it again to retry: recovered tenants are no longer on it.
+    Recover(cmd::replica::NodeRecoverArgs),
 }
 
 #[derive(Debug, Args)]
@@ -235,8 +255,14 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Backup folder written by `tenantctl backup`.
-    #[arg(long, value_name = "DIR")]
-    pub from: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "from_replica")]
+    pub from: Option<PathBuf>,
+    /// Restore one tenant (--tenant) in place from this node's replica, as it was at --at.
+    #[arg(long, conflicts_with = "from", requires_all = ["tenant", "at"])]
+    pub from_replica: bool,
+    /// With --from-replica: the point in time (RFC 3339), e.g. 2026-05-01T09:30:00Z.
+    #[arg(long, value_name = "RFC3339", requires = "from_replica")]
+    pub at: Option<String>,
     /// Only this tenant; the others are not touched.
     #[arg(long, value_name = "SLUG")]
     pub tenant: Option<String>,

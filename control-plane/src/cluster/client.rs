@@ -43,6 +43,29 @@ pub struct SnapshotInfo {
 }
 
 /// Errors of calls to a node's internal endpoints.
+/// What `tenantctl tenant recover` asks of the node that takes a tenant over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoverRequest {
+    /// The node whose replica to restore from (the tenant's current node).
+    pub from: String,
+    /// The tenant's placement epoch the caller saw.
+    pub epoch: i64,
+    /// The restored file's auth epoch is raised to at least this.
+    pub min_auth_epoch: i64,
+    /// RFC 3339; the newest replicated transaction when absent.
+    pub at: Option<String>,
+}
+
+/// A tenant file restored from its replica and installed (not served before the placement
+/// flips).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveredFile {
+    /// `(user id, email)` of every user in it, for the user index.
+    pub users: Vec<(String, String)>,
+    pub auth_epoch: i64,
+    pub bytes: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("node {url} is unreachable: {source}")]
@@ -259,6 +282,30 @@ impl NodeClient {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Has the node at `base` restore a tenant from its replica and install it (see
+    /// `service::failover`).
+    pub async fn recover(
+        &self,
+        base: &str,
+        tenant: &TenantId,
+        req: &RecoverRequest,
+    ) -> Result<RecoveredFile, NodeError> {
+        let res = self
+            .call(
+                Method::POST,
+                base,
+                &format!("/internal/tenants/{tenant}/recover"),
+                "to restore the tenant from its replica",
+                Outgoing::Json(
+                    serde_json::to_vec(req).map_err(|e| NodeError::Invalid(e.to_string()))?,
+                ),
+            )
+            .await?;
+        res.json()
+            .await
+            .map_err(|_| NodeError::Invalid("recover answer without users".into()))
     }
 
     pub async fn refresh(&self, base: &str, tenant: &TenantId) -> Result<(), NodeError> {

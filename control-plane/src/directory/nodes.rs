@@ -127,6 +127,46 @@ impl Directory {
         tx.commit().await?;
         Ok(Some(e))
     }
+
+    /// Places a tenant recovered from its replica on node `to`, only if it is still on `from`
+    /// at placement `epoch`: node, raised placement epoch and an auth epoch of at least
+    /// `auth_epoch` in one transaction. Returns the new placement epoch, or `None` when the
+    /// tenant was not where the caller thought (nothing changed).
+    pub async fn recover_placement(
+        &self,
+        id: &TenantId,
+        from: &str,
+        epoch: i64,
+        to: &str,
+        auth_epoch: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE tenants SET node = $1, placement_epoch = placement_epoch + 1,
+                 auth_epoch = CASE WHEN auth_epoch < $2 THEN $2 ELSE auth_epoch END,
+                 updated_at = $3
+             WHERE id = $4 AND node = $5 AND placement_epoch = $6",
+        )
+        .bind(to)
+        .bind(auth_epoch)
+        .bind(self.now())
+        .bind(id.as_str())
+        .bind(from)
+        .bind(epoch)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let e: i64 = sqlx::query("SELECT placement_epoch FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(Some(e))
+    }
 }
 
 impl Directory {

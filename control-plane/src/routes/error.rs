@@ -10,7 +10,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::Fault;
+use crate::replica::ReplicaError;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
+use crate::service::failover::FailoverError;
 use crate::service::fleet::FleetError;
 use crate::service::identity::AuthError;
 use crate::service::moves::NodeOpError;
@@ -368,6 +370,31 @@ impl From<NodeOpError> for ApiError {
                 Self::unavailable("busy", "Writes of this tenant did not finish in time.", 1)
             }
             NodeOpError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<FailoverError> for ApiError {
+    fn from(e: FailoverError) -> Self {
+        let (code, message) = (e.code(), e.to_string());
+        match e {
+            FailoverError::NotFound => Self::not_found(),
+            FailoverError::Fault(f) => f.into(),
+            FailoverError::Replica(ReplicaError::InvalidTime(_)) => {
+                Self::bad_request(code, message)
+            }
+            FailoverError::Replica(ReplicaError::Missing(..)) => {
+                Self::new(StatusCode::NOT_FOUND, code, message)
+            }
+            FailoverError::Replica(
+                ReplicaError::NotConfigured | ReplicaError::NotInstalled(..),
+            ) => Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message),
+            FailoverError::ForeignReplica { .. }
+            | FailoverError::CorruptReplica(_)
+            | FailoverError::Replica(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            _ => Self::conflict(code, message),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The endpoints nodes and `tenantctl` call on a node (`/internal/…`), authenticated with the
-//! nodes' shared secret; each is a thin adapter over `service::moves`.
+//! nodes' shared secret; each is a thin adapter over `service::moves` (or `service::failover`).
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -15,11 +15,14 @@ use tenant_runtime::TenantId;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, MAX_BODY};
 use super::paths::internal as p;
-use crate::cluster::client::{FirstAdmin, Provisioned, SHA256_HEADER, SnapshotInfo, USERS_HEADER};
+use crate::cluster::client::{
+    FirstAdmin, Provisioned, RecoverRequest, RecoveredFile, SHA256_HEADER, SnapshotInfo,
+    USERS_HEADER,
+};
 use crate::cluster::signing::{
     BODY_SHA256_HEADER, Covered, INTERNAL_HEADER, MAX_SKEW_SECS, body_sha256, path_and_query,
 };
-use crate::service::moves;
+use crate::service::{failover, moves};
 use crate::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -30,6 +33,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(p::RELEASE, post(release))
         .route(p::REFRESH, post(refresh))
         .route(p::PROVISION, post(provision_file))
+        .route(p::RECOVER, post(recover))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_node_secret,
@@ -194,5 +198,15 @@ async fn provision_file(
 ) -> ApiResult<Json<Provisioned>> {
     Ok(Json(
         moves::provision_file(&state, &tenant(&id)?, &first).await?,
+    ))
+}
+
+async fn recover(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RecoverRequest>,
+) -> ApiResult<Json<RecoveredFile>> {
+    Ok(Json(
+        failover::recover_here(&state, &tenant(&id)?, &req).await?,
     ))
 }

@@ -22,6 +22,7 @@ pub async fn serve(State(state): State<AppState>) -> Response {
             node_id: state.cluster.node_id(),
             hash_queue_depth: state.hasher.depth(),
             tenants: state.tenants.stats(),
+            replication: state.replication.as_ref().map(|l| l.read()),
         }),
     )
         .into_response()

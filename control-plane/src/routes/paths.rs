@@ -111,6 +111,7 @@ pub mod internal {
     pub const RELEASE: &str = "/internal/tenants/{id}/release";
     pub const REFRESH: &str = "/internal/tenants/{id}/refresh";
     pub const PROVISION: &str = "/internal/tenants/{id}/provision";
+    pub const RECOVER: &str = "/internal/tenants/{id}/recover";
 }
 
 /// Where in a request its tenant is named, for forwarding it to the tenant's node.

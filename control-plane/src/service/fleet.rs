@@ -175,6 +175,8 @@ pub struct Fleet {
     pub router: TenantRouter,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    /// The node whose tenants folder `router` holds: where a tenant brought in here is placed.
+    pub node: String,
     /// Who acts through the operator API (its key or app), named in the tenant's audit log;
     /// `None` for `tenantctl` on the server.
     pub via: Option<String>,
@@ -721,7 +723,7 @@ pub async fn bring_in(
     let epoch = prepared.auth_epoch;
     match fleet
         .directory
-        .insert_tenant(rows.id, rows.slug, rows.name, "local")
+        .insert_tenant(rows.id, rows.slug, rows.name, &fleet.node)
         .await
     {
         Ok(_) => {}

@@ -348,6 +348,7 @@ pub fn fleet(state: &AppState, op: &Operator) -> Fleet {
         router: state.tenants.clone(),
         config: state.config.clone(),
         clock: state.clock.clone(),
+        node: state.cluster.node_id().to_owned(),
         via: Some(format!("{} ({})", op.name, op.actor)),
     }
 }

@@ -95,18 +95,20 @@ pub fn integrity_check(path: &Path) -> Result<Vec<String>> {
 /// Closes connections of one tenant. Before the last one closes, the WAL is checkpointed into
 /// the database file and truncated to zero bytes, without waiting: if another process is using
 /// the file, the WAL stays as it is (still valid) for whoever closes last.
-pub(super) fn close_connections(conns: impl IntoIterator<Item = Connection>) {
+pub(super) fn close_connections(conns: impl IntoIterator<Item = Connection>, truncate: bool) {
     let mut last = None;
     for conn in conns {
         drop(last.replace(conn));
     }
     if let Some(conn) = last {
-        checkpoint_and_close(conn);
+        checkpoint_and_close(conn, truncate);
     }
 }
 
-pub(super) fn checkpoint_and_close(conn: Connection) {
-    if conn.is_autocommit() && conn.busy_timeout(Duration::ZERO).is_ok() {
+/// Closes the last connection of a tenant, checkpointing first when `truncate` (off under
+/// replication: Litestream checkpoints, and holds a read lock that would refuse ours anyway).
+pub(super) fn checkpoint_and_close(conn: Connection, truncate: bool) {
+    if truncate && conn.is_autocommit() && conn.busy_timeout(Duration::ZERO).is_ok() {
         match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             r.get::<_, i64>(0)
         }) {

@@ -96,7 +96,9 @@ pub(crate) async fn backup(ctx: &Ctx, a: BackupArgs) -> anyhow::Result<Report> {
 }
 
 pub(crate) async fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<Report> {
-    let from = a.from;
+    let from = a
+        .from
+        .ok_or_else(|| coded("invalid_arguments", "give --from DIR (or --from-replica)"))?;
     // Everything is checked before the data directory is even opened.
     let manifest = backup::read_manifest(&from)?;
     let mut selected = manifest.tenants.clone();

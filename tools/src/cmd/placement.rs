@@ -26,7 +26,7 @@ pub struct MoveArgs {
 }
 
 /// This machine's node: the one whose tenants folder is `--data-dir`.
-fn own_node() -> String {
+pub(crate) fn own_node() -> String {
     std::env::var("TENANTD_NODE_ID")
         .ok()
         .filter(|n| !n.is_empty())
@@ -35,7 +35,7 @@ fn own_node() -> String {
 
 /// A client for the nodes' internal endpoints, with the nodes' CA (`TENANTD_NODE_CA`) for
 /// `https://` node URLs.
-fn client_for(
+pub(crate) fn client_for(
     secret: &str,
     clock: &std::sync::Arc<dyn tenant_runtime::Clock>,
 ) -> Result<NodeClient, NodeError> {

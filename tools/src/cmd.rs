@@ -198,7 +198,7 @@ impl Ctx {
             .await
             .with_context(|| self.directory_problem())?;
         let mut rc = RouterConfig::new(self.config.tenants_dir());
-        rc.max_connections = self.config.max_connections.max(8);
+        rc.max_connections = self.config.connection_cap().max(8);
         rc.clock = self.clock.clone();
         let router = TenantRouter::new(rc).with_context(|| {
             format!(

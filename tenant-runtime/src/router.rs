@@ -220,6 +220,10 @@ impl TenantRouter {
             // Nobody sees this file until it is synced and linked below, so building it needs
             // no journal on disk and no fsync per step: a crash leaves only a stray temp file.
             conn.execute_batch("PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF;")?;
+            // Small pages for small tenants: every table and index takes at least one page,
+            // so a new company's file is ~44 KiB instead of ~150, and a connection caches a
+            // quarter of the bytes for the same rows. Set before the first table exists.
+            conn.execute_batch("PRAGMA page_size = 1024;")?;
             tenant_schema::migrate_tenant(&mut conn, now)?;
             conn.execute(
                 "INSERT INTO tenant_meta (id, tenant_id, created_at) VALUES (1, ?1, ?2)",

@@ -105,3 +105,19 @@ fn below_the_mark_no_tenant_is_closed() -> TestResult {
     assert_eq!(router.open_tenants().len(), 59);
     Ok(())
 }
+
+#[test]
+fn a_new_tenant_file_has_small_pages_and_stays_small() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let router = TenantRouter::new(RouterConfig::new(dir.path().join("tenants")))?;
+    let t = TenantId::parse("smallpages")?;
+    router.create_tenant_blocking(&t, 1)?;
+    let size: i64 = router.read_blocking(&t, |c| {
+        Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?)
+    })?;
+    assert_eq!(size, 1024);
+    router.close_blocking(&t);
+    let bytes = std::fs::metadata(router.path_of(&t))?.len();
+    assert!(bytes < 64 * 1024, "{bytes} bytes");
+    Ok(())
+}

@@ -314,8 +314,9 @@ fn main() -> anyhow::Result<()> {
     let passes: Vec<(u64, u64)> = srv
         .logs()
         .iter()
-        .filter(|l| l.contains("housekeeping pass"))
-        .filter_map(|l| Some((field(l, "tenants=")?, field(l, "elapsed_us=")?)))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "housekeeping pass")
+        .filter_map(|v| Some((v["tenants"].as_u64()?, v["elapsed_us"].as_u64()?)))
         .collect();
     let mut us: Vec<u64> = passes.iter().map(|p| p.1).collect();
     us.sort_unstable();
@@ -486,6 +487,7 @@ fn start(data: &Path, housekeeping_secs: u64, cap: Option<&str>) -> Tenantd {
         ("TENANTD_IP_MAX_FAILURES", "1000000".to_owned()),
         ("TENANTD_HASH_QUEUE", "1024".to_owned()),
         ("TENANTD_HOUSEKEEPING_SECS", housekeeping_secs.to_string()),
+        ("TENANTD_LOG_FORMAT", "json".to_owned()),
     ];
     if let Some(cap) = cap {
         env.push(("TENANTD_MAX_CONNECTIONS", cap.to_owned()));
@@ -552,15 +554,6 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-/// The number after `key` in a log line (`key=123`).
-fn field(line: &str, key: &str) -> Option<u64> {
-    let rest = &line[line.find(key)? + key.len()..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 fn fds(pid: u32) -> u64 {

@@ -75,9 +75,11 @@ pub struct Config {
     #[arg(long, env = "TENANTD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Secret>,
 
-    /// Open tenant database connections across all tenants.
-    #[arg(long, env = "TENANTD_MAX_CONNECTIONS", default_value_t = 512)]
-    pub max_connections: usize,
+    /// Open tenant database connections across all tenants. Unset: sized from the open-file
+    /// limit (raised to its hard limit at start): three descriptors per connection, a quarter
+    /// of the limit (at least 1,024) kept for sockets and everything else.
+    #[arg(long, env = "TENANTD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 
     /// Folder of the backups the operator API starts (`POST /api/operator/tenants/{slug}/backup`);
     /// default `<data dir>/backups`.
@@ -191,6 +193,12 @@ pub struct ServerConfig {
     #[arg(long, env = "TENANTD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
 
+    /// Seconds between two purges of expired sessions and links in the tenants that are open
+    /// (a closed tenant is purged when it is next opened, never opened for it).
+    #[arg(long, env = "TENANTD_HOUSEKEEPING_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub housekeeping_secs: u64,
+
     /// Calls per minute each operator key (or client) may make to `/api/operator/*`, on each
     /// node; a minute's worth may come at once. Beyond: 429 with Retry-After.
     #[arg(long, env = "TENANTD_OPERATOR_RATE", default_value_t = 600)]
@@ -212,6 +220,14 @@ impl Default for ReplicaConfig {
 }
 
 impl Config {
+    /// The tenant connection cap: the one configured, or what the open-file limit allows.
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let nofile = tenant_runtime::router::raise_open_file_limit().unwrap_or(1024);
+            tenant_runtime::router::connection_cap(nofile)
+        })
+    }
+
     pub fn tenants_dir(&self) -> PathBuf {
         self.data_dir.join("tenants")
     }

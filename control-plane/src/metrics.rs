@@ -265,6 +265,12 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "tenantd_max_connections",
+            "Cap on open tenant database connections.",
+            stats.max_connections as u64,
+        );
+        gauge(
+            &mut out,
             "tenantd_open_connections",
             "Open tenant database connections.",
             stats.open_connections as u64,

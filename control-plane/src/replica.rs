@@ -466,7 +466,7 @@ mod tests {
             product_name: String::new(),
             directory_url: None,
             secret_key: None,
-            max_connections: 1,
+            max_connections: Some(1),
             backup_dir: None,
             replica: ReplicaConfig::default(),
         };

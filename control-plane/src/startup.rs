@@ -51,7 +51,8 @@ pub async fn build_node_state(
         .unwrap_or_else(|| Arc::new(tenant_runtime::SystemClock));
     let directory = Directory::connect(&config.directory_url(), clock.clone()).await?;
     let mut rc = RouterConfig::new(config.tenants_dir());
-    rc.max_connections = config.max_connections;
+    rc.max_connections = config.connection_cap();
+    warn_if_over_descriptors(rc.max_connections);
     rc.clock = clock.clone();
     rc.on_open = Some(nodes::purge_on_open(server.session_idle_secs));
     let replica = crate::replica::Replica::from_config(&config)?;
@@ -238,4 +239,21 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Says at start how many tenant connections this node holds open, and warns when a configured
+/// cap could run out of descriptors before it is reached.
+fn warn_if_over_descriptors(cap: usize) {
+    let nofile = tenant_runtime::router::raise_open_file_limit();
+    tracing::info!(max_connections = cap, open_file_limit = ?nofile, "tenant connection cap");
+    if let Some(nofile) = nofile
+        && cap > tenant_runtime::router::connection_cap(nofile)
+    {
+        tracing::warn!(
+            max_connections = cap,
+            open_file_limit = nofile,
+            "TENANTD_MAX_CONNECTIONS is above what the open-file limit allows (3 descriptors \
+             per connection, a quarter kept for sockets): requests may fail with EMFILE"
+        );
+    }
 }

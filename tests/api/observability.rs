@@ -184,7 +184,7 @@ async fn metrics_count_requests_by_route_and_logins_by_outcome() {
 
 #[tokio::test]
 async fn metrics_count_evictions_past_the_connection_cap() {
-    let app = InProc::with(|cfg, _| cfg.max_connections = 2).await;
+    let app = InProc::with(|cfg, _| cfg.max_connections = Some(2)).await;
     let mut sessions = Vec::new();
     for slug in ["ev-one", "ev-two", "ev-three", "ev-four"] {
         sessions.push(app.company(slug).await.1);
@@ -269,4 +269,65 @@ async fn json_logs_have_one_line_per_request_without_secrets() {
     ] {
         assert!(!all.contains(secret), "{secret:?} appears in the logs");
     }
+}
+
+/// `/metrics` of a `tenantd` started with `env` (and a data directory, a metrics token), and
+/// its soft open-file limit as the kernel reports it.
+async fn cap_of_tenantd(env: &[(&str, &str)]) -> (HashMap<String, f64>, u64) {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut all = vec![
+        (
+            "TENANTD_DATA_DIR".to_owned(),
+            data.path().display().to_string(),
+        ),
+        ("TENANTD_METRICS_TOKEN".to_owned(), METRICS_TOKEN.to_owned()),
+    ];
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let server = tests::process::Tenantd::start("cap", all);
+    let text = client()
+        .get(server.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let pid = server.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .expect("soft open-file limit");
+    (samples(&text), soft)
+}
+
+#[tokio::test]
+async fn the_connection_cap_is_sized_from_the_raised_open_file_limit() {
+    // The child inherits this process's hard limit.
+    let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .expect("hard open-file limit");
+    let (s, soft) = cap_of_tenantd(&[]).await;
+    assert_eq!(soft, hard, "tenantd raises its soft limit to the hard one");
+    let cap = sample(&s, "tenantd_max_connections");
+    assert_eq!(
+        cap,
+        tenant_runtime::router::connection_cap(soft) as f64,
+        "soft limit {soft}"
+    );
+    // Three descriptors per connection and a quarter (at least 1,024) kept back.
+    assert!(cap * 3.0 + 1024.0 <= soft as f64, "{cap} for {soft}");
+}
+
+#[tokio::test]
+async fn a_configured_connection_cap_wins() {
+    let (s, _) = cap_of_tenantd(&[("TENANTD_MAX_CONNECTIONS", "77")]).await;
+    assert_eq!(sample(&s, "tenantd_max_connections"), 77.0);
 }

@@ -101,7 +101,7 @@ pub fn config(data: &Path, public_url: &str, max_connections: usize) -> Config {
         product_name: "tenantd".into(),
         directory_url: None,
         secret_key: None,
-        max_connections,
+        max_connections: Some(max_connections),
         backup_dir: None,
         replica: Default::default(),
     }
@@ -124,6 +124,7 @@ fn server_config() -> ServerConfig {
         metrics_token: Some(control_plane::config::Secret::new(crate::METRICS_TOKEN)),
         dev: false,
         operator_rate: 600,
+        housekeeping_secs: 600,
     }
 }
 

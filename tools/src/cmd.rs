@@ -200,7 +200,7 @@ impl Ctx {
             .await
             .with_context(|| self.directory_problem())?;
         let mut rc = RouterConfig::new(self.config.tenants_dir());
-        rc.max_connections = self.config.max_connections.max(8);
+        rc.max_connections = self.config.connection_cap().max(8);
         rc.clock = self.clock.clone();
         // Under replication Litestream owns the WAL's checkpoints (see tenantd).
         rc.checkpoint_on_close = self.config.replica.replica_url.is_none();

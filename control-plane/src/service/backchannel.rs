@@ -51,16 +51,19 @@ pub async fn kick(state: &AppState, tenant: &TenantId) {
         .await;
     match queued {
         Ok(0) => {}
-        Ok(_) => {
-            if let Err(e) = state.directory.mark_logouts_pending(tenant).await {
-                tracing::warn!(tenant_id = %tenant, error = %e, "back-channel logouts not marked");
-            }
-            state.logouts.notify_one();
-        }
+        Ok(_) => queued_logouts(state, tenant).await,
         Err(e) => {
             tracing::warn!(tenant_id = %tenant, error = %e, "back-channel logout queue not read")
         }
     }
+}
+
+/// [`kick`] for a company known to have logouts queued.
+pub async fn queued_logouts(state: &AppState, tenant: &TenantId) {
+    if let Err(e) = state.directory.mark_logouts_pending(tenant).await {
+        tracing::warn!(tenant_id = %tenant, error = %e, "back-channel logouts not marked");
+    }
+    state.logouts.notify_one();
 }
 
 /// Ends every grant of the vendor's apps in a company's file and queues their logouts, with

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tenant_runtime::WriteTx;
 use tenant_runtime::router::OnOpen;
-use tenant_runtime::store::{sessions, tokens};
+use tenant_runtime::store::{oidc, sessions, tokens};
 
 use crate::cluster::placement::{HEARTBEAT_SECS, valid_node_id};
 use crate::state::AppState;
@@ -85,28 +85,46 @@ pub fn purge_on_open(idle_secs: i64) -> OnOpen {
     Arc::new(move |tx, now| purge(tx, idle_secs, now))
 }
 
-/// Purges the tenants open now, in small batches, every ten minutes: tenants that stay open
-/// are cleaned too, no idle tenant is opened and the hot set is not disturbed.
+/// Purges the tenants open now, in small batches, every `TENANTD_HOUSEKEEPING_SECS` (ten
+/// minutes): tenants that stay open are cleaned too, no idle tenant is opened and the hot set
+/// is not disturbed.
 pub async fn housekeeping(state: AppState) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
+    let mut every = tokio::time::interval(Duration::from_secs(state.server.housekeeping_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await; // the first tick is immediate; tenants were purged when opened
     loop {
         every.tick().await;
         let idle = state.server.session_idle_secs;
-        for batch in state.tenants.open_tenants().chunks(BATCH) {
+        let began = std::time::Instant::now();
+        let open = state.tenants.open_tenants();
+        for batch in open.chunks(BATCH) {
             for id in batch {
                 let now = state.now();
-                if let Err(e) = state
+                // Expired sessions had their apps' logouts queued: counted in the same
+                // transaction, as a tenant closed since the list was taken must stay closed.
+                let purged = state
                     .tenants
-                    .write_if_open(id, move |tx| purge(tx, idle, now))
-                    .await
-                {
-                    tracing::warn!(tenant_id = %id, error = %e, "housekeeping: purge failed");
+                    .write_if_open(id, move |tx| {
+                        purge(tx, idle, now)?;
+                        Ok(oidc::pending_logouts(tx)?.0)
+                    })
+                    .await;
+                match purged {
+                    Ok(Some(queued)) if queued > 0 => {
+                        super::backchannel::queued_logouts(&state, id).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(tenant_id = %id, error = %e, "housekeeping: purge failed");
+                    }
                 }
-                // Expired sessions had their apps' logouts queued.
-                super::backchannel::kick(&state, id).await;
             }
             tokio::task::yield_now().await;
         }
+        tracing::info!(
+            tenants = open.len(),
+            elapsed_us = began.elapsed().as_micros() as u64,
+            "housekeeping pass"
+        );
     }
 }

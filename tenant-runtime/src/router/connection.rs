@@ -127,12 +127,29 @@ pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Raises the soft open-file limit to the hard limit: each open tenant costs three descriptors.
-pub(super) fn raise_open_file_limit() {
-    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get()
-        && soft < hard
-        && let Err(e) = rlimit::Resource::NOFILE.set(hard, hard)
-    {
-        tracing::warn!(error = %e, "could not raise the open-file limit");
+/// Raises the soft open-file limit to the hard limit (each open tenant costs three
+/// descriptors); returns the soft limit now in force, if it can be read.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get().ok()?;
+    if soft < hard {
+        if let Err(e) = rlimit::Resource::NOFILE.set(hard, hard) {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            return Some(soft);
+        }
+        return Some(hard);
     }
+    Some(soft)
+}
+
+/// Descriptors per open connection, counted high: the database file and its `-wal` for each
+/// connection, and the tenant's `-shm` (shared by its connections).
+pub const DESCRIPTORS_PER_CONNECTION: u64 = 3;
+
+/// The connection cap a process allowed `nofile` descriptors can hold: a quarter of them (at
+/// least 1,024) is left for sockets, the directory, logs and backups, the rest goes to tenant
+/// connections at three each. At least 8.
+pub fn connection_cap(nofile: u64) -> usize {
+    let reserve = (nofile / 4).max(1024);
+    let cap = nofile.saturating_sub(reserve) / DESCRIPTORS_PER_CONNECTION;
+    usize::try_from(cap).unwrap_or(usize::MAX).max(8)
 }

@@ -661,3 +661,64 @@ async fn a_node_killed_mid_write_is_recovered_onto_the_others() {
         r["recovered"].as_array().map_or(0, Vec::len)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_recovered_on_another_node_as_it_was_at_a_point_in_time() {
+    if !litestream() {
+        return;
+    }
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    let rep = tempfile::tempdir().expect("replica dir");
+    let mut env = folder_env(rep.path());
+    env.push(("TENANTD_DIRECTORY_URL".into(), db.url.clone()));
+    env.push(("TENANTD_NODE_SECRET".into(), SECRET.into()));
+    let mut nodes: Vec<Node> = ["t1", "t2"].iter().map(|n| start(n, &env)).collect();
+    let (t, admin) = cluster::company(
+        &nodes[0],
+        &nodes[0].address,
+        "at-co",
+        &["--node", &nodes[0].id],
+    )
+    .await;
+    assert_eq!(t["node"], "t1");
+    for i in 0..2 {
+        invite(&nodes[0], &admin, &format!("early{i}@at-co.test")).await;
+    }
+    let before = user_emails(&nodes[0], &admin).await;
+    in_sync(&nodes[0]).await;
+    let at = tests::now() + 1;
+    within(Duration::from_secs(5), "the next second", || async move {
+        tests::now() >= at
+    })
+    .await;
+    invite(&nodes[0], &admin, "late@at-co.test").await;
+    in_sync(&nodes[0]).await;
+    nodes[0].stop();
+
+    let r = nodes[1].ctl().json(&[
+        "tenant",
+        "recover",
+        "at-co",
+        "--to",
+        "t2",
+        "--at",
+        &rfc3339(at),
+        "--force",
+    ]);
+    assert_eq!(
+        (&r["recovered"]["to"], &r["recovered"]["from"]),
+        (&json!("t2"), &json!("t1")),
+        "{r}"
+    );
+    assert!(r["recovered"]["at"].is_string(), "{r}");
+
+    // Back in time: the later invitation is gone, and so is every session issued before.
+    let old = nodes[1].session(&admin).await;
+    assert_eq!(old.status, 401, "an old session is refused: {}", old.body);
+    let fresh = nodes[1].login("admin@at-co.test").await;
+    let after = user_emails(&nodes[1], &fresh).await;
+    assert_eq!(after, before);
+    assert!(!after.iter().any(|e| e == "late@at-co.test"));
+}

@@ -42,6 +42,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("delete", p::USER_EMAIL_CHANGE),
     ("get", p::SETTINGS),
     ("patch", p::SETTINGS),
+    ("get", p::POLICY),
+    ("patch", p::POLICY),
     ("patch", p::ACCOUNT),
     ("post", p::ACCOUNT_EMAIL_CONFIRM),
 ];

@@ -29,5 +29,6 @@ mod operator;
 mod pages;
 mod policy;
 mod resilience;
+mod saml;
 mod security;
 mod vendor_app;

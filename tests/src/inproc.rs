@@ -569,3 +569,4 @@ impl Server {
         (id, emails)
     }
 }
+pub use control_plane::service::saml;

@@ -47,6 +47,8 @@ pub mod provision;
 pub mod recovery;
 /// Continuous replication with Litestream: starting it, its status, restoring in place.
 pub mod replication;
+/// SAML 2.0 service provider: metadata, AuthnRequests, and the check of responses.
+pub mod saml;
 /// The company's sign-in rules: identity provider required, social sign-in, second factors.
 pub mod sign_in_policy;
 /// The last step of every way in: a proof of who the person is becomes a session.

@@ -30,5 +30,6 @@ mod pages;
 mod policy;
 mod replication;
 mod resilience;
+mod saml;
 mod security;
 mod vendor_app;

@@ -571,3 +571,4 @@ impl Server {
         (id, emails)
     }
 }
+pub use control_plane::service::saml;

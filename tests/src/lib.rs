@@ -36,6 +36,7 @@ pub mod inproc;
 pub mod mail;
 pub mod oidc;
 pub mod process;
+pub mod saml;
 pub mod seed;
 pub mod smtp;
 pub mod tls;

@@ -1,0 +1,116 @@
+//! A real SAML identity provider for the tests: pysaml2's IdP (`tests/saml/idp.py`) on a
+//! loopback port, signing with its own keys (xmlsec1), and its `/forge` endpoint that builds
+//! tampered responses to order.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+/// One test user of the IdP.
+pub struct IdpUser<'a> {
+    pub key: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    /// The persistent NameID the IdP sends for them.
+    pub nameid: &'a str,
+}
+
+pub struct SamlIdp {
+    pub base: String,
+    pub metadata_url: String,
+    pub entity_id: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SamlIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("saml/idp.py")
+}
+
+impl SamlIdp {
+    /// Starts the IdP with these users; returns once it listens.
+    pub fn start(users: &[IdpUser<'_>]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut map = serde_json::Map::new();
+        for u in users {
+            map.insert(
+                u.key.into(),
+                serde_json::json!({"email": u.email, "name": u.name, "nameid": u.nameid}),
+            );
+        }
+        let file = dir.path().join("users.json");
+        std::fs::write(&file, Value::Object(map).to_string()).expect("users.json");
+        let mut child = Command::new("python3")
+            .arg(script())
+            .arg("--users")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect(
+                "python3 tests/saml/idp.py (pysaml2, lxml and xmlsec1 are installed by .ci/run)",
+            );
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the IdP's first line");
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the IdP did not start: {e}: {line:?}"));
+        let s = |k: &str| v[k].as_str().expect(k).to_owned();
+        Self {
+            base: s("base"),
+            metadata_url: s("metadata_url"),
+            entity_id: s("entity_id"),
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub async fn metadata(&self) -> String {
+        reqwest::get(&self.metadata_url)
+            .await
+            .expect("IdP metadata")
+            .text()
+            .await
+            .expect("IdP metadata body")
+    }
+
+    /// Makes the IdP trust a service provider, given its metadata.
+    pub async fn trust(&self, sp_metadata: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/sp", self.base))
+            .body(sp_metadata.to_owned())
+            .send()
+            .await
+            .expect("register SP");
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// A base64 SAMLResponse built to `spec` (see `tests/saml/idp.py`, `forge`).
+    pub async fn forge(&self, spec: Value) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/forge", self.base))
+            .body(spec.to_string())
+            .send()
+            .await
+            .expect("forge");
+        let status = r.status();
+        let v: Value = r.json().await.expect("forge json");
+        assert!(status.is_success(), "forge {spec}: {v}");
+        v["SAMLResponse"].as_str().expect("SAMLResponse").to_owned()
+    }
+}

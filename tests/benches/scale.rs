@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tenant_runtime::TenantId;
-use tenant_runtime::store::sessions::{self, Lifetimes, Origin};
+use tenant_runtime::store::sessions::{self, Amr, Lifetimes, Origin};
 use tests::bench::{Stats, client, quick, secs};
 use tests::inproc::{NewTenant, config, directory_at, provision as create};
 use tests::process::Tenantd;
@@ -405,8 +405,22 @@ async fn provision_all(data: &Path, n: usize) -> (Vec<Co>, f64) {
                             idle: 30 * 86_400,
                             absolute: 30 * 86_400,
                         };
-                        let a = sessions::create(tx, &admin, life, &Origin::default(), now)?;
-                        let m = sessions::create(tx, &members[0].1, life, &Origin::default(), now)?;
+                        let a = sessions::create(
+                            tx,
+                            &admin,
+                            life,
+                            &Origin::default(),
+                            &Amr::password(),
+                            now,
+                        )?;
+                        let m = sessions::create(
+                            tx,
+                            &members[0].1,
+                            life,
+                            &Origin::default(),
+                            &Amr::password(),
+                            now,
+                        )?;
                         Ok((a, m))
                     })
                     .await

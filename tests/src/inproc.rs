@@ -123,6 +123,7 @@ fn server_config() -> ServerConfig {
         metrics_token: Some(control_plane::config::Secret::new(crate::METRICS_TOKEN)),
         dev: false,
         operator_rate: 600,
+        pwned: Default::default(),
     }
 }
 

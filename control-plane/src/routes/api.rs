@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         );
     api.merge(super::console_api::router())
         .merge(super::policy_api::router())
+        .merge(super::factors_api::router())
         .route_layer(axum::middleware::from_fn(refuse_cross_site))
 }
 
@@ -97,7 +98,7 @@ async fn login(
     Ok(signed_in(&state, signed))
 }
 
-fn signed_in(state: &AppState, s: SignedIn) -> Response {
+pub(super) fn signed_in(state: &AppState, s: SignedIn) -> Response {
     let mut res = Json(&s.view).into_response();
     for cookie in sign_in_cookies(state, &s) {
         if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {

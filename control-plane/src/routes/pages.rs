@@ -7,6 +7,7 @@
 //! - [`forms`]: form bodies and the CSRF check every POST passes.
 //! - [`assets`]: the stylesheet and the icon.
 //! - [`login`]: `/`, `/login` (email first, then password), `/logout`.
+//! - [`mfa`]: `/login/mfa` (the second step, or setting up a required factor), `/login/passkey`.
 //! - [`recovery`]: `/forgot` and `/reset`.
 //! - [`invitation`]: `/invite` (accept and choose a password).
 //! - [`account`]: `/account` (name, email, sessions, password, sign out).
@@ -29,6 +30,7 @@ mod forms;
 mod html;
 mod invitation;
 mod login;
+mod mfa;
 mod oidc;
 mod person;
 mod recovery;
@@ -53,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route(p::ROOT, get(login::root))
         .route(p::LOGIN, get(login::login_page).post(login::login))
         .route(p::LOGOUT, post(login::logout))
+        .route(p::LOGIN_MFA, post(mfa::second_step))
+        .route(p::LOGIN_PASSKEY, post(mfa::passkey_sign_in))
         .route(p::FORGOT, get(recovery::forgot_page).post(recovery::forgot))
         .route(p::RESET, get(recovery::reset_page).post(recovery::reset))
         .route(
@@ -95,6 +99,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(p::CSS, get(assets::css))
         .route(p::ICON, get(assets::icon))
+        .route(p::PASSKEY_JS, get(assets::passkey_js))
 }
 
 /// The 404 page for paths outside the API.

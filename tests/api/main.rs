@@ -17,6 +17,7 @@ mod clients;
 mod console;
 mod console_browser;
 mod directory;
+mod factors;
 mod hardening;
 mod login;
 mod mail;

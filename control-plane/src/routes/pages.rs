@@ -12,6 +12,7 @@
 //! - [`invitation`]: `/invite` (accept and choose a password).
 //! - [`account`]: `/account` (name, email, sessions, password, sign out).
 //! - [`email`]: `/account/email/confirm` (the link of an email change).
+//! - [`factors`]: sign-in methods on `/account`, an admin's reset, the company's MFA rule.
 //! - [`admin`]: `/admin` (people: search, filters, sort, pages, export, invite, settings).
 //! - [`admin_actions`]: the per-person actions (role, block, delete, invitations, name, email).
 //! - [`person`]: `/admin/users/{id}` (a person's details, sessions and recent activity).
@@ -26,6 +27,7 @@ mod assets;
 mod audit;
 mod bulk;
 mod email;
+mod factors;
 mod forms;
 mod html;
 mod invitation;
@@ -74,6 +76,13 @@ pub fn router() -> Router<AppState> {
         )
         .route(p::ACCOUNT_SESSION_END, post(account::end_session))
         .route(p::ACCOUNT_SESSIONS_END_OTHERS, post(account::end_others))
+        .route(p::ACCOUNT_FACTORS_TOTP, post(factors::start_totp))
+        .route(p::ACCOUNT_FACTOR_TOTP_CONFIRM, post(factors::confirm_totp))
+        .route(p::ACCOUNT_FACTORS_WEBAUTHN, post(factors::add_passkey))
+        .route(p::ACCOUNT_FACTOR_REMOVE, post(factors::remove))
+        .route(p::ACCOUNT_RECOVERY_CODES, post(factors::recovery_codes))
+        .route(p::ADMIN_FACTORS_RESET, post(factors::admin_reset))
+        .route(p::ADMIN_MFA_POLICY, post(factors::save_policy))
         .route(p::ADMIN, get(admin::admin_page))
         .route(p::ADMIN_INVITE, post(admin::invite))
         .route(p::ADMIN_SETTINGS, post(admin::settings))

@@ -594,3 +594,113 @@ async fn wrong_codes_are_throttled_per_account_like_passwords() {
         .await;
     assert_eq!(r.status, 429, "{}", r.body);
 }
+
+/// The value of a hidden field of a page.
+fn hidden(body: &str, name: &str) -> String {
+    body.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_apps_sign_in_resumes_after_the_second_step_with_amr_and_acr_in_the_id_token() {
+    use tests::http::{csrf_of, form};
+    use tests::oidc::{authorize_path, exchange, jwt_parts, param, pkce};
+
+    let t = TestApp::spawn_with(tests::Options::at_own_address()).await;
+    let acme = t.company("acme").await;
+    let mia = t.add_user(&acme.admin, "mia@acme.test", "member").await;
+    let (secret, _) = add_totp(&mia.person).await;
+    let app = tests::oidc::register(&t, "http://127.0.0.1:9/callback", &[]);
+    let browser = t.person();
+    let p = pkce();
+
+    // The app's request lands on the login page, which carries it through both steps.
+    let r = browser
+        .get(&authorize_path(
+            &app,
+            &p,
+            &[("login_hint", "mia@acme.test")],
+        ))
+        .await;
+    assert_eq!(r.status, 303);
+    let page = browser.get(r.location()).await;
+    let (pending, csrf) = (hidden(&page.body, "pending"), csrf_of(&page.body));
+    let step = form(
+        &browser,
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("email", "mia@acme.test"),
+            ("pending", &pending),
+        ],
+    )
+    .await;
+    assert_eq!(step.status, 200);
+    let second = form(
+        &browser,
+        "/login",
+        &[
+            ("csrf", &csrf),
+            ("email", "mia@acme.test"),
+            ("password", PASSWORD),
+            ("pending", &pending),
+        ],
+    )
+    .await;
+    assert_eq!(
+        second.status, 200,
+        "the second step's page: {}",
+        second.body
+    );
+    assert!(second.body.contains("Confirm it is you"));
+    assert_eq!(
+        hidden(&second.body, "pending"),
+        pending,
+        "the app's request travels on"
+    );
+    assert_eq!(browser.session_status().await, 401, "no session yet");
+    let token = hidden(&second.body, "mfa_token");
+    // A wrong code: the page again, still no session.
+    let wrong = form(
+        &browser,
+        "/login/mfa",
+        &[
+            ("csrf", &csrf),
+            ("mfa_token", &token),
+            ("methods", "totp"),
+            ("code", "000000"),
+            ("pending", &pending),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains("The code is not correct"));
+    let done = form(
+        &browser,
+        "/login/mfa",
+        &[
+            ("csrf", &csrf),
+            ("mfa_token", &token),
+            ("code", &totp(&secret, 1)),
+            ("pending", &pending),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        done.location().starts_with("/oauth2/authorize?pending="),
+        "{}",
+        done.location()
+    );
+    let back = browser.get(done.location()).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let code = param(back.location(), "code").expect("code");
+    let tokens = exchange(&t.address, &app, &code, &p.verifier).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let (_, claims) = jwt_parts(tokens.json()["id_token"].as_str().unwrap());
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
+    assert_eq!(claims["acr"], "urn:tenantd:acr:mfa");
+}

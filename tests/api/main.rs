@@ -18,6 +18,7 @@ mod console;
 mod console_browser;
 mod directory;
 mod factors;
+mod factors_browser;
 mod hardening;
 mod login;
 mod mail;

@@ -2,6 +2,8 @@
 //! codes; and an admin's reset of someone's factors. Checking a factor at sign-in is
 //! [`super::mfa`]'s job, with the helpers here.
 
+/// What enrolling a factor and checking one share (the sign-in's second step uses it too).
+pub mod enrolment;
 /// Passkeys and security keys (WebAuthn).
 pub mod passkey;
 /// TOTP secrets, codes and their QR code.
@@ -24,8 +26,6 @@ use crate::throttle::Refused;
 
 /// How many recovery codes a set has.
 pub const RECOVERY_CODES: usize = 10;
-/// How long a passkey ceremony, or a sign-in halfway through, stays open.
-pub const CEREMONY_TTL_SECS: i64 = 300;
 /// Longest name of a factor.
 pub const MAX_FACTOR_NAME: usize = 64;
 
@@ -66,6 +66,8 @@ impl From<Refused> for FactorError {
 
 pub type FactorResult<T> = Result<T, FactorError>;
 
+pub use enrolment::{CEREMONY_TTL_SECS, enrolled, recovery_hash, required};
+
 /// What the account page and `GET /api/account/factors` show.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -74,15 +76,6 @@ pub struct Listing {
     pub recovery_codes_left: i64,
     /// Whether the company requires a second factor of this person.
     pub required: bool,
-}
-
-/// Whether the company's policy requires a second factor of a person with this role.
-pub fn required(rule: MfaRequired, role: Role) -> bool {
-    match rule {
-        MfaRequired::Off => false,
-        MfaRequired::Admins => role == Role::Admin,
-        MfaRequired::All => true,
-    }
 }
 
 pub async fn list(state: &AppState, signed: &Signed) -> FactorResult<Listing> {
@@ -130,30 +123,6 @@ pub async fn start_totp(
     .await
 }
 
-/// A new unconfirmed TOTP factor of a user.
-pub(super) async fn pending_totp(
-    state: &AppState,
-    tenant: &tenant_runtime::TenantId,
-    user_id: &str,
-    email: &str,
-    name: String,
-) -> FactorResult<totp::Enrolment> {
-    let enrolment = totp::generate(state, &state.config.product_name, email)?;
-    let (user_id, id, sealed, now) = (
-        user_id.to_owned(),
-        enrolment.id.clone(),
-        enrolment.sealed.clone(),
-        state.now(),
-    );
-    state
-        .tenants
-        .write(tenant, move |tx| {
-            factors::add_totp(tx, &user_id, &id, &name, &sealed, now)
-        })
-        .await?;
-    Ok(enrolment)
-}
-
 /// Confirms a TOTP factor being added with one right code; it counts from now on.
 pub async fn confirm_totp(
     state: &AppState,
@@ -190,24 +159,6 @@ pub async fn confirm_totp(
         .await??;
     succeeded(state, signed, ip).await;
     Ok(confirmed)
-}
-
-/// The audit entry of a new factor.
-pub(super) fn enrolled(
-    tx: &tenant_runtime::WriteTx<'_>,
-    user_id: &str,
-    f: &Factor,
-    now: i64,
-) -> tenant_runtime::Result<()> {
-    audit::record(
-        tx,
-        Some(user_id),
-        "factor.enrolled",
-        Some(user_id),
-        json!({"factor": f.id, "kind": f.kind, "name": f.name}),
-        now,
-    )
-    .map(|_| ())
 }
 
 /// How a person proves it is them before removing a factor.
@@ -301,17 +252,6 @@ pub async fn rename(state: &AppState, signed: &Signed, id: &str, name: &str) -> 
         })
         .await?;
     found.then_some(()).ok_or(FactorError::NotFound)
-}
-
-/// A recovery code as typed: case, spaces and dashes do not matter.
-pub(super) fn recovery_hash(code: &str) -> Option<[u8; 32]> {
-    let norm: String = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
-    (norm.len() == 16 && norm.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| Sha256::digest(format!("recovery-code:{norm}").as_bytes()).into())
 }
 
 /// A new set of recovery codes, shown once; the old set stops working.

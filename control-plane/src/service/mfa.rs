@@ -12,7 +12,8 @@ use tenant_runtime::store::sessions::{Amr, Method};
 use tenant_runtime::store::users::{self, Status, User};
 use tenant_runtime::store::{audit, policy as company_policy};
 
-use super::factors::{self as account_factors, passkey, recovery_hash, totp};
+use super::factors::enrolment::{self as account_factors, recovery_hash};
+use super::factors::{passkey, totp};
 use super::identity::{AuthError, AuthResult, MfaToken, bearer, serving, split_bearer};
 use crate::directory::Tenant;
 use crate::state::AppState;
@@ -346,11 +347,7 @@ pub async fn enrol_totp(state: &AppState, token: &str) -> AuthResult<totp::Enrol
         &h.user.email,
         "Authenticator app".to_owned(),
     )
-    .await
-    .map_err(|e| match e {
-        account_factors::FactorError::Fault(f) => AuthError::Fault(f),
-        _ => AuthError::InvalidMfaToken,
-    })?;
+    .await?;
     let (secret, id, now) = (h.secret.clone(), enrolment.id.clone(), state.now());
     let attached = state
         .tenants

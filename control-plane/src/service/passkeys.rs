@@ -44,7 +44,7 @@ pub async fn options(
                         user.as_ref().map(|u| u.id.as_str()),
                         &Amr::default(),
                         "passkey",
-                        super::factors::CEREMONY_TTL_SECS,
+                        super::factors::enrolment::CEREMONY_TTL_SECS,
                         now,
                     )?;
                     mfa_tokens::attach(tx, &token, None, Some(&ceremony), now)?;

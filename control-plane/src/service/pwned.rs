@@ -90,7 +90,7 @@ async fn in_range(config: &PwnedConfig, hash: &str) -> Result<bool, String> {
     let body = res.text().await.map_err(|e| format!("range api: {e}"))?;
     Ok(body.lines().any(|line| {
         let (s, count) = line.trim().split_once(':').unwrap_or((line.trim(), "1"));
-        s.eq_ignore_ascii_case(suffix) && count.trim().parse::<u64>().map_or(true, |c| c > 0)
+        s.eq_ignore_ascii_case(suffix) && !matches!(count.trim().parse::<u64>(), Ok(0))
     }))
 }
 

@@ -82,10 +82,13 @@ pub(super) fn paths() -> Map<String, Value> {
         "WebAuthn registration options (navigator.credentials.create) and a ceremony token", &["account"],
         with(errors(&[401, 403, 503]), "200", ok("PublicKeyCredentialCreationOptions and ceremony", json!({"type": "object"}))),
         json!({}))}));
-    m.insert(p::FACTORS_WEBAUTHN.into(), json!({"post": op(
+    m.insert(
+        p::FACTORS_WEBAUTHN.into(),
+        json!({"post": op(
         "Register the passkey the browser made for a ceremony", &["account"],
         with(errors(&[400, 401, 403, 413, 415, 422, 503]), "201", ok("The factor", r("Factor"))),
-        json!({"requestBody": body(r("PasskeyRegistration"))}))}));
+        json!({"requestBody": body(r("PasskeyRegistration"))}))}),
+    );
     m.insert(p::RECOVERY_CODES.into(), json!({"post": op(
         "A new set of 10 single-use recovery codes, shown once; the old set stops working", &["account"],
         with(errors(&[401, 403, 503]), "200", ok("The codes", r("RecoveryCodes"))), json!({}))}));
@@ -102,8 +105,11 @@ pub(super) fn schemas() -> Map<String, Value> {
     m.insert("MfaRequest".into(), json!({"type": "object", "required": ["mfa_token"], "additionalProperties": false,
         "description": "Exactly one of code, recovery_code and webauthn.",
         "properties": {"mfa_token": s(200), "code": s(10), "recovery_code": s(40), "webauthn": {"type": "object"}}}));
-    m.insert("MfaTokenRequest".into(), json!({"type": "object", "required": ["mfa_token"], "additionalProperties": false,
-        "properties": {"mfa_token": s(200)}}));
+    m.insert(
+        "MfaTokenRequest".into(),
+        json!({"type": "object", "required": ["mfa_token"], "additionalProperties": false,
+        "properties": {"mfa_token": s(200)}}),
+    );
     m.insert("TotpSecret".into(), json!({"type": "object", "required": ["secret", "otpauth_uri", "qr_svg"],
         "properties": {"secret": {"type": "string"}, "otpauth_uri": {"type": "string"}, "qr_svg": {"type": "string"}}}));
     m.insert("TotpEnrolment".into(), json!({"type": "object", "required": ["id", "secret", "otpauth_uri", "qr_svg"],
@@ -118,18 +124,33 @@ pub(super) fn schemas() -> Map<String, Value> {
     m.insert("Factor".into(), factor);
     m.insert("FactorList".into(), json!({"type": "object", "required": ["factors", "recovery_codes_left", "required"],
         "properties": {"factors": {"type": "array", "items": r("Factor")}, "recovery_codes_left": {"type": "integer"}, "required": {"type": "boolean"}}}));
-    m.insert("FactorRemoval".into(), json!({"type": "object", "additionalProperties": false,
+    m.insert(
+        "FactorRemoval".into(),
+        json!({"type": "object", "additionalProperties": false,
         "description": "Exactly one of password and code.",
-        "properties": {"password": s(1024), "code": s(10)}}));
-    m.insert("FactorName".into(), json!({"type": "object", "required": ["name"], "additionalProperties": false,
-        "properties": {"name": s(64)}}));
-    m.insert("FactorNameOptional".into(), json!({"type": "object", "additionalProperties": false,
-        "properties": {"name": s(64)}}));
-    m.insert("CodeRequest".into(), json!({"type": "object", "required": ["code"], "additionalProperties": false,
-        "properties": {"code": s(10)}}));
+        "properties": {"password": s(1024), "code": s(10)}}),
+    );
+    m.insert(
+        "FactorName".into(),
+        json!({"type": "object", "required": ["name"], "additionalProperties": false,
+        "properties": {"name": s(64)}}),
+    );
+    m.insert(
+        "FactorNameOptional".into(),
+        json!({"type": "object", "additionalProperties": false,
+        "properties": {"name": s(64)}}),
+    );
+    m.insert(
+        "CodeRequest".into(),
+        json!({"type": "object", "required": ["code"], "additionalProperties": false,
+        "properties": {"code": s(10)}}),
+    );
     m.insert("RecoveryCodes".into(), json!({"type": "object", "required": ["codes"],
         "properties": {"codes": {"type": "array", "items": {"type": "string"}, "minItems": 10, "maxItems": 10}}}));
-    m.insert("FactorsReset".into(), json!({"type": "object", "required": ["removed"],
-        "properties": {"removed": {"type": "integer"}}}));
+    m.insert(
+        "FactorsReset".into(),
+        json!({"type": "object", "required": ["removed"],
+        "properties": {"removed": {"type": "integer"}}}),
+    );
     m
 }

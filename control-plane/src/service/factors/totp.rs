@@ -68,10 +68,15 @@ pub fn qr_svg(text: &str) -> Result<String, Fault> {
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .build();
-    Ok(match svg.find("<svg") {
-        Some(i) => svg[i..].to_owned(),
-        None => svg,
-    })
+    let svg = match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => &svg,
+    };
+    Ok(svg.replacen(
+        "<svg ",
+        "<svg role=\"img\" aria-label=\"QR code of the key\" ",
+        1,
+    ))
 }
 
 /// Six digits, spaces allowed between them.

@@ -11,10 +11,9 @@ pub mod totp;
 
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tenant_runtime::store::factors::{self, Factor};
-use tenant_runtime::store::policy::{self as company_policy, MfaRequired};
-use tenant_runtime::store::users::{self, Role};
+use tenant_runtime::store::policy as company_policy;
+use tenant_runtime::store::users;
 use tenant_runtime::store::{audit, mfa_tokens, sessions};
 
 use super::admin::{AdminError, AdminResult, TenantAdmin};
@@ -113,14 +112,14 @@ pub async fn start_totp(
     name: Option<&str>,
 ) -> FactorResult<totp::Enrolment> {
     let name = parse_name(name, "Authenticator app")?;
-    pending_totp(
+    Ok(enrolment::pending_totp(
         state,
         &signed.tenant.id,
         &signed.user.id,
         &signed.user.email,
         name,
     )
-    .await
+    .await?)
 }
 
 /// Confirms a TOTP factor being added with one right code; it counts from now on.

@@ -93,7 +93,10 @@ async function run(browser) {
   await submit(page, page.getByRole('button', { name: 'Sign in', exact: true }));
   equal(pathOf(page), '/account', 'the password alone again');
 
-  check(problems.length === 0, `browser problems:\n  ${problems.join('\n  ')}`);
+  // With scripts on, a page left quickly (the passkey script submits its form) aborts its
+  // icon's download: not a problem of the page.
+  const real = problems.filter((p) => !/net::ERR_ABORTED/.test(p));
+  check(real.length === 0, `browser problems:\n  ${real.join('\n  ')}`);
   console.log('e2e passkeys passed');
 }
 

@@ -352,7 +352,12 @@ pub async fn passkey_options(state: &AppState, signed: &Signed) -> FactorResult<
         state,
         &signed.user.id,
         &signed.user.email,
-        &signed.user.name,
+        // The name the authenticator shows; a person without one is shown by their address.
+        if signed.user.name.is_empty() {
+            &signed.user.email
+        } else {
+            &signed.user.name
+        },
         &mine,
     )?;
     let user_id = signed.user.id.clone();

@@ -110,7 +110,10 @@ pub(super) async fn methods_section(state: &AppState, s: &Signed, csrf_field: &s
                 passkey_script()
             )
         }
-        Err(_) => String::new(),
+        Err(err) => {
+            tracing::warn!(error = %err, "passkey registration options not made");
+            String::new()
+        }
     };
     format!(
         "<section class=\"section\" aria-labelledby=\"methods-heading\">\n<h2 id=\"methods-heading\">Sign-in methods</h2>\n\

@@ -76,7 +76,7 @@ async function run(browser) {
 
   // ---- The passkey alone, after the email step. -------------------------------------------
   await passwordStep(page);
-  res = await submit(page, page.getByRole('button', { name: 'Sign in with a passkey instead' }));
+  res = await submit(page, page.getByRole('button', { name: 'Use a passkey instead' }));
   await checkPage(page, res, 'passkey page');
   res = await submit(page, page.getByRole('button', { name: 'Use a passkey' }));
   equal(pathOf(page), '/account', 'signed in with the passkey alone');

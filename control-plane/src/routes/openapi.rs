@@ -46,6 +46,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("patch", p::SETTINGS),
     ("patch", p::ACCOUNT),
     ("post", p::ACCOUNT_EMAIL_CONFIRM),
+    ("get", p::POLICY),
+    ("patch", p::POLICY),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {

@@ -120,7 +120,7 @@ pub(super) async fn methods_section(state: &AppState, s: &Signed, csrf_field: &s
 {required}{table}\
 <h3>Add an authenticator app</h3>\n\
 <form method=\"post\" action=\"/account/factors/totp\" class=\"row-form\">{csrf_field}\
-<div class=\"field\"><label for=\"totp-name\">Name</label><input id=\"totp-name\" type=\"text\" name=\"name\" maxlength=\"64\" placeholder=\"e.g. Phone\"></div>\
+<div class=\"field\"><label for=\"totp-name\">Name of the app</label><input id=\"totp-name\" type=\"text\" name=\"name\" maxlength=\"64\" placeholder=\"e.g. Phone\"></div>\
 <button type=\"submit\" class=\"btn\">Set up an authenticator app</button></form>\n\
 {passkey}\
 <h3>Recovery codes</h3>\n<p>{left} unused. Each code signs you in once when you cannot use your second factor. New codes replace the old ones.</p>\n\

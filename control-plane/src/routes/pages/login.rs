@@ -126,7 +126,7 @@ fn password_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
 </form>\n\
 <form method=\"post\" action=\"/login/passkey\">\n\
 {csrf}{next}<input type=\"hidden\" name=\"email\" value=\"{email}\">\n\
-<button type=\"submit\" class=\"btn btn-block\">Sign in with a passkey instead</button>\n\
+<button type=\"submit\" class=\"btn btn-block\">Use a passkey instead</button>\n\
 </form>\n\
 <p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n",
         email = e(v.email),

@@ -498,7 +498,7 @@ async fn breached_passwords_are_refused_through_a_range_api_and_a_local_list() {
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    let mut lines = vec![sha("offline-breached-password-22"), sha("x"), sha("y")];
+    let mut lines = [sha("offline-breached-password-22"), sha("x"), sha("y")];
     lines.sort();
     std::fs::write(
         &file,

@@ -28,7 +28,7 @@ pub struct ApiError {
     /// What went wrong inside, for the log line of this request; never sent.
     pub cause: Option<String>,
     /// More fields of the body, beside `error` and `message` (e.g. an `mfa_token`).
-    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -164,7 +164,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({"error": self.code, "message": self.message});
         if let (Some(extra), Some(b)) = (&self.extra, body.as_object_mut()) {
-            for (k, v) in extra {
+            for (k, v) in extra.iter() {
                 b.insert(k.clone(), v.clone());
             }
         }
@@ -281,10 +281,10 @@ impl From<AuthError> for ApiError {
             AuthError::Password(p) => p.into(),
             AuthError::NotFound => Self::not_found(),
             AuthError::MfaRequired { token, methods } => Self {
-                extra: Some(serde_json::Map::from_iter([
+                extra: Some(Box::new(serde_json::Map::from_iter([
                     ("mfa_token".to_owned(), serde_json::json!(token.0)),
                     ("methods".to_owned(), serde_json::json!(methods)),
-                ])),
+                ]))),
                 ..Self::new(
                     StatusCode::UNAUTHORIZED,
                     "mfa_required",
@@ -292,10 +292,10 @@ impl From<AuthError> for ApiError {
                 )
             },
             AuthError::MfaEnrollmentRequired { token } => Self {
-                extra: Some(serde_json::Map::from_iter([(
+                extra: Some(Box::new(serde_json::Map::from_iter([(
                     "mfa_token".to_owned(),
                     serde_json::json!(token.0),
-                )])),
+                )]))),
                 ..Self::new(
                     StatusCode::UNAUTHORIZED,
                     "mfa_enrollment_required",

@@ -434,11 +434,8 @@ pub(super) async fn render(
         }),
         search = search_form(&filters),
         shown = found.users.len(),
-        settings = format!(
-            "{}{}",
-            settings_section(state, admin, &csrf.token).await,
-            super::factors::policy_section(state, admin, &csrf.token).await
-        ),
+        settings = settings_section(state, admin, &csrf.token).await
+            + &super::factors::policy_section(state, admin, &csrf.token).await,
     );
     let nav = html::nav(signed, &csrf.token, "/admin");
     html::respond(

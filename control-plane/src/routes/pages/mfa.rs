@@ -96,9 +96,9 @@ pub(super) async fn after_first_step(
     }
 }
 
-fn csrf(state: &AppState, headers: &HeaderMap) -> Result<Csrf, Response> {
+fn csrf(state: &AppState, headers: &HeaderMap) -> Result<Csrf, Box<Response>> {
     forms::for_page(state, headers)
-        .map_err(|err| html::error_page(state, &err, ("/login", "Sign in again")))
+        .map_err(|err| Box::new(html::error_page(state, &err, ("/login", "Sign in again"))))
 }
 
 fn code_input(autofocus: bool, invalid: bool) -> String {
@@ -158,7 +158,7 @@ async fn verify_page(
 ) -> Response {
     let csrf = match csrf(state, headers) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let has = |m: &str| methods.iter().any(|x| x == m);
     let common = format!(
@@ -243,7 +243,7 @@ async fn enrol_page(
 ) -> Response {
     let csrf = match csrf(state, headers) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let enrolment = match mfa::enrol_totp(state, token).await {
         Ok(x) => x,
@@ -382,7 +382,7 @@ pub(super) async fn second_step(
             if form.get("step") == Some("enrol") {
                 return match self::csrf(&state, &headers) {
                     Ok(c) => enrol_again(&state, &c, token, onward, &err),
-                    Err(res) => res,
+                    Err(res) => *res,
                 };
             }
             let methods: Vec<String> = form
@@ -445,7 +445,7 @@ async fn passkey_page(
 ) -> Response {
     let csrf = match csrf(state, headers) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let email = if email.len() > MAX_FIELD { "" } else { email };
     let options = match passkeys::options(state, email, known).await {

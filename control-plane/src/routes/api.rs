@@ -98,7 +98,7 @@ async fn login(
     Ok(signed_in(&state, signed))
 }
 
-pub(super) fn signed_in(state: &AppState, s: SignedIn) -> Response {
+fn signed_in(state: &AppState, s: SignedIn) -> Response {
     let mut res = Json(&s.view).into_response();
     for cookie in sign_in_cookies(state, &s) {
         if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {

@@ -1,6 +1,6 @@
 //! A person's second factors, managed from their account: TOTP apps, passkeys, recovery
 //! codes; and an admin's reset of someone's factors. Checking a factor at sign-in is
-//! [`super::mfa`]'s job, with the helpers here.
+//! the second step's job (`mfa`), with the helpers of `enrolment`.
 
 /// What enrolling a factor and checking one share (the sign-in's second step uses it too).
 pub mod enrolment;

@@ -13,7 +13,8 @@ use tenant_runtime::store::users::{self, Status, User};
 use tenant_runtime::store::{audit, policy as company_policy};
 
 use super::factors::enrolment::{self as account_factors, recovery_hash};
-use super::factors::{passkey, totp};
+use super::factors::passkey;
+use super::factors::totp;
 use super::identity::{AuthError, AuthResult, MfaToken, bearer, serving, split_bearer};
 use crate::directory::Tenant;
 use crate::state::AppState;

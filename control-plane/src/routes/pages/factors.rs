@@ -8,7 +8,6 @@ use axum::response::Response;
 use tenant_runtime::store::factors::Kind;
 use tenant_runtime::store::policy::MfaRequired;
 
-use super::admin::gate;
 use super::forms::{self, Form};
 use super::html::{self, Input, e};
 use super::mfa::{passkey_form, passkey_script};
@@ -16,6 +15,7 @@ use super::signed;
 use crate::routes::error::ApiError;
 use crate::routes::extract::ClientOrigin;
 use crate::routes::paths::pages;
+use crate::service::admin::TenantAdmin;
 use crate::service::auth::Signed;
 use crate::service::factors::{self, Confirmation};
 use crate::service::sign_in_policy::{self, PolicyChange};
@@ -128,6 +128,18 @@ pub(super) async fn methods_section(state: &AppState, s: &Signed, csrf_field: &s
 </section>\n",
         left = list.recovery_codes_left,
     )
+}
+
+/// The signed-in admin, or the page to show instead.
+async fn gate(state: &AppState, headers: &HeaderMap) -> Result<TenantAdmin, Box<Response>> {
+    let s = caller(state, headers).await.map_err(Box::new)?;
+    TenantAdmin::new(s).map_err(|e| {
+        Box::new(html::error_page(
+            state,
+            &e.into(),
+            ("/account", "Go to your account"),
+        ))
+    })
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
@@ -336,15 +348,11 @@ pub(super) async fn admin_reset(
 ) -> Response {
     let admin = match gate(&state, &headers).await {
         Ok(a) => a,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match factors::admin_reset(&state, &admin, &id).await {
         Ok(_) => html::see_other(&format!("/admin/users/{}?done=factors_reset", e(&id)), &[]),
-        Err(err) => html::error_page(
-            &state,
-            &super::admin::refusal(err),
-            ("/admin", "Back to people"),
-        ),
+        Err(err) => html::error_page(&state, &ApiError::from(err), ("/admin", "Back to people")),
     }
 }
 
@@ -387,7 +395,7 @@ pub(super) async fn save_policy(
 ) -> Response {
     let admin = match gate(&state, &headers).await {
         Ok(a) => a,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let Some(rule) = MfaRequired::parse(form.text("mfa_required")) else {
         return html::error_page(

@@ -203,6 +203,32 @@ pub struct ServerConfig {
     /// node; a minute's worth may come at once. Beyond: 429 with Retry-After.
     #[arg(long, env = "TENANTD_OPERATOR_RATE", default_value_t = 600)]
     pub operator_rate: u32,
+
+    #[command(flatten)]
+    pub pwned: PwnedConfig,
+}
+
+/// Where new passwords are looked up among breached ones (see `service::pwned`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PwnedConfig {
+    /// A range API like Have I Been Pwned's: `GET {url}/range/{first 5 hex of SHA-1}` answers
+    /// lines `SUFFIX:COUNT`. Unset: no online check.
+    #[arg(long, env = "TENANTD_PWNED_URL")]
+    pub pwned_url: Option<url::Url>,
+
+    /// A local list instead (or as well): one upper-case SHA-1 hex per line, optionally
+    /// followed by `:COUNT`, sorted (the format of the downloadable HIBP list).
+    #[arg(long, env = "TENANTD_PWNED_FILE")]
+    pub pwned_file: Option<PathBuf>,
+
+    /// Refuse new passwords while the range API cannot be reached (default: accept them and
+    /// log a warning).
+    #[arg(long, env = "TENANTD_PWNED_FAIL_CLOSED")]
+    pub pwned_fail_closed: bool,
+
+    /// How long to wait for the range API, in milliseconds.
+    #[arg(long, env = "TENANTD_PWNED_TIMEOUT_MS", default_value_t = 2000)]
+    pub pwned_timeout_ms: u64,
 }
 
 impl Default for ReplicaConfig {

@@ -43,18 +43,21 @@ pub enum LoginOutcome {
     Blocked,
     Suspended,
     ResetRequired,
+    /// The password was right; a second step or enrolling a factor follows.
+    SecondStep,
     Throttled,
     Busy,
     Error,
 }
 
 impl LoginOutcome {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Success,
         Self::Invalid,
         Self::Blocked,
         Self::Suspended,
         Self::ResetRequired,
+        Self::SecondStep,
         Self::Throttled,
         Self::Busy,
         Self::Error,
@@ -67,6 +70,7 @@ impl LoginOutcome {
             Self::Blocked => "blocked",
             Self::Suspended => "suspended",
             Self::ResetRequired => "reset_required",
+            Self::SecondStep => "second_step",
             Self::Throttled => "throttled",
             Self::Busy => "busy",
             Self::Error => "error",

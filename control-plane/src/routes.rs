@@ -17,6 +17,8 @@ pub mod api;
 pub mod console_api;
 pub mod error;
 pub mod extract;
+/// Second factors: the second step of a sign-in, passkeys, a person's own factors.
+pub mod factors_api;
 pub mod forward;
 pub mod internal;
 pub mod observe;
@@ -155,7 +157,7 @@ async fn security_headers(State(state): State<AppState>, req: Request, next: Nex
         .map(|t| t.0.join(" "))
         .unwrap_or_default();
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{}{targets}; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'{}{targets}; frame-ancestors 'none'; base-uri 'none'",
         if targets.is_empty() { "" } else { " " }
     );
     let h = res.headers_mut();

@@ -20,12 +20,16 @@ pub mod csv;
 pub mod demo;
 /// Drift between the directory and the tenant files (`tenantctl doctor`).
 pub mod doctor;
+/// A person's second factors (TOTP, passkeys, recovery codes), from their account.
+pub mod factors;
 /// Recovering a tenant from its replica onto another node, both sides.
 pub mod failover;
 /// Operation locks, the trash, delete and undelete (`tenantctl`); the operators' error type.
 pub mod fleet;
 /// What every way in shares: sign-in errors, bearer secrets, email routing, device cookies.
 pub mod identity;
+/// The second step of a sign-in: who needs one, and checking it.
+pub mod mfa;
 /// Moving a tenant between nodes, both sides.
 pub mod moves;
 /// Registering this node, heartbeats, housekeeping.
@@ -35,6 +39,8 @@ pub mod oidc;
 /// Who may call the operator API: keys, client-credentials apps, scopes, rate, audit,
 /// idempotent creations.
 pub mod operator;
+/// Signing in with a passkey alone.
+pub mod passkeys;
 /// The admin console's people list, export, bulk invitations and address rule.
 pub mod people;
 /// The password rules.
@@ -43,6 +49,8 @@ pub mod policy;
 pub mod profile;
 /// Creating a company with its first admin.
 pub mod provision;
+/// Breached passwords: a range API (k-anonymity) or a local list.
+pub mod pwned;
 /// Reset links and invitations.
 pub mod recovery;
 /// Continuous replication with Litestream: starting it, its status, restoring in place.

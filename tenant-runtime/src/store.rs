@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub mod email_changes;
+pub mod factors;
 pub mod meta;
+pub mod mfa_tokens;
 pub mod oidc;
 pub mod people;
 pub mod policy;

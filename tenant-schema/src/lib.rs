@@ -38,6 +38,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(5, "tenant", "0005_oidc_grants"),
     migration!(6, "tenant", "0006_email_changes_and_people_search"),
     migration!(7, "tenant", "0007_sign_in_policy_and_session_methods"),
+    migration!(8, "tenant", "0008_second_factors"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -263,6 +264,14 @@ mod ladder {
             "UPDATE sign_in_policy SET mfa_required = 'admins', social_login = 1;
              INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, amr)
                  VALUES (x'07', 'u1', 7, 7, 100, 1, 'test', '[\"pwd\",\"otp\",\"mfa\"]');",
+        ),
+        (
+            8,
+            "INSERT INTO factors (id, user_id, kind, name, secret, confirmed, last_step, created_at)
+                 VALUES ('f1', 'u1', 'totp', 'Phone', 'sealed', 1, 5, 8);
+             INSERT INTO recovery_codes (hash, user_id, created_at) VALUES (x'08', 'u1', 8);
+             INSERT INTO mfa_tokens (hash, user_id, purpose, amr, created_at, expires_at)
+                 VALUES (x'09', 'u1', 'verify', '[\"pwd\"]', 8, 100);",
         ),
     ];
 

@@ -17,6 +17,8 @@ mod clients;
 mod console;
 mod console_browser;
 mod directory;
+mod factors;
+mod factors_browser;
 mod hardening;
 mod login;
 mod mail;

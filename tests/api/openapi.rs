@@ -2,13 +2,14 @@
 //! routed path is documented, and undocumented methods on documented paths are refused.
 
 use axum::http::Method;
-use tests::inproc::{InProc, OPERATIONS, OPERATOR_OPERATIONS};
+use tests::inproc::{FACTOR_OPERATIONS, InProc, OPERATIONS, OPERATOR_OPERATIONS};
 
 /// Every documented operation: the people's API and the operator API.
 fn all_operations() -> Vec<(&'static str, &'static str)> {
     OPERATIONS
         .iter()
         .chain(OPERATOR_OPERATIONS)
+        .chain(FACTOR_OPERATIONS)
         .copied()
         .collect()
 }
@@ -116,6 +117,15 @@ fn every_route_in_the_source_is_documented() {
         assert!(
             OPERATIONS.iter().any(|(_, op)| *op == p),
             "{p} is routed but not in OPERATIONS"
+        );
+    }
+    for p in routed_in(
+        include_str!("../../control-plane/src/routes/factors_api.rs"),
+        "api",
+    ) {
+        assert!(
+            FACTOR_OPERATIONS.iter().any(|(_, op)| *op == p),
+            "{p} is routed but not in FACTOR_OPERATIONS"
         );
     }
     for p in operator {

@@ -13,6 +13,7 @@ use crate::error::Fault;
 use crate::replica::ReplicaError;
 use crate::service::admin::{AdminError, MAX_NAME_LEN};
 use crate::service::failover::FailoverError;
+use crate::service::factors::FactorError;
 use crate::service::fleet::FleetError;
 use crate::service::identity::AuthError;
 use crate::service::moves::NodeOpError;
@@ -28,6 +29,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// What went wrong inside, for the log line of this request; never sent.
     pub cause: Option<String>,
+    /// More fields of the body, beside `error` and `message` (e.g. an `mfa_token`).
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -56,6 +59,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             cause: None,
+            extra: None,
         }
     }
 
@@ -161,6 +165,11 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        if let (Some(extra), Some(b)) = (&self.extra, body.as_object_mut()) {
+            for (k, v) in extra.iter() {
+                b.insert(k.clone(), v.clone());
+            }
+        }
         // A 5xx names its request, so a report can be matched with the server's log.
         if self.status.is_server_error()
             && let Some(id) = request_id()
@@ -230,6 +239,10 @@ impl From<PasswordRejected> for ApiError {
             PasswordRejected::IsEmail => "password_is_email",
             PasswordRejected::HasCompanyName => "password_has_company_name",
             PasswordRejected::TooCommon => "password_too_common",
+            PasswordRejected::Breached => "password_breached",
+            PasswordRejected::BreachCheckUnavailable => {
+                return Self::unavailable("password_check_unavailable", p.to_string(), 60);
+            }
         };
         Self::bad_request(code, p.to_string())
     }
@@ -269,7 +282,65 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Password(p) => p.into(),
             AuthError::NotFound => Self::not_found(),
+            AuthError::MfaRequired { token, methods } => Self {
+                extra: Some(Box::new(serde_json::Map::from_iter([
+                    ("mfa_token".to_owned(), serde_json::json!(token.0)),
+                    ("methods".to_owned(), serde_json::json!(methods)),
+                ]))),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "mfa_required",
+                    "Confirm it is you with your second factor.",
+                )
+            },
+            AuthError::MfaEnrollmentRequired { token } => Self {
+                extra: Some(Box::new(serde_json::Map::from_iter([(
+                    "mfa_token".to_owned(),
+                    serde_json::json!(token.0),
+                )]))),
+                ..Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "mfa_enrollment_required",
+                    "Your company requires a second factor: set one up to continue.",
+                )
+            },
+            AuthError::InvalidMfaToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_mfa_token",
+                "This sign-in has expired. Sign in again.",
+            ),
+            AuthError::InvalidCode => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                "The code is not correct.",
+            ),
             AuthError::Fault(f) => f.into(),
+        }
+    }
+}
+
+impl From<FactorError> for ApiError {
+    fn from(e: FactorError) -> Self {
+        match e {
+            FactorError::NotFound => Self::not_found(),
+            FactorError::InvalidCode => {
+                Self::bad_request("invalid_code", "The code is not correct.")
+            }
+            FactorError::LastFactor => Self::conflict(
+                "last_factor",
+                "Your company requires a second factor: add another before removing this one.",
+            ),
+            FactorError::WrongPassword => Self::bad_request(
+                "wrong_password",
+                "Your current password (or the code) is not correct.",
+            ),
+            FactorError::InvalidName => Self::bad_request("invalid_name", e.to_string()),
+            FactorError::InvalidPasskey => Self::bad_request(
+                "invalid_passkey",
+                "The passkey could not be registered. Try again.",
+            ),
+            FactorError::Throttled { retry_after } => Self::too_many_requests(retry_after),
+            FactorError::Fault(f) => f.into(),
         }
     }
 }

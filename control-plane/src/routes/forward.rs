@@ -99,6 +99,7 @@ fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
                 field_of(&parts.headers, body, "email").map_or(Hint::None, Hint::Email)
             }
             TenantField::Token => field_of(&parts.headers, body, "token")
+                .or_else(|| field_of(&parts.headers, body, "mfa_token"))
                 .and_then(|v| tenant_of_bearer(&v))
                 .map_or(Hint::None, Hint::Tenant),
             TenantField::Grant => ["code", "refresh_token", "token"]

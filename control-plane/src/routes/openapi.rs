@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use super::paths::api as p;
 use crate::state::AppState;
 
+mod factors;
 mod operator;
+pub use factors::OPERATIONS as FACTOR_OPERATIONS;
 pub use operator::OPERATIONS as OPERATOR_OPERATIONS;
 
 /// Every operation of the JSON API but the operator API's ([`OPERATOR_OPERATIONS`]), as
@@ -46,6 +48,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("patch", p::POLICY),
     ("patch", p::ACCOUNT),
     ("post", p::ACCOUNT_EMAIL_CONFIRM),
+    ("get", p::POLICY),
+    ("patch", p::POLICY),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
@@ -135,9 +139,11 @@ pub fn document(product: &str, public_url: &str) -> Value {
     let mut doc = people(product, public_url);
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(operator::paths());
+        paths.extend(factors::paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(operator::schemas());
+        schemas.extend(factors::schemas());
     }
     doc["tags"] = json!([{"name": "operator", "description":
         "The operator API for the vendor's back office: what tenantctl does, with an operator key \

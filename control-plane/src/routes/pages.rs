@@ -7,10 +7,12 @@
 //! - [`forms`]: form bodies and the CSRF check every POST passes.
 //! - [`assets`]: the stylesheet and the icon.
 //! - [`login`]: `/`, `/login` (email first, then password), `/logout`.
+//! - [`mfa`]: `/login/mfa` (the second step, or setting up a required factor), `/login/passkey`.
 //! - [`recovery`]: `/forgot` and `/reset`.
 //! - [`invitation`]: `/invite` (accept and choose a password).
 //! - [`account`]: `/account` (name, email, sessions, password, sign out).
 //! - [`email`]: `/account/email/confirm` (the link of an email change).
+//! - [`factors`]: sign-in methods on `/account`, an admin's reset, the company's MFA rule.
 //! - [`admin`]: `/admin` (people: search, filters, sort, pages, export, invite, settings).
 //! - [`admin_actions`]: the per-person actions (role, block, delete, invitations, name, email).
 //! - [`person`]: `/admin/users/{id}` (a person's details, sessions and recent activity).
@@ -25,10 +27,12 @@ mod assets;
 mod audit;
 mod bulk;
 mod email;
+mod factors;
 mod forms;
 mod html;
 mod invitation;
 mod login;
+mod mfa;
 mod oidc;
 mod person;
 mod recovery;
@@ -53,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route(p::ROOT, get(login::root))
         .route(p::LOGIN, get(login::login_page).post(login::login))
         .route(p::LOGOUT, post(login::logout))
+        .route(p::LOGIN_MFA, post(mfa::second_step))
+        .route(p::LOGIN_PASSKEY, post(mfa::passkey_sign_in))
         .route(p::FORGOT, get(recovery::forgot_page).post(recovery::forgot))
         .route(p::RESET, get(recovery::reset_page).post(recovery::reset))
         .route(
@@ -70,6 +76,13 @@ pub fn router() -> Router<AppState> {
         )
         .route(p::ACCOUNT_SESSION_END, post(account::end_session))
         .route(p::ACCOUNT_SESSIONS_END_OTHERS, post(account::end_others))
+        .route(p::ACCOUNT_FACTORS_TOTP, post(factors::start_totp))
+        .route(p::ACCOUNT_FACTOR_TOTP_CONFIRM, post(factors::confirm_totp))
+        .route(p::ACCOUNT_FACTORS_WEBAUTHN, post(factors::add_passkey))
+        .route(p::ACCOUNT_FACTOR_REMOVE, post(factors::remove))
+        .route(p::ACCOUNT_RECOVERY_CODES, post(factors::recovery_codes))
+        .route(p::ADMIN_FACTORS_RESET, post(factors::admin_reset))
+        .route(p::ADMIN_MFA_POLICY, post(factors::save_policy))
         .route(p::ADMIN, get(admin::admin_page))
         .route(p::ADMIN_INVITE, post(admin::invite))
         .route(p::ADMIN_SETTINGS, post(admin::settings))
@@ -95,6 +108,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(p::CSS, get(assets::css))
         .route(p::ICON, get(assets::icon))
+        .route(p::PASSKEY_JS, get(assets::passkey_js))
 }
 
 /// The 404 page for paths outside the API.

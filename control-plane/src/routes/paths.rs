@@ -9,6 +9,19 @@ pub mod api {
     pub const FORGOT: &str = "/api/auth/forgot";
     pub const RESET: &str = "/api/auth/reset";
     pub const ACCEPT_INVITE: &str = "/api/auth/accept-invite";
+    pub const MFA: &str = "/api/auth/mfa";
+    pub const MFA_TOTP: &str = "/api/auth/mfa/totp";
+    pub const MFA_WEBAUTHN_OPTIONS: &str = "/api/auth/mfa/webauthn/options";
+    pub const PASSKEY: &str = "/api/auth/passkey";
+    pub const PASSKEY_OPTIONS: &str = "/api/auth/passkey/options";
+    pub const FACTORS: &str = "/api/account/factors";
+    pub const FACTOR: &str = "/api/account/factors/{id}";
+    pub const FACTORS_TOTP: &str = "/api/account/factors/totp";
+    pub const FACTOR_TOTP_CONFIRM: &str = "/api/account/factors/totp/{id}/confirm";
+    pub const FACTORS_WEBAUTHN: &str = "/api/account/factors/webauthn";
+    pub const FACTORS_WEBAUTHN_OPTIONS: &str = "/api/account/factors/webauthn/options";
+    pub const RECOVERY_CODES: &str = "/api/account/recovery-codes";
+    pub const USER_FACTORS: &str = "/api/admin/users/{id}/factors";
     pub const SESSION: &str = "/api/session";
     pub const SESSIONS: &str = "/api/sessions";
     pub const SESSION_BY_ID: &str = "/api/sessions/{id}";
@@ -46,6 +59,9 @@ pub mod operator {
 pub mod pages {
     pub const ROOT: &str = "/";
     pub const LOGIN: &str = "/login";
+    pub const LOGIN_MFA: &str = "/login/mfa";
+    pub const LOGIN_MFA_TOTP: &str = "/login/mfa/totp";
+    pub const LOGIN_PASSKEY: &str = "/login/passkey";
     pub const LOGOUT: &str = "/logout";
     pub const FORGOT: &str = "/forgot";
     pub const RESET: &str = "/reset";
@@ -58,6 +74,13 @@ pub mod pages {
     pub const ACCOUNT_EMAIL_CONFIRM: &str = "/account/email/confirm";
     pub const ACCOUNT_SESSION_END: &str = "/account/sessions/{sid}/end";
     pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
+    pub const ACCOUNT_FACTORS_TOTP: &str = "/account/factors/totp";
+    pub const ACCOUNT_FACTOR_TOTP_CONFIRM: &str = "/account/factors/totp/{id}/confirm";
+    pub const ACCOUNT_FACTOR_REMOVE: &str = "/account/factors/{id}/remove";
+    pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
+    pub const ACCOUNT_FACTORS_WEBAUTHN: &str = "/account/factors/webauthn";
+    pub const ADMIN_FACTORS_RESET: &str = "/admin/users/{id}/factors/reset";
+    pub const ADMIN_MFA_POLICY: &str = "/admin/settings/mfa";
     pub const ADMIN: &str = "/admin";
     pub const ADMIN_USER: &str = "/admin/users/{id}";
     pub const ADMIN_NAME: &str = "/admin/users/{id}/name";
@@ -81,6 +104,7 @@ pub mod pages {
     pub const OIDC_LOGOUT: &str = "/oauth2/logout";
     pub const CSS: &str = "/assets/app.css";
     pub const ICON: &str = "/assets/icon.svg";
+    pub const PASSKEY_JS: &str = "/assets/passkey.js";
 }
 
 /// The OpenID provider's endpoints for apps (server to server, or with CORS for web origins).
@@ -129,10 +153,17 @@ pub enum TenantField {
 /// The body field that names the tenant of a `POST` to `path`, if any.
 pub fn tenant_field(path: &str) -> Option<TenantField> {
     match path {
-        api::LOGIN | api::FORGOT | pages::LOGIN | pages::FORGOT => Some(TenantField::Email),
+        api::LOGIN | api::FORGOT | api::PASSKEY_OPTIONS | pages::LOGIN | pages::FORGOT => {
+            Some(TenantField::Email)
+        }
         api::RESET
         | api::ACCEPT_INVITE
         | api::ACCOUNT_EMAIL_CONFIRM
+        | api::MFA
+        | api::MFA_TOTP
+        | api::MFA_WEBAUTHN_OPTIONS
+        | pages::LOGIN_MFA
+        | pages::LOGIN_MFA_TOTP
         | pages::RESET
         | pages::INVITE
         | pages::ACCOUNT_EMAIL_CONFIRM => Some(TenantField::Token),

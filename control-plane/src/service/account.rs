@@ -128,6 +128,7 @@ pub async fn change_password(
     }
     state.throttles.login.succeeded(&key, Some(&lane), ip).await;
     policy::check(new, &signed.user.email, &signed.tenant.name)?;
+    super::pwned::check(state, new).await?;
     let hash = state.hasher.hash(new).await?;
     let (user_id, keep, now) = (signed.user.id.clone(), signed.session_hash, state.now());
     state

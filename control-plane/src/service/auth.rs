@@ -17,7 +17,7 @@ use super::identity::{
     split_bearer,
 };
 use super::policy;
-use super::signin::{self, Finished, Proof};
+use super::signin::{self, Proof};
 use super::{SessionView, TenantView, UserView};
 use crate::directory::{Tenant, TenantStatus};
 use crate::error::Fault;
@@ -112,6 +112,9 @@ pub async fn login(
         Err(AuthError::Blocked) => LoginOutcome::Blocked,
         Err(AuthError::Suspended) => LoginOutcome::Suspended,
         Err(AuthError::PasswordResetRequired) => LoginOutcome::ResetRequired,
+        Err(AuthError::MfaRequired { .. } | AuthError::MfaEnrollmentRequired { .. }) => {
+            LoginOutcome::SecondStep
+        }
         Err(AuthError::Throttled { .. }) => LoginOutcome::Throttled,
         Err(AuthError::Fault(Fault::HashQueueFull)) => LoginOutcome::Busy,
         Err(_) => LoginOutcome::Error,
@@ -206,7 +209,7 @@ async fn login_attempt(
         _ => None,
     };
     let finished = signin::finish(state, &tenant, &user, Proof::password(rehash), origin).await?;
-    let Finished::SignedIn { cookie, view } = finished;
+    let (cookie, view) = finished.signed_in()?;
     Ok(SignedIn {
         cookie,
         view,

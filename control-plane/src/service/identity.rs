@@ -43,6 +43,22 @@ pub enum AuthError {
     /// A session of someone else, or none.
     #[error("no such session")]
     NotFound,
+    /// The first proof was right; a second step with one of these methods must follow.
+    #[error("a second step is needed")]
+    MfaRequired {
+        token: MfaToken,
+        methods: Vec<&'static str>,
+    },
+    /// The first proof was right; the company requires a second factor the person has not
+    /// set up yet: they enrol one first.
+    #[error("a second factor must be set up")]
+    MfaEnrollmentRequired { token: MfaToken },
+    /// A second step's token that is unknown, used or expired.
+    #[error("the sign-in has expired")]
+    InvalidMfaToken,
+    /// A wrong code, recovery code or passkey in a second step.
+    #[error("the code is not correct")]
+    InvalidCode,
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -59,6 +75,16 @@ impl From<Refused> for AuthError {
 }
 
 pub type AuthResult<T> = Result<T, AuthError>;
+
+/// The bearer secret (`<tenant-id>.<secret>`) of a sign-in halfway through; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaToken(pub String);
+
+impl std::fmt::Debug for MfaToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaToken(..)")
+    }
+}
 
 /// A bearer secret split into its tenant and its secret part.
 pub fn split_bearer(value: &str) -> Option<(TenantId, &str)> {

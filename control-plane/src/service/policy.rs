@@ -19,6 +19,12 @@ pub enum PasswordRejected {
     HasCompanyName,
     #[error("This password is too common. Choose another.")]
     TooCommon,
+    #[error(
+        "This password has appeared in a data breach, so attackers try it first. Choose another, for example three or four random words."
+    )]
+    Breached,
+    #[error("New passwords cannot be checked right now. Try again in a few minutes.")]
+    BreachCheckUnavailable,
 }
 
 pub const MIN_LEN: usize = 15;

@@ -12,7 +12,8 @@ use tenant_runtime::{TenantId, email};
 use super::identity::{
     AuthError, AuthResult, EmailRoute, SignedIn, bearer, new_device_cookie, route, split_bearer,
 };
-use super::{SessionView, TenantView, UserView, policy};
+use super::policy;
+use super::signin::{self, Proof};
 use crate::directory::{Tenant, TenantStatus};
 use crate::mail;
 use crate::state::AppState;
@@ -195,6 +196,7 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
         return Err(AuthError::InvalidToken);
     }
     policy::check(password, &user.email, &tenant.name)?;
+    super::pwned::check(state, password).await?;
     let hash = state.hasher.hash(password).await?;
     let secret = split_bearer(token)
         .map(|(_, s)| s.to_owned())
@@ -247,14 +249,15 @@ pub async fn accept_invite(
     if user.status != Status::Invited {
         return Err(AuthError::InvalidToken);
     }
+    let origin_for_session = origin.clone();
     policy::check(password, &user.email, &tenant.name)?;
+    super::pwned::check(state, password).await?;
     let name = name.map(str::trim).map(str::to_owned);
     let hash = state.hasher.hash(password).await?;
     let secret = split_bearer(token)
         .map(|(_, s)| s.to_owned())
         .unwrap_or_default();
     let now = state.now();
-    let lifetimes = state.server.session_lifetimes();
     let accepted = state
         .tenants
         .write(&tenant_id, move |tx| {
@@ -270,9 +273,6 @@ pub async fn accept_invite(
             if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
                 users::set_name(tx, &user_id, n, now)?;
             }
-            users::record_login(tx, &user_id, now)?;
-            let session =
-                sessions::create(tx, &user_id, lifetimes, &origin, &Amr::password(), now)?;
             audit::record(
                 tx,
                 Some(&user_id),
@@ -281,20 +281,26 @@ pub async fn accept_invite(
                 json!({"ip": origin.ip}),
                 now,
             )?;
-            let user = users::get(tx, &user_id)?;
-            Ok(user.map(|u| (u, session)))
+            users::get(tx, &user_id)
         })
         .await?;
-    let (user, session) = accepted.ok_or(AuthError::InvalidToken)?;
+    let user = accepted.ok_or(AuthError::InvalidToken)?;
     // The person proved who they are through their mailbox: whatever strangers did to the
     // sign-in throttle of this address is forgotten.
     state.throttles.login.clear(&user.email).await;
+    // The session starts where every sign-in's does: a company that requires a second factor
+    // has the new person enrol one first.
+    let proof = Proof {
+        amr: Amr::password(),
+        via: "invitation",
+        rehash: None,
+    };
+    let (cookie, view) = signin::finish(state, &tenant, &user, proof, origin_for_session)
+        .await?
+        .signed_in()?;
     Ok(SignedIn {
-        cookie: bearer(&tenant_id, &session),
-        view: SessionView {
-            user: UserView::from(&user),
-            tenant: TenantView::from(&tenant),
-        },
+        cookie,
+        view,
         device: new_device_cookie(state, &user.email),
     })
 }

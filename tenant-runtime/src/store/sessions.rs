@@ -104,7 +104,7 @@ impl Amr {
         v
     }
 
-    fn to_column(&self) -> String {
+    pub(crate) fn to_column(&self) -> String {
         serde_json::to_string(&self.0.iter().map(|m| m.as_str()).collect::<Vec<_>>())
             .unwrap_or_else(|_| "[]".into())
     }

@@ -87,7 +87,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "session_ended" => "The session was ended.",
         "others_ended" => "Your other sessions were signed out.",
         "email_changed" => "Your email address was changed. Your other sessions were signed out.",
-        _ => return None,
+        other => return super::factors::notice(other),
     })
 }
 
@@ -371,8 +371,8 @@ async fn render(
 {current}{new}{confirm}\
 <button type=\"submit\" class=\"btn\">Change password</button>\n\
 </form>\n\
-<section class=\"section placeholder\" aria-labelledby=\"methods-heading\">\n<h2 id=\"methods-heading\">Sign-in methods</h2>\n\
-<p>Your password is how you sign in today. Second factors (an authenticator app, a security key) and identities linked from other providers will be set up here.</p>\n</section>\n",
+{methods}",
+        methods = super::factors::methods_section(&state, &s, &csrf_field).await,
         notice = notice.map(html::notice_box).unwrap_or_default(),
         error = html::maybe_error(error),
         name_input = Input {

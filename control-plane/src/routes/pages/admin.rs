@@ -61,6 +61,7 @@ pub(super) fn flash(code: Option<&str>) -> Option<&'static str> {
         }
         "email_cancelled" => "The pending email change was cancelled.",
         "session_ended" => "The session was ended.",
+        c @ ("factors_reset" | "mfa_policy_saved") => return super::factors::notice(c),
         "sessions_ended" => "Signed out everywhere.",
         "settings_saved" => "Settings saved.",
         _ => return None,
@@ -433,7 +434,8 @@ pub(super) async fn render(
         }),
         search = search_form(&filters),
         shown = found.users.len(),
-        settings = settings_section(state, admin, &csrf.token).await,
+        settings = settings_section(state, admin, &csrf.token).await
+            + &super::factors::policy_section(state, admin, &csrf.token).await,
     );
     let nav = html::nav(signed, &csrf.token, "/admin");
     html::respond(

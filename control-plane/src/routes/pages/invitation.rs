@@ -169,6 +169,12 @@ pub(super) async fn accept(
         }
         Err(LinkRefusal::DeadLink) => dead_link(&state),
         Err(LinkRefusal::Form(err)) => {
+            // Accepted; the company requires a second factor first.
+            if let Some(res) =
+                super::mfa::after_first_step(&state, &headers, &err, None, None).await
+            {
+                return res;
+            }
             let csrf = match forms::for_page(&state, &headers) {
                 Ok(c) => c,
                 Err(e2) => return html::error_page(&state, &e2, ("/login", "Go to sign in")),

@@ -124,6 +124,10 @@ fn password_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
 {password}\
 <button type=\"submit\" class=\"btn btn-primary btn-block\">Sign in</button>\n\
 </form>\n\
+<form method=\"post\" action=\"/login/passkey\">\n\
+{csrf}{next}<input type=\"hidden\" name=\"email\" value=\"{email}\">\n\
+<button type=\"submit\" class=\"btn btn-block\">Use a passkey instead</button>\n\
+</form>\n\
 <p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n",
         email = e(v.email),
         error = html::maybe_error(v.error),
@@ -279,6 +283,12 @@ pub(super) async fn login(
         }
         Err(err) => {
             let err = ApiError::from(err);
+            // The password was right and a second step follows: its page.
+            if let Some(res) =
+                super::mfa::after_first_step(&state, &headers, &err, next, pending).await
+            {
+                return res;
+            }
             let mut res = page(password_step, err.status, Some(err.message.as_ref()));
             html::with_retry_after(&mut res, &err);
             res

@@ -186,6 +186,7 @@ async fn render(
 </section>\n\
 <section class=\"section\" aria-labelledby=\"access-heading\">\n<h2 id=\"access-heading\">Role and access</h2>\n\
 <div class=\"row-actions\">{role_form}{actions}</div>\n</section>\n\
+{factors_html}\
 <h2 id=\"sessions-heading\">Sessions</h2>\n{sessions_html}\
 <h2 id=\"audit-heading\">Recent activity</h2>\n{audit_html}",
         title = e(&title),
@@ -199,6 +200,7 @@ async fn render(
         email_field = email_input.html(false),
         role_form = role_form(&user, &csrf.token, &from),
         actions = user_actions(&user, &csrf.token, &from).join(""),
+        factors_html = super::factors::person_section(&user.id, &html::csrf_field(&csrf.token)),
     );
     let nav = html::nav(signed, &csrf.token, "");
     html::respond(

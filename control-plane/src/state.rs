@@ -41,6 +41,8 @@ pub struct AppState {
     pub web_origins: OriginCache,
     /// Calls left to each operator key on this node.
     pub operator_rate: crate::throttle::Buckets,
+    /// Identity providers' discovery documents and keys, as last fetched.
+    pub idp_keys: Arc<crate::keys::remote::RemoteKeys>,
 }
 
 /// The registered web origins, kept a few seconds so CORS does not ask the directory for

@@ -38,6 +38,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(5, "tenant", "0005_oidc_grants"),
     migration!(6, "tenant", "0006_email_changes_and_people_search"),
     migration!(7, "tenant", "0007_sign_in_policy_and_session_methods"),
+    migration!(8, "tenant", "0008_sso_connections"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -51,6 +52,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(4, "directory", "0004_oidc_clients"),
     migration!(5, "directory", "0005_signing_keys_and_logouts"),
     migration!(6, "directory", "0006_operator_api"),
+    migration!(7, "directory", "0007_domain_claims_and_social_providers"),
 ];
 
 /// The version the directory has after every step of this binary.
@@ -263,6 +265,14 @@ mod ladder {
             "UPDATE sign_in_policy SET mfa_required = 'admins', social_login = 1;
              INSERT INTO sessions (hash, user_id, created_at, last_seen_at, expires_at, epoch, user_agent, amr)
                  VALUES (x'07', 'u1', 7, 7, 100, 1, 'test', '[\"pwd\",\"otp\",\"mfa\"]');",
+        ),
+        (
+            8,
+            "INSERT INTO sso_connections (id, kind, name, issuer, client_id, domains, created_at, updated_at)
+                 VALUES ('c1', 'oidc', 'Acme IdP', 'https://idp.acme.test', 'app', '[\"acme.test\"]', 8, 8);
+             INSERT INTO sso_links (connection_id, subject, user_id, created_at) VALUES ('c1', 's1', 'u1', 8);
+             INSERT INTO sso_attempts (hash, connection_id, browser, nonce, verifier, created_at, expires_at)
+                 VALUES (x'08', 'c1', x'08', 'n', 'v', 8, 100);",
         ),
     ];
 

@@ -190,6 +190,9 @@ async fn login_attempt(
     if tenant.status == TenantStatus::Suspended {
         return Err(AuthError::Suspended);
     }
+    if super::sso::flow::password_refused(state, &tenant.id, &user).await? {
+        return Err(AuthError::SsoRequired);
+    }
     if user.password_reset_required {
         super::recovery::mail_reset_link(state, &email, origin, tenant);
         return Err(AuthError::PasswordResetRequired);

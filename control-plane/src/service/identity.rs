@@ -43,6 +43,10 @@ pub enum AuthError {
     /// A session of someone else, or none.
     #[error("no such session")]
     NotFound,
+    /// The company's policy: its people sign in through its identity provider, not with a
+    /// password (told only after the password was verified).
+    #[error("the company signs in through its identity provider")]
+    SsoRequired,
     #[error(transparent)]
     Fault(#[from] Fault),
 }

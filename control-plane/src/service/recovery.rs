@@ -194,6 +194,9 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
     if user.status != Status::Active {
         return Err(AuthError::InvalidToken);
     }
+    if super::sso::flow::password_refused(state, &tenant_id, &user).await? {
+        return Err(AuthError::SsoRequired);
+    }
     policy::check(password, &user.email, &tenant.name)?;
     let hash = state.hasher.hash(password).await?;
     let secret = split_bearer(token)
@@ -246,6 +249,10 @@ pub async fn accept_invite(
     let (tenant, tenant_id, user) = peek(state, token, Purpose::Invite).await?;
     if user.status != Status::Invited {
         return Err(AuthError::InvalidToken);
+    }
+    // Under SSO, an invitation is accepted by signing in through the provider.
+    if super::sso::flow::password_refused(state, &tenant_id, &user).await? {
+        return Err(AuthError::SsoRequired);
     }
     policy::check(password, &user.email, &tenant.name)?;
     let name = name.map(str::trim).map(str::to_owned);

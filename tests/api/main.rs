@@ -30,4 +30,6 @@ mod pages;
 mod policy;
 mod resilience;
 mod security;
+mod sso;
+mod sso_browser;
 mod vendor_app;

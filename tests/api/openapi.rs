@@ -2,13 +2,14 @@
 //! routed path is documented, and undocumented methods on documented paths are refused.
 
 use axum::http::Method;
-use tests::inproc::{InProc, OPERATIONS, OPERATOR_OPERATIONS};
+use tests::inproc::{InProc, OPERATIONS, OPERATOR_OPERATIONS, SSO_OPERATIONS};
 
 /// Every documented operation: the people's API and the operator API.
 fn all_operations() -> Vec<(&'static str, &'static str)> {
     OPERATIONS
         .iter()
         .chain(OPERATOR_OPERATIONS)
+        .chain(SSO_OPERATIONS)
         .copied()
         .collect()
 }

@@ -21,6 +21,8 @@ pub(crate) mod operator_key;
 pub(crate) mod placement;
 /// `--server`: the operator API instead of the local files.
 pub(crate) mod remote;
+/// `social add|list|remove`.
+pub(crate) mod social;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
 pub(crate) mod tenant;
 /// `user find`.
@@ -385,6 +387,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
         Command::Client(c) => client::run(&ctx, c).await,
         Command::Keys(c) => keys::run(&ctx, c).await,
+        Command::Social(c) => social::run(&ctx, c).await,
         Command::OperatorKey(c) => operator_key::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,

@@ -9,7 +9,9 @@ use super::paths::api as p;
 use crate::state::AppState;
 
 mod operator;
+mod sso;
 pub use operator::OPERATIONS as OPERATOR_OPERATIONS;
+pub use sso::OPERATIONS as SSO_OPERATIONS;
 
 /// Every operation of the JSON API but the operator API's ([`OPERATOR_OPERATIONS`]), as
 /// (method, path): the router and the document both follow these lists, and the tests compare
@@ -44,6 +46,8 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("patch", p::SETTINGS),
     ("patch", p::ACCOUNT),
     ("post", p::ACCOUNT_EMAIL_CONFIRM),
+    ("get", p::POLICY),
+    ("patch", p::POLICY),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
@@ -133,9 +137,11 @@ pub fn document(product: &str, public_url: &str) -> Value {
     let mut doc = people(product, public_url);
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(operator::paths());
+        paths.extend(sso::paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(operator::schemas());
+        schemas.extend(sso::schemas());
     }
     doc["tags"] = json!([{"name": "operator", "description":
         "The operator API for the vendor's back office: what tenantctl does, with an operator key \

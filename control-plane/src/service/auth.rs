@@ -190,7 +190,7 @@ async fn login_attempt(
     if tenant.status == TenantStatus::Suspended {
         return Err(AuthError::Suspended);
     }
-    if super::sso::flow::password_refused(state, &tenant.id, &user).await? {
+    if super::sso::rules::password_refused(state, &tenant.id, &user).await? {
         return Err(AuthError::SsoRequired);
     }
     if user.password_reset_required {

@@ -194,7 +194,7 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
     if user.status != Status::Active {
         return Err(AuthError::InvalidToken);
     }
-    if super::sso::flow::password_refused(state, &tenant_id, &user).await? {
+    if super::sso::rules::password_refused(state, &tenant_id, &user).await? {
         return Err(AuthError::SsoRequired);
     }
     policy::check(password, &user.email, &tenant.name)?;
@@ -251,7 +251,7 @@ pub async fn accept_invite(
         return Err(AuthError::InvalidToken);
     }
     // Under SSO, an invitation is accepted by signing in through the provider.
-    if super::sso::flow::password_refused(state, &tenant_id, &user).await? {
+    if super::sso::rules::password_refused(state, &tenant_id, &user).await? {
         return Err(AuthError::SsoRequired);
     }
     policy::check(password, &user.email, &tenant.name)?;

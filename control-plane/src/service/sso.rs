@@ -6,12 +6,14 @@
 //! - [`connections`]: the company's connections (`kind` `oidc`), their client secret sealed;
 //! - [`provider`]: a provider's discovery document and keys, and checking its ID tokens;
 //! - [`flow`]: where an email signs in, the way to the provider and back, into `signin::finish`;
-//! - [`social`]: the operator's social providers and signing in with them.
+//! - [`social`]: the operator's social providers and signing in with them;
+//! - [`rules`]: the policy where passwords are handled.
 
 pub mod connections;
 pub mod domains;
 pub mod flow;
 pub mod provider;
+pub mod rules;
 pub mod social;
 
 use crate::error::Fault;

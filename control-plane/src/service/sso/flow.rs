@@ -23,7 +23,6 @@ use crate::directory::{DirectoryError, Tenant, TenantStatus};
 use crate::error::Fault;
 use crate::service::identity::{AuthError, bearer, split_bearer};
 use crate::service::oidc::authorize;
-use crate::service::sign_in_policy;
 use crate::service::signin::{self, Finished, Proof};
 use crate::state::AppState;
 
@@ -258,6 +257,10 @@ pub async fn callback(
         .state
         .and_then(split_bearer)
         .ok_or(Failure::InvalidState)?;
+    // A forged company part finds no file to look in.
+    if !matches!(state.tenant(&tenant_id).await, Ok(Some(_))) {
+        return Err(Failure::InvalidState.into());
+    }
     let hash = browser_hash(secret);
     let now = state.now();
     let attempt = state
@@ -572,14 +575,4 @@ async fn accept_invitation(
         .await
         .map_err(|e| (Failure::ProviderUnavailable, e.to_string()))?;
     accepted.ok_or((Failure::NoAccount, "user gone".into()))
-}
-
-/// Whether the company's policy refuses `user` a password sign-in.
-pub async fn password_refused(
-    state: &AppState,
-    tenant: &TenantId,
-    user: &User,
-) -> Result<bool, Fault> {
-    let p = sign_in_policy::of(state, tenant).await?;
-    Ok(p.sso_required && !(p.sso_required_except_admins && user.role == Role::Admin))
 }

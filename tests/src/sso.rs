@@ -60,11 +60,17 @@ impl Idp {
             .spawn()
             .expect("start the test IdP");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("IdP output");
+        reader.read_line(&mut line).expect("IdP output");
         assert!(line.starts_with("listening "), "IdP did not start: {line}");
+        // Keep reading: a closed pipe would end the provider at its next line of output.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
         Self {
             child,
             issuer: line["listening ".len()..].trim().to_owned(),

@@ -33,15 +33,9 @@ fn browser(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<Stri
     Some((v, Some(set)))
 }
 
-fn to_provider(state: &AppState, headers: &HeaderMap, url: Result<String, Failure>) -> Response {
+fn to_provider(state: &AppState, set: Option<String>, url: Result<String, Failure>) -> Response {
     match url {
-        Ok(url) => {
-            let cookies: Vec<String> = browser(state, headers)
-                .and_then(|(_, set)| set)
-                .into_iter()
-                .collect();
-            html::see_other(&url, &cookies)
-        }
+        Ok(url) => html::see_other(&url, &set.into_iter().collect::<Vec<_>>()),
         Err(f) => failure_page(state, f),
     }
 }
@@ -52,7 +46,7 @@ pub(super) async fn start(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = Query::parse(raw.as_deref());
-    let Some((value, _)) = browser(&state, &headers) else {
+    let Some((value, set)) = browser(&state, &headers) else {
         return failure_page(&state, Failure::ProviderUnavailable);
     };
     let url = flow::start(
@@ -63,7 +57,7 @@ pub(super) async fn start(
         &value,
     )
     .await;
-    to_provider(&state, &headers, url)
+    to_provider(&state, set, url)
 }
 
 pub(super) async fn social_start(
@@ -73,11 +67,11 @@ pub(super) async fn social_start(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let q = Query::parse(raw.as_deref());
-    let Some((value, _)) = browser(&state, &headers) else {
+    let Some((value, set)) = browser(&state, &headers) else {
         return failure_page(&state, Failure::ProviderUnavailable);
     };
     let url = social::start(&state, &name, q.get("pending"), &value).await;
-    to_provider(&state, &headers, url)
+    to_provider(&state, set, url)
 }
 
 pub(super) async fn callback(

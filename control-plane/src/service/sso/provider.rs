@@ -49,7 +49,7 @@ async fn get_json(url: &str) -> Result<Value, String> {
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| format!("{url} could not be fetched: {}", without_url(&e)))?;
+        .map_err(|e| format!("{url} could not be fetched: {}", without_url(e)))?;
     if !res.status().is_success() {
         return Err(format!("{url} answered {}", res.status()));
     }
@@ -58,13 +58,21 @@ async fn get_json(url: &str) -> Result<Value, String> {
         .map_err(|_| format!("{url} did not answer JSON"))
 }
 
-fn without_url(e: &reqwest::Error) -> String {
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "connection refused or unreachable".into()
     } else {
-        "request failed".into()
+        // The error without its URL (which may carry a code): its kind and cause.
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
     }
 }
 
@@ -178,7 +186,7 @@ pub async fn exchange(
         ])
         .send()
         .await
-        .map_err(|e| format!("token endpoint: {}", without_url(&e)))?;
+        .map_err(|e| format!("token endpoint: {}", without_url(e)))?;
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

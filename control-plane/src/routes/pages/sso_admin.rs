@@ -119,17 +119,17 @@ async fn render(
 <p class=\"muted\">Prove a domain is yours by publishing a DNS TXT record named <code>{TXT_PREFIX}.&lt;domain&gt;</code> with the value shown, then verify it. People with addresses in your verified domains sign in to your company.</p>\n\
 <div class=\"table-wrap\"><table aria-labelledby=\"domains-heading\">\n<thead><tr><th scope=\"col\">Domain</th><th scope=\"col\">Status</th><th scope=\"col\">TXT name</th><th scope=\"col\">TXT value</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n{domain_rows}</tbody></table></div>\n\
 <form method=\"post\" action=\"/admin/sso/claim\" class=\"row-form\">{field}\n\
-<label for=\"claim-domain\">Domain</label> <input id=\"claim-domain\" name=\"domain\" required maxlength=\"253\" placeholder=\"example.com\">\n\
+<label for=\"claim-domain\">Domain</label> <input id=\"claim-domain\" type=\"text\" name=\"domain\" required maxlength=\"253\" placeholder=\"example.com\">\n\
 <button type=\"submit\" class=\"btn btn-small\">Claim domain</button>\n</form>\n</section>\n\
 <section class=\"section\" aria-labelledby=\"connections-heading\">\n<h2 id=\"connections-heading\">Identity providers</h2>\n\
 <p class=\"muted\">Register this callback (redirect) URL at your identity provider: <code id=\"callback-url\">{callback}</code></p>\n\
 <div class=\"table-wrap\"><table aria-labelledby=\"connections-heading\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Issuer</th><th scope=\"col\">Client ID</th><th scope=\"col\">Domains</th><th scope=\"col\">New people</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n{conn_rows}</tbody></table></div>\n\
 <form method=\"post\" action=\"/admin/sso/create\" class=\"stack-form\">{field}\n\
-<div class=\"field\"><label for=\"c-name\">Name</label><input id=\"c-name\" name=\"name\" required maxlength=\"100\" placeholder=\"Okta\"></div>\n\
+<div class=\"field\"><label for=\"c-name\">Name</label><input id=\"c-name\" type=\"text\" name=\"name\" required maxlength=\"100\" placeholder=\"Okta\"></div>\n\
 <div class=\"field\"><label for=\"c-issuer\">Issuer URL</label><input id=\"c-issuer\" name=\"issuer\" type=\"url\" required maxlength=\"500\" placeholder=\"https://login.example.com\"></div>\n\
-<div class=\"field\"><label for=\"c-client-id\">Client ID</label><input id=\"c-client-id\" name=\"client_id\" required maxlength=\"255\"></div>\n\
+<div class=\"field\"><label for=\"c-client-id\">Client ID</label><input id=\"c-client-id\" type=\"text\" name=\"client_id\" required maxlength=\"255\"></div>\n\
 <div class=\"field\"><label for=\"c-secret\">Client secret</label><input id=\"c-secret\" name=\"client_secret\" type=\"password\" required maxlength=\"1024\" autocomplete=\"off\"></div>\n\
-<div class=\"field\"><label for=\"c-domains\">Domains (verified, comma-separated)</label><input id=\"c-domains\" name=\"domains\" maxlength=\"2000\"></div>\n\
+<div class=\"field\"><label for=\"c-domains\">Domains (verified, comma-separated)</label><input id=\"c-domains\" type=\"text\" name=\"domains\" maxlength=\"2000\"></div>\n\
 <label class=\"check\"><input type=\"checkbox\" name=\"jit\" value=\"yes\"> Create people on their first sign-in, as</label>\n\
 <select name=\"jit_role\" aria-label=\"Role of people created\"><option value=\"member\">member</option><option value=\"admin\">admin</option></select>\n\
 <button type=\"submit\" class=\"btn btn-primary btn-small\">Add identity provider</button>\n</form>\n</section>\n\

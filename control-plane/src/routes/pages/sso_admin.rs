@@ -126,7 +126,7 @@ async fn render(
 <div class=\"table-wrap\"><table aria-labelledby=\"connections-heading\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Issuer</th><th scope=\"col\">Client ID</th><th scope=\"col\">Domains</th><th scope=\"col\">New people</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n{conn_rows}</tbody></table></div>\n\
 <form method=\"post\" action=\"/admin/sso/create\" class=\"stack-form\">{field}\n\
 <div class=\"field\"><label for=\"c-name\">Name</label><input id=\"c-name\" type=\"text\" name=\"name\" required maxlength=\"100\" placeholder=\"Okta\"></div>\n\
-<div class=\"field\"><label for=\"c-issuer\">Issuer URL</label><input id=\"c-issuer\" name=\"issuer\" type=\"url\" required maxlength=\"500\" placeholder=\"https://login.example.com\"></div>\n\
+<div class=\"field\"><label for=\"c-issuer\">Issuer URL</label><input id=\"c-issuer\" name=\"issuer\" type=\"text\" inputmode=\"url\" required maxlength=\"500\" placeholder=\"https://login.example.com\"></div>\n\
 <div class=\"field\"><label for=\"c-client-id\">Client ID</label><input id=\"c-client-id\" type=\"text\" name=\"client_id\" required maxlength=\"255\"></div>\n\
 <div class=\"field\"><label for=\"c-secret\">Client secret</label><input id=\"c-secret\" name=\"client_secret\" type=\"password\" required maxlength=\"1024\" autocomplete=\"off\"></div>\n\
 <div class=\"field\"><label for=\"c-domains\">Domains (verified, comma-separated)</label><input id=\"c-domains\" type=\"text\" name=\"domains\" maxlength=\"2000\"></div>\n\

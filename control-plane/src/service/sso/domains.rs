@@ -180,6 +180,14 @@ pub async fn remove(state: &AppState, admin: &TenantAdmin, raw: &str) -> SsoResu
     Ok(())
 }
 
+/// An admin waits for the answer: a few seconds at most, and nothing cached (a record just
+/// published must be seen).
+fn quick(o: &mut hickory_resolver::config::ResolverOpts) {
+    o.timeout = std::time::Duration::from_secs(3);
+    o.attempts = 1;
+    o.cache_size = 0;
+}
+
 /// The TXT strings at `name` (each record's character-strings joined); none when the name
 /// does not exist or the lookup fails.
 pub async fn lookup_txt(name: &str) -> Vec<String> {
@@ -193,14 +201,18 @@ pub async fn lookup_txt(name: &str) -> Vec<String> {
     {
         Some(addr) => {
             let servers = NameServerConfigGroup::from_ips_clear(&[addr.ip()], addr.port(), true);
-            Resolver::builder_with_config(
+            let mut b = Resolver::builder_with_config(
                 ResolverConfig::from_parts(None, vec![], servers),
                 TokioConnectionProvider::default(),
-            )
-            .build()
+            );
+            quick(b.options_mut());
+            b.build()
         }
         None => match Resolver::builder_tokio() {
-            Ok(b) => b.build(),
+            Ok(mut b) => {
+                quick(b.options_mut());
+                b.build()
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "no system DNS configuration");
                 return Vec::new();

@@ -28,7 +28,9 @@ use crate::mail::token_of;
 use crate::{PASSWORD, seed};
 
 pub use control_plane::config::{Config, NodeConfig, ServerConfig};
-pub use control_plane::directory::{Directory, DirectoryError, Tenant, TenantStatus};
+pub use control_plane::directory::{
+    Directory, DirectoryError, SocialAttempt, SocialProviderRow, Tenant, TenantStatus,
+};
 pub use control_plane::failpoint::{EMAIL_CHANGE_STEPS, INVITE_STEPS, SECURITY_STEPS};
 pub use control_plane::keys::jws::KeyPair;
 pub use control_plane::routes::openapi::{OPERATIONS, OPERATOR_OPERATIONS, SSO_OPERATIONS};

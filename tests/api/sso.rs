@@ -484,6 +484,12 @@ async fn people_sign_in_through_their_company_idp_linked_or_created_and_every_re
     let out = sign_in(&p, &base, "late@acme.test", &idp.issuer, "sub-late").await;
     refused(&p, &out, "no_account").await;
 
+    // The provider rotates its keys: the new key is fetched once, and signs in.
+    idp.rotate_keys().await;
+    let p = app.person();
+    let out = sign_in(&p, &base, "member@acme.test", &idp.issuer, "sub-member").await;
+    assert_eq!(out.callback.location(), "/account", "{out:?}");
+
     // Forged ID tokens, through the real callback.
     for kind in [
         "alg_none",

@@ -94,6 +94,11 @@ impl Idp {
         self.control("/__test/accounts", accounts).await;
     }
 
+    /// Publishes a new signing key, which signs the ID tokens from now on.
+    pub async fn rotate_keys(&self) {
+        self.control("/__test/rotate", json!({})).await;
+    }
+
     /// The next token response carries an ID token forged this way (see `idp.mjs`).
     pub async fn forge(&self, kind: &str) {
         self.control("/__test/forge", json!({"kind": kind})).await;

@@ -6,6 +6,7 @@
 //
 // Test controls (loopback only, never part of a real provider):
 // - POST /__test/accounts {id: {email, email_verified}} adds or replaces accounts;
+// - POST /__test/rotate publishes a new key (kid idp-2) and signs ID tokens with it from now on;
 // - POST /__test/forge {"kind": …} makes the next token response carry a crafted ID token:
 //   alg_none, hmac_public_key, unknown_key, wrong_iss, wrong_aud, other_azp, expired,
 //   future_iat, wrong_nonce. The login form's account `deny` makes the provider answer
@@ -25,6 +26,8 @@ const clients = JSON.parse(process.env.CLIENTS || '[]').map((c) => ({
 }));
 const accounts = JSON.parse(process.env.ACCOUNTS || '{}');
 let forge = null;
+// After POST /__test/rotate: a second key is published and signs the ID tokens.
+let rotated = null;
 
 const signing = await jose.generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await jose.exportJWK(signing.privateKey)), kid: 'idp-1', alg: 'RS256', use: 'sig' };
@@ -95,9 +98,18 @@ async function craft(idToken) {
 
 provider.use(async (ctx, next) => {
   await next();
-  if (ctx.path === '/token' && forge && ctx.body && ctx.body.id_token) {
-    ctx.body = { ...ctx.body, id_token: await craft(ctx.body.id_token) };
-    forge = null;
+  if (ctx.path === '/token' && ctx.body && ctx.body.id_token) {
+    if (forge) {
+      ctx.body = { ...ctx.body, id_token: await craft(ctx.body.id_token) };
+      forge = null;
+    } else if (rotated) {
+      const claims = jose.decodeJwt(ctx.body.id_token);
+      const token = await new jose.SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'idp-2' }).sign(rotated.privateKey);
+      ctx.body = { ...ctx.body, id_token: token };
+    }
+  }
+  if (ctx.path === '/jwks' && rotated && ctx.body && ctx.body.keys) {
+    ctx.body = { keys: [...ctx.body.keys, rotated.publicJwk] };
   }
 });
 
@@ -116,6 +128,13 @@ http
       const url = new URL(req.url, issuer);
       if (req.method === 'POST' && url.pathname === '/__test/accounts') {
         Object.assign(accounts, JSON.parse(await body(req)));
+        res.writeHead(204).end();
+        return;
+      }
+      if (req.method === 'POST' && url.pathname === '/__test/rotate') {
+        const pair = await jose.generateKeyPair('RS256', { extractable: true });
+        const publicJwk = { ...(await jose.exportJWK(pair.publicKey)), kid: 'idp-2', alg: 'RS256', use: 'sig' };
+        rotated = { privateKey: pair.privateKey, publicJwk };
         res.writeHead(204).end();
         return;
       }

@@ -12,4 +12,6 @@ use serde_json::Value;
 pub struct RemoteKeys {
     pub metadata: DashMap<String, (Arc<Value>, i64)>,
     pub key_sets: DashMap<String, (Arc<Value>, i64)>,
+    /// When each key set was last fetched again for an unknown key.
+    pub refetched: DashMap<String, i64>,
 }

@@ -131,10 +131,18 @@ pub async fn key_set(
     let now = state.now();
     if let Some(e) = state.idp_keys.key_sets.get(jwks_uri) {
         let fresh = e.1 + CACHE_SECS > now;
-        let recent = e.1 + REFETCH_SECS > now;
-        if (fresh && !refetch) || recent {
+        // Tokens naming unknown keys cannot make us fetch more than every few seconds.
+        let held_back = state
+            .idp_keys
+            .refetched
+            .get(jwks_uri)
+            .is_some_and(|at| *at + REFETCH_SECS > now);
+        if fresh && (!refetch || held_back) {
             return Ok(e.0.clone());
         }
+    }
+    if refetch {
+        state.idp_keys.refetched.insert(jwks_uri.to_owned(), now);
     }
     let set = Arc::new(get_json(jwks_uri).await?);
     if !set.get("keys").is_some_and(Value::is_array) {

@@ -785,3 +785,56 @@ async fn social_sign_in_admits_only_known_people_of_companies_that_allow_it() {
             .contains("Continue with")
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_through_the_idp_may_start_and_end_on_any_node() {
+    use tests::cluster::{self, Node, SECRET};
+    use tests::db::{Engine, TestDb};
+    let Some(db) = TestDb::new(Engine::Postgres).await else {
+        return;
+    };
+    let env = [
+        ("TENANTD_DIRECTORY_URL", db.url.as_str()),
+        ("TENANTD_NODE_SECRET", SECRET),
+    ];
+    let (n1, n2) = (Node::start("n1", &env), Node::start("n2", &env));
+    let (_, session) = cluster::company(&n1, &n1.address, "far", &["--node", "n1"]).await;
+    let public = "http://login.tenantd.test";
+    let idp = Idp::start(
+        &format!("{public}{CALLBACK}"),
+        json!({"sub-a": account("admin@far.test", true)}),
+    );
+    // The admin works through n2; the company lives on n1.
+    let r = n2
+        .call(
+            reqwest::Method::POST,
+            "/api/admin/sso/connections",
+            Some(&session),
+            Some(
+                json!({"name": "IdP", "issuer": idp.issuer, "client_id": idp.client_id,
+                "client_secret": idp.client_secret, "domains": ["far.test"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // The browser talks to n2 only: the start and the callback name the company, so n1 serves them.
+    let p = Person::new(&n2.address);
+    let d = p
+        .post("/api/auth/discover", json!({"email": "admin@far.test"}))
+        .await
+        .json();
+    let start = d["redirect"]
+        .as_str()
+        .expect("sso")
+        .strip_prefix(public)
+        .expect("public URL");
+    let r = p.get(start).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cb = tests::sso::through_idp(&p, &idp.issuer, r.location(), "sub-a").await;
+    let r = p.get(cb.strip_prefix(public).expect("callback")).await;
+    assert_eq!(r.location(), "/admin", "{}", r.body);
+    let s = p.get("/api/session").await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    assert_eq!(s.json()["user"]["email"], "admin@far.test");
+}

@@ -9,12 +9,14 @@
 //! - [`tenants`]: tenant rows (status, schema version, auth epoch);
 //! - [`clients`]: the vendor's apps (OpenID Connect clients);
 //! - [`index`]: domains and the user index (email → tenant), and routing an email;
+//! - [`domains`]: domain claims awaiting their DNS proof, the operator's social providers;
 //! - [`nodes`]: nodes and placement;
 //! - [`operator`]: bulk writes, repairs and backups for `tenantctl`;
 //! - [`operator_api`]: operator keys, the operator audit log, idempotent creations;
 //! - [`throttles`]: throttle counters shared by the nodes.
 
 mod clients;
+mod domains;
 mod index;
 mod nodes;
 mod operator;
@@ -24,6 +26,7 @@ mod tenants;
 mod throttles;
 
 pub use clients::ClientRow;
+pub use domains::{DomainClaim, SocialAttempt, SocialProviderRow};
 pub use nodes::Node;
 pub use operator_api::{IdempotencyRow, OperatorAuditRow, OperatorKeyRow};
 pub use signing::SigningKeyRow;

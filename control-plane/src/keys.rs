@@ -4,6 +4,7 @@
 //! an installation must use the same key.
 
 pub mod jws;
+pub mod remote;
 
 use std::io::Write;
 use std::path::Path;

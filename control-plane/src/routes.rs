@@ -28,6 +28,7 @@ pub mod operator;
 pub mod pages;
 pub mod paths;
 pub mod policy_api;
+pub mod sso_api;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};

@@ -61,6 +61,8 @@ pub mod saml;
 pub mod sign_in_policy;
 /// The last step of every way in: a proof of who the person is becomes a session.
 pub mod signin;
+/// Companies' own identity providers: verified domains, connections, SSO and social sign-in.
+pub mod sso;
 /// What operators do to companies, shared by `tenantctl` and the operator API.
 pub mod tenants;
 

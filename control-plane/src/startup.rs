@@ -100,6 +100,7 @@ pub async fn build_node_state(
         verified: Default::default(),
         logouts: Default::default(),
         web_origins: Default::default(),
+        idp_keys: Default::default(),
         operator_rate,
         replication: replica
             .is_some()

@@ -43,6 +43,8 @@ pub struct AppState {
     pub operator_rate: crate::throttle::Buckets,
     /// How far behind the replica is, when Litestream replicates this node's files.
     pub replication: Option<Arc<crate::replica::supervisor::Lag>>,
+    /// Identity providers' discovery documents and keys, as last fetched.
+    pub idp_keys: Arc<crate::keys::remote::RemoteKeys>,
 }
 
 /// The registered web origins, kept a few seconds so CORS does not ask the directory for

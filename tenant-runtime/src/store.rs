@@ -14,5 +14,6 @@ pub mod oidc;
 pub mod people;
 pub mod policy;
 pub mod sessions;
+pub mod sso;
 pub mod tokens;
 pub mod users;

@@ -39,6 +39,7 @@ pub const TENANT_MIGRATIONS: &[Migration] = &[
     migration!(6, "tenant", "0006_email_changes_and_people_search"),
     migration!(7, "tenant", "0007_sign_in_policy_and_session_methods"),
     migration!(8, "tenant", "0008_second_factors"),
+    migration!(9, "tenant", "0009_sso_connections"),
 ];
 
 /// The version a tenant database has after every step of this binary.
@@ -52,6 +53,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(4, "directory", "0004_oidc_clients"),
     migration!(5, "directory", "0005_signing_keys_and_logouts"),
     migration!(6, "directory", "0006_operator_api"),
+    migration!(7, "directory", "0007_domain_claims_and_social_providers"),
 ];
 
 /// The version the directory has after every step of this binary.
@@ -272,6 +274,14 @@ mod ladder {
              INSERT INTO recovery_codes (hash, user_id, created_at) VALUES (x'08', 'u1', 8);
              INSERT INTO mfa_tokens (hash, user_id, purpose, amr, created_at, expires_at)
                  VALUES (x'09', 'u1', 'verify', '[\"pwd\"]', 8, 100);",
+        ),
+        (
+            9,
+            "INSERT INTO sso_connections (id, kind, name, issuer, client_id, domains, created_at, updated_at)
+                 VALUES ('c1', 'oidc', 'Acme IdP', 'https://idp.acme.test', 'app', '[\"acme.test\"]', 9, 9);
+             INSERT INTO sso_links (connection_id, subject, user_id, created_at) VALUES ('c1', 's1', 'u1', 9);
+             INSERT INTO sso_attempts (hash, connection_id, browser, nonce, verifier, created_at, expires_at)
+                 VALUES (x'0a', 'c1', x'0a', 'n', 'v', 9, 100);",
         ),
     ];
 

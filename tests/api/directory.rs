@@ -9,7 +9,9 @@ use std::time::Duration;
 use sqlx::Row;
 use tenant_runtime::TenantId;
 use tests::db::{Engine, TestDb};
-use tests::inproc::{Directory, DirectoryError, Tenant, TenantStatus, system_clock};
+use tests::inproc::{
+    Directory, DirectoryError, SocialAttempt, SocialProviderRow, Tenant, TenantStatus, system_clock,
+};
 
 /// Runs each listed test on SQLite and on PostgreSQL.
 macro_rules! both_engines {
@@ -49,6 +51,7 @@ both_engines!(
     a_stale_lock_row_is_taken_over,
     nodes_register_heartbeat_and_count_tenants,
     placement_moves_only_from_the_expected_node_and_epoch,
+    domain_claims_and_social_sign_ins,
 );
 
 fn id() -> TenantId {
@@ -629,4 +632,77 @@ async fn placement_moves_only_from_the_expected_node_and_epoch(db: &TestDb) {
         None
     );
     dir.close().await;
+}
+
+async fn domain_claims_and_social_sign_ins(db: &TestDb) {
+    let (dir, a, b) = acme_and_beta(db).await;
+    // Both may claim; the first to prove it gets the domain, the other's proof is refused.
+    let ca = dir
+        .claim_domain(&a, "corp.test", "va")
+        .await
+        .expect("claim a");
+    assert_eq!(
+        dir.claim_domain(&a, "corp.test", "other")
+            .await
+            .expect("again"),
+        ca
+    );
+    dir.claim_domain(&b, "corp.test", "vb")
+        .await
+        .expect("claim b");
+    assert_eq!(
+        dir.domain_claims(&b).await.expect("claims")[0].txt_value,
+        "vb"
+    );
+    dir.verify_claim(&a, "corp.test").await.expect("verify a");
+    assert!(dir.domain_claims(&a).await.expect("claims").is_empty());
+    assert_eq!(
+        dir.domain_owner("corp.test").await.expect("owner"),
+        Some(a.clone())
+    );
+    assert!(matches!(
+        dir.verify_claim(&b, "corp.test").await,
+        Err(DirectoryError::DomainTaken)
+    ));
+    assert!(dir.remove_claim(&b, "corp.test").await.expect("remove"));
+    assert!(!dir.remove_claim(&b, "corp.test").await.expect("gone"));
+    // A deleted tenant takes its claims along.
+    dir.claim_domain(&b, "left.test", "v").await.expect("claim");
+    assert!(dir.delete_tenant(&b).await.expect("delete"));
+
+    let p = SocialProviderRow {
+        name: "google".into(),
+        label: "Google".into(),
+        issuer: "https://accounts.google.com".into(),
+        client_id: "cid".into(),
+        client_secret_sealed: "sealed".into(),
+    };
+    dir.add_social_provider(&p).await.expect("add");
+    assert!(matches!(
+        dir.add_social_provider(&p).await,
+        Err(DirectoryError::SlugTaken)
+    ));
+    assert_eq!(dir.social_providers().await.expect("list"), vec![p]);
+    let attempt = SocialAttempt {
+        provider: "google".into(),
+        browser: "b".repeat(64),
+        nonce: "n".into(),
+        verifier: "v".into(),
+        pending: None,
+        expires_at: i64::MAX / 2,
+    };
+    dir.begin_social("h1", &attempt).await.expect("begin");
+    assert_eq!(
+        dir.take_social("h1").await.expect("take"),
+        Some(attempt.clone())
+    );
+    assert_eq!(dir.take_social("h1").await.expect("once"), None);
+    let old = SocialAttempt {
+        expires_at: 1,
+        pending: Some("p".into()),
+        ..attempt
+    };
+    dir.begin_social("h2", &old).await.expect("begin");
+    assert_eq!(dir.take_social("h2").await.expect("expired"), None);
+    assert!(dir.remove_social_provider("google").await.expect("remove"));
 }

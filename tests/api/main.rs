@@ -34,4 +34,6 @@ mod replication;
 mod resilience;
 mod saml;
 mod security;
+mod sso;
+mod sso_browser;
 mod vendor_app;

@@ -2,7 +2,7 @@
 //! routed path is documented, and undocumented methods on documented paths are refused.
 
 use axum::http::Method;
-use tests::inproc::{FACTOR_OPERATIONS, InProc, OPERATIONS, OPERATOR_OPERATIONS};
+use tests::inproc::{FACTOR_OPERATIONS, InProc, OPERATIONS, OPERATOR_OPERATIONS, SSO_OPERATIONS};
 
 /// Every documented operation: the people's API and the operator API.
 fn all_operations() -> Vec<(&'static str, &'static str)> {
@@ -10,6 +10,7 @@ fn all_operations() -> Vec<(&'static str, &'static str)> {
         .iter()
         .chain(OPERATOR_OPERATIONS)
         .chain(FACTOR_OPERATIONS)
+        .chain(SSO_OPERATIONS)
         .copied()
         .collect()
 }

@@ -17,6 +17,7 @@
 //! - [`http`]: [`Person`] (a client with a cookie jar) and [`Reply`] (an answer read whole);
 //! - [`smtp`] and [`mail`]: a real SMTP server and the messages it stored;
 //! - [`db`]: a fresh directory database (SQLite or PostgreSQL) per test;
+//! - [`sso`]: real identity providers (`oidc-provider`) and DNS (`dnsmasq`), and the dance through them;
 //! - [`seed`]: users and old tenant files written straight into tenant stores;
 //! - [`inproc`]: the only module that uses the `control-plane` library: the in-process harness
 //!   with a manual clock, in-process servers for the benchmarks, and the library items tests
@@ -39,6 +40,7 @@ pub mod process;
 pub mod saml;
 pub mod seed;
 pub mod smtp;
+pub mod sso;
 pub mod tls;
 
 pub use app::{Company, Member, Options, TestApp};

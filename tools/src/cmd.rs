@@ -23,6 +23,8 @@ pub(crate) mod placement;
 pub(crate) mod remote;
 /// Replication: `replica status`, `tenant recover`, `node recover`, `restore --from-replica`.
 pub(crate) mod replica;
+/// `social add|list|remove`.
+pub(crate) mod social;
 /// `tenant create|list|show|suspend|resume|delete|undelete`.
 pub(crate) mod tenant;
 /// `user find`.
@@ -393,6 +395,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::User(UserCommand::Find { email }) => user::find(&ctx, &email).await,
         Command::Client(c) => client::run(&ctx, c).await,
         Command::Keys(c) => keys::run(&ctx, c).await,
+        Command::Social(c) => social::run(&ctx, c).await,
         Command::OperatorKey(c) => operator_key::run(&ctx, c).await,
         Command::Migrate(a) => migrate::run(&ctx, a).await,
         Command::Backup(a) => backup::backup(&ctx, a).await,

@@ -72,6 +72,9 @@ pub enum Command {
     /// The keys that sign the OpenID provider's tokens: list, rotate.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// Social providers people may sign in with ("Continue with …"): add, list, remove.
+    #[command(subcommand)]
+    Social(cmd::social::SocialCommand),
     /// Keys of the operator API (`/api/operator/*`) for the vendor's back office: create,
     /// list, revoke.
     #[command(subcommand)]

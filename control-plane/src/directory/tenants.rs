@@ -130,6 +130,10 @@ impl Directory {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM domain_claims WHERE tenant_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         let r = sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)

@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
     api.merge(super::console_api::router())
         .merge(super::policy_api::router())
         .merge(super::factors_api::router())
+        .merge(super::sso_api::router())
         .route_layer(axum::middleware::from_fn(refuse_cross_site))
 }
 

@@ -20,6 +20,7 @@ use crate::service::moves::NodeOpError;
 use crate::service::oidc::OidcError;
 use crate::service::operator::OperatorError;
 use crate::service::policy::PasswordRejected;
+use crate::service::sso::SsoError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -314,6 +315,11 @@ impl From<AuthError> for ApiError {
                 "invalid_code",
                 "The code is not correct.",
             ),
+            AuthError::SsoRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "sso_required",
+                "Your company signs in through its identity provider, not with a password. Enter your email on the sign-in page and continue there.",
+            ),
             AuthError::Fault(f) => f.into(),
         }
     }
@@ -412,6 +418,10 @@ impl From<AdminError> for ApiError {
             AdminError::Duplicate => Self::conflict(
                 "duplicate",
                 "This address appears earlier in the same list.",
+            ),
+            AdminError::NoWorkingConnection => Self::conflict(
+                "sso_not_configured",
+                "Add an identity provider connection with a verified domain before requiring SSO.",
             ),
             AdminError::Fault(f) => f.into(),
         }
@@ -551,5 +561,41 @@ impl From<FleetError> for ApiError {
             | FleetError::TooNew { .. } => StatusCode::CONFLICT,
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<SsoError> for ApiError {
+    fn from(e: SsoError) -> Self {
+        match e {
+            SsoError::InvalidDomain => {
+                Self::bad_request("invalid_domain", "Enter a domain name such as example.com.")
+            }
+            SsoError::DomainTaken => {
+                Self::conflict("domain_taken", "This domain belongs to another company.")
+            }
+            SsoError::DomainNotVerified { found } => Self::conflict(
+                "domain_not_verified",
+                if found.is_empty() {
+                    "No TXT record was found at the name to publish. DNS changes can take a while to appear; try again later.".to_owned()
+                } else {
+                    format!(
+                        "The TXT records found do not hold the value to publish. Found: {}",
+                        found
+                            .iter()
+                            .take(5)
+                            .map(|v| v.chars().take(100).collect::<String>())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+            ),
+            SsoError::UnverifiedDomain(d) => Self::conflict(
+                "domain_not_verified",
+                format!("{d} is not a verified domain of your company. Verify it first."),
+            ),
+            SsoError::NotFound => Self::not_found(),
+            SsoError::Invalid(why) => Self::bad_request("invalid_connection", why),
+            SsoError::Fault(f) => f.into(),
+        }
     }
 }

@@ -11,7 +11,9 @@ use crate::state::AppState;
 mod factors;
 mod operator;
 pub use factors::OPERATIONS as FACTOR_OPERATIONS;
+mod sso;
 pub use operator::OPERATIONS as OPERATOR_OPERATIONS;
+pub use sso::OPERATIONS as SSO_OPERATIONS;
 
 /// Every operation of the JSON API but the operator API's ([`OPERATOR_OPERATIONS`]), as
 /// (method, path): the router and the document both follow these lists, and the tests compare
@@ -140,10 +142,12 @@ pub fn document(product: &str, public_url: &str) -> Value {
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(operator::paths());
         paths.extend(factors::paths());
+        paths.extend(sso::paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(operator::schemas());
         schemas.extend(factors::schemas());
+        schemas.extend(sso::schemas());
     }
     doc["tags"] = json!([{"name": "operator", "description":
         "The operator API for the vendor's back office: what tenantctl does, with an operator key \

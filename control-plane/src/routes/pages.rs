@@ -19,6 +19,9 @@
 //! - [`bulk`]: `/admin/bulk` (invitations from a CSV: preview, then send).
 //! - [`audit`]: `/admin/audit` (the audit log, filtered, paged, exported).
 //! - [`oidc`]: `/oauth2/authorize` and `/oauth2/logout`, the OpenID provider's browser side.
+//! - [`sso`]: `/sso/start`, `/sso/social/{name}`, `/sso/callback`, `/sso/error`: signing in
+//!   through an identity provider.
+//! - [`sso_admin`]: `/admin/sso` (the company's domains, identity providers and sign-in policy).
 
 mod account;
 mod admin;
@@ -36,6 +39,8 @@ mod mfa;
 mod oidc;
 mod person;
 mod recovery;
+mod sso;
+mod sso_admin;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -106,6 +111,12 @@ pub fn router() -> Router<AppState> {
             p::OIDC_LOGOUT,
             get(oidc::logout_get).post(oidc::logout_post),
         )
+        .route(p::SSO_START, get(sso::start))
+        .route(p::SSO_SOCIAL, get(sso::social_start))
+        .route(p::SSO_CALLBACK, get(sso::callback))
+        .route(p::SSO_ERROR, get(sso::error))
+        .route(p::ADMIN_SSO, get(sso_admin::page))
+        .route(p::ADMIN_SSO_ACTION, post(sso_admin::act))
         .route(p::CSS, get(assets::css))
         .route(p::ICON, get(assets::icon))
         .route(p::PASSKEY_JS, get(assets::passkey_js))

@@ -35,6 +35,13 @@ pub mod api {
     pub const USER_SESSION: &str = "/api/admin/users/{id}/sessions/{sid}";
     pub const SETTINGS: &str = "/api/admin/settings";
     pub const POLICY: &str = "/api/admin/policy";
+    pub const DOMAINS: &str = "/api/admin/domains";
+    pub const DOMAIN: &str = "/api/admin/domains/{domain}";
+    pub const DOMAIN_VERIFY: &str = "/api/admin/domains/{domain}/verify";
+    pub const SSO_CONNECTIONS: &str = "/api/admin/sso/connections";
+    pub const SSO_CONNECTION: &str = "/api/admin/sso/connections/{id}";
+    pub const SSO_CONNECTION_TEST: &str = "/api/admin/sso/connections/{id}/test";
+    pub const DISCOVER: &str = "/api/auth/discover";
     pub const USER: &str = "/api/admin/users/{id}";
     pub const USER_INVITATION: &str = "/api/admin/users/{id}/invitation";
     pub const USER_SESSIONS: &str = "/api/admin/users/{id}/sessions";
@@ -99,6 +106,13 @@ pub mod pages {
     pub const ADMIN_DELETE: &str = "/admin/users/{id}/delete";
     pub const ADMIN_RESEND: &str = "/admin/users/{id}/resend";
     pub const ADMIN_REVOKE: &str = "/admin/users/{id}/revoke";
+    /// Signing in through a company's identity provider or a social provider.
+    pub const SSO_START: &str = "/sso/start";
+    pub const SSO_SOCIAL: &str = "/sso/social/{name}";
+    pub const SSO_CALLBACK: &str = "/sso/callback";
+    pub const SSO_ERROR: &str = "/sso/error";
+    pub const ADMIN_SSO: &str = "/admin/sso";
+    pub const ADMIN_SSO_ACTION: &str = "/admin/sso/{action}";
     /// OpenID provider: the browser's endpoints.
     pub const OIDC_AUTHORIZE: &str = "/oauth2/authorize";
     pub const OIDC_LOGOUT: &str = "/oauth2/logout";
@@ -153,7 +167,7 @@ pub enum TenantField {
 /// The body field that names the tenant of a `POST` to `path`, if any.
 pub fn tenant_field(path: &str) -> Option<TenantField> {
     match path {
-        api::LOGIN | api::FORGOT | api::PASSKEY_OPTIONS | pages::LOGIN | pages::FORGOT => {
+        api::LOGIN | api::FORGOT | api::PASSKEY_OPTIONS | api::DISCOVER | pages::LOGIN | pages::FORGOT => {
             Some(TenantField::Email)
         }
         api::RESET
@@ -185,6 +199,16 @@ pub fn node_local(path: &str) -> bool {
                 | oidc::DISCOVERY
                 | oidc::JWKS
         )
+}
+
+/// The query parameter of a sign-in through a provider that names its company
+/// (`<tenant-id>.…`): the connection to start with, or the `state` coming back.
+pub fn sso_tenant_param(path: &str) -> Option<&'static str> {
+    match path {
+        pages::SSO_START => Some("connection"),
+        pages::SSO_CALLBACK => Some("state"),
+        _ => None,
+    }
 }
 
 /// Whether a path is the operator API's: cookies mean nothing there.

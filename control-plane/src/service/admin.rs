@@ -69,6 +69,9 @@ pub enum AdminError {
     /// The same address twice in one bulk invitation.
     #[error("duplicate address")]
     Duplicate,
+    /// Requiring SSO while no connection with a verified domain exists would lock everyone out.
+    #[error("no identity provider connection with a verified domain")]
+    NoWorkingConnection,
     #[error(transparent)]
     Fault(#[from] Fault),
 }

@@ -193,6 +193,9 @@ async fn login_attempt(
     if tenant.status == TenantStatus::Suspended {
         return Err(AuthError::Suspended);
     }
+    if super::sso::rules::password_refused(state, &tenant.id, &user).await? {
+        return Err(AuthError::SsoRequired);
+    }
     if user.password_reset_required {
         super::recovery::mail_reset_link(state, &email, origin, tenant);
         return Err(AuthError::PasswordResetRequired);

@@ -59,6 +59,10 @@ pub enum AuthError {
     /// A wrong code, recovery code or passkey in a second step.
     #[error("the code is not correct")]
     InvalidCode,
+    /// The company's policy: its people sign in through its identity provider, not with a
+    /// password (told only after the password was verified).
+    #[error("the company signs in through its identity provider")]
+    SsoRequired,
     #[error(transparent)]
     Fault(#[from] Fault),
 }

@@ -195,6 +195,9 @@ pub async fn reset(state: &AppState, token: &str, password: &str) -> AuthResult<
     if user.status != Status::Active {
         return Err(AuthError::InvalidToken);
     }
+    if super::sso::rules::password_refused(state, &tenant_id, &user).await? {
+        return Err(AuthError::SsoRequired);
+    }
     policy::check(password, &user.email, &tenant.name)?;
     super::pwned::check(state, password).await?;
     let hash = state.hasher.hash(password).await?;
@@ -250,6 +253,10 @@ pub async fn accept_invite(
         return Err(AuthError::InvalidToken);
     }
     let origin_for_session = origin.clone();
+    // Under SSO, an invitation is accepted by signing in through the provider.
+    if super::sso::rules::password_refused(state, &tenant_id, &user).await? {
+        return Err(AuthError::SsoRequired);
+    }
     policy::check(password, &user.email, &tenant.name)?;
     super::pwned::check(state, password).await?;
     let name = name.map(str::trim).map(str::to_owned);

@@ -7,7 +7,7 @@ use tenant_runtime::TenantId;
 use tenant_runtime::store::audit;
 use tenant_runtime::store::policy::{self, MfaRequired, Policy};
 
-use super::admin::{AdminResult, TenantAdmin};
+use super::admin::{AdminError, AdminResult, TenantAdmin};
 use crate::error::Fault;
 use crate::state::AppState;
 
@@ -57,6 +57,13 @@ pub async fn update(
     admin: &TenantAdmin,
     change: PolicyChange,
 ) -> AdminResult<Policy> {
+    // Nobody is locked out: SSO can be required only once people can sign in through it.
+    if change.sso_required == Some(true)
+        && !super::sso::connections::has_working_connection(state, &admin.signed().tenant.id)
+            .await?
+    {
+        return Err(AdminError::NoWorkingConnection);
+    }
     let (actor, now) = (admin.actor(), state.now());
     let updated = state
         .tenants

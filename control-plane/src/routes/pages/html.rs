@@ -76,9 +76,10 @@ pub(super) fn nav(signed: &Signed, csrf: &str, current: &str) -> String {
     };
     let users = if signed.user.role == Role::Admin {
         format!(
-            "{}{}",
+            "{}{}{}",
             link("/admin", "People"),
-            link("/admin/audit", "Audit log")
+            link("/admin/audit", "Audit log"),
+            link("/admin/sso", "Sign-in")
         )
     } else {
         String::new()

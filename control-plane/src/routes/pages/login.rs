@@ -21,6 +21,7 @@ use crate::routes::paths::pages;
 use crate::service::auth;
 use crate::service::identity::AuthError;
 use crate::service::oidc::authorize::{self, AuthRequest};
+use crate::service::sso::flow::{self, Discovery};
 use crate::state::AppState;
 
 pub(super) async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -39,6 +40,10 @@ struct View<'a> {
     pending: Option<&'a str>,
     error: Option<&'a str>,
     notice: Option<&'a str>,
+    /// "Continue with …" links of the social providers.
+    social: &'a str,
+    /// The email step leads to the password whatever the domain (break-glass admins).
+    use_password: bool,
 }
 
 fn next_field(v: &View<'_>) -> String {
@@ -48,6 +53,14 @@ fn next_field(v: &View<'_>) -> String {
         .map(|p| html::hidden("pending", p))
         .unwrap_or_default();
     format!("{next}{pending}")
+}
+
+fn password_link(v: &View<'_>) -> &'static str {
+    if v.use_password {
+        ""
+    } else {
+        "<p class=\"links\"><a href=\"/login?password=1\">Sign in with a password instead</a></p>\n"
+    }
 }
 
 /// Lets the page's forms end at the app of a pending request (the redirect back to it).
@@ -80,16 +93,25 @@ fn email_step(state: &AppState, csrf: &Csrf, v: &View<'_>) -> String {
 <p class=\"lead\">Enter the email address of your work account.</p>\n\
 {notice}{error}\
 <form method=\"post\" action=\"/login\">\n\
-{csrf}{next}\n\
+{csrf}{next}{use_password}\n\
 {email}\
 <button type=\"submit\" class=\"btn btn-primary btn-block\">Continue</button>\n\
 </form>\n\
-<p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n",
+{social}\
+<p class=\"links\"><a href=\"/forgot\">Forgot your password?</a></p>\n\
+{password_link}",
         notice = v.notice.map(html::notice_box).unwrap_or_default(),
         error = html::maybe_error(v.error),
         csrf = html::csrf_field(&csrf.token),
         next = next_field(v),
+        use_password = if v.use_password {
+            html::hidden("use_password", "1")
+        } else {
+            String::new()
+        },
         email = email.html(v.error.is_some()),
+        social = v.social,
+        password_link = password_link(v),
     );
     html::document(
         &state.config.product_name,
@@ -172,11 +194,14 @@ pub(super) async fn login_page(
         .as_ref()
         .and_then(|(_, req)| req.login_hint())
         .unwrap_or("");
+    let social = super::sso::social_links(&state, pending.as_ref().map(|(p, _)| *p)).await;
     let view = View {
         email: hint,
         next,
         pending: pending.as_ref().map(|(p, _)| *p),
         notice,
+        social: &social,
+        use_password: q.get("password") == Some("1"),
         ..View::default()
     };
     let res = html::respond(
@@ -202,6 +227,8 @@ pub(super) async fn login(
     let next = safe_next(form.get("next"));
     let pending_req = pending(&state, form.get("pending"));
     let pending = pending_req.as_ref().map(|(p, _)| *p);
+    let use_password = form.get("use_password") == Some("1");
+    let social = super::sso::social_links(&state, pending).await;
     let page = |step: fn(&AppState, &Csrf, &View<'_>) -> String, status, error: Option<&str>| {
         let view = View {
             email: if typed.len() > MAX_FIELD { "" } else { typed },
@@ -209,6 +236,8 @@ pub(super) async fn login(
             pending,
             error,
             notice: None,
+            social: &social,
+            use_password,
         };
         let res = html::respond(
             status,
@@ -232,7 +261,13 @@ pub(super) async fn login(
         );
     }
     let Some(password) = form.get("password") else {
-        // The email step: the same answer for every address.
+        // The email step: a domain of a company's identity provider goes there; every other
+        // address gets the same password step.
+        if !use_password
+            && let Ok(Discovery::Sso { redirect }) = flow::discover(&state, typed, pending).await
+        {
+            return super::sso::continue_page(&state, &redirect);
+        }
         return page(password_step, StatusCode::OK, None);
     };
     if password.is_empty() {

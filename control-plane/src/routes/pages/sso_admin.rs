@@ -1,0 +1,269 @@
+//! `/admin/sso`: a company admin's domains (claim, the TXT record to publish, verify), identity
+//! provider connections (with the callback URL to register at the provider), and sign-in
+//! policy. Each action is a form POST to `/admin/sso/{action}`; a refused one re-renders the
+//! page with the reason.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::Query;
+use super::admin::gate;
+use super::forms::{self, Form};
+use super::html::{self, e};
+use crate::routes::error::ApiError;
+use crate::service::admin::TenantAdmin;
+use crate::service::sign_in_policy::{self, PolicyChange};
+use crate::service::sso::connections::{self, ConnectionInput, JitInput};
+use crate::service::sso::domains::{self, TXT_PREFIX};
+use crate::state::AppState;
+
+fn flash(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "claimed" => "Domain claimed. Publish the TXT record below, then verify.",
+        "verified" => "Domain verified.",
+        "domain_removed" => "Domain removed.",
+        "created" => "Connection added. Register the callback URL at your identity provider.",
+        "deleted" => "Connection deleted.",
+        "policy" => "Sign-in policy saved.",
+        _ => return None,
+    })
+}
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let admin = match gate(&state, &headers).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let q = Query::parse(raw.as_deref());
+    render(
+        &state,
+        &headers,
+        &admin,
+        flash(q.get("done")),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    admin: &TenantAdmin,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let csrf = match forms::for_page(state, headers) {
+        Ok(c) => c,
+        Err(err) => return html::error_page(state, &err, ("/admin/sso", "Try again")),
+    };
+    let field = html::csrf_field(&csrf.token);
+    let domains = match domains::list(state, admin).await {
+        Ok(d) => d,
+        Err(err) => return html::error_page(state, &err.into(), ("/admin", "Back")),
+    };
+    let conns = match connections::list(state, admin).await {
+        Ok(c) => c,
+        Err(err) => return html::error_page(state, &err.into(), ("/admin", "Back")),
+    };
+    let policy = match sign_in_policy::get(state, admin).await {
+        Ok(p) => p,
+        Err(err) => return html::error_page(state, &err.into(), ("/admin", "Back")),
+    };
+    let domain_rows: String = domains
+        .iter()
+        .map(|d| {
+            let action = if d.status == "pending" {
+                format!(
+                    "<form method=\"post\" action=\"/admin/sso/verify\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small\">Verify</button></form> ",
+                    h = html::hidden("domain", &d.domain)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{action}<form method=\"post\" action=\"/admin/sso/remove-domain\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small btn-link\">Remove</button></form></td></tr>\n",
+                e(&d.domain),
+                e(d.status),
+                e(&d.txt_name),
+                e(d.txt_value.as_deref().unwrap_or("")),
+                h = html::hidden("domain", &d.domain),
+            )
+        })
+        .collect();
+    let conn_rows: String = conns
+        .iter()
+        .map(|c| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/admin/sso/test\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small\">Test</button></form> <form method=\"post\" action=\"/admin/sso/delete\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small btn-link\">Delete</button></form></td></tr>\n",
+                e(&c.name),
+                e(&c.issuer),
+                e(&c.client_id),
+                e(&c.domains.join(", ")),
+                if c.jit.enabled { e(c.jit.role.as_str()) } else { "off".into() },
+                h = html::hidden("id", &c.id),
+            )
+        })
+        .collect();
+    let check = |on: bool| if on { " checked" } else { "" };
+    let callback = connections::callback_url(state);
+    let main = format!(
+        "<h1>Sign-in</h1>\n{notice}{error}\
+<section class=\"section\" aria-labelledby=\"domains-heading\">\n<h2 id=\"domains-heading\">Domains</h2>\n\
+<p class=\"muted\">Prove a domain is yours by publishing a DNS TXT record named <code>{TXT_PREFIX}.&lt;domain&gt;</code> with the value shown, then verify it. People with addresses in your verified domains sign in to your company.</p>\n\
+<div class=\"table-wrap\"><table aria-labelledby=\"domains-heading\">\n<thead><tr><th scope=\"col\">Domain</th><th scope=\"col\">Status</th><th scope=\"col\">TXT name</th><th scope=\"col\">TXT value</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n{domain_rows}</tbody></table></div>\n\
+<form method=\"post\" action=\"/admin/sso/claim\" class=\"row-form\">{field}\n\
+<label for=\"claim-domain\">Domain</label> <input id=\"claim-domain\" type=\"text\" name=\"domain\" required maxlength=\"253\" placeholder=\"example.com\">\n\
+<button type=\"submit\" class=\"btn btn-small\">Claim domain</button>\n</form>\n</section>\n\
+<section class=\"section\" aria-labelledby=\"connections-heading\">\n<h2 id=\"connections-heading\">Identity providers</h2>\n\
+<p class=\"muted\">Register this callback (redirect) URL at your identity provider: <code id=\"callback-url\">{callback}</code></p>\n\
+<div class=\"table-wrap\"><table aria-labelledby=\"connections-heading\">\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Issuer</th><th scope=\"col\">Client ID</th><th scope=\"col\">Domains</th><th scope=\"col\">New people</th><th scope=\"col\">Action</th></tr></thead>\n<tbody>\n{conn_rows}</tbody></table></div>\n\
+<form method=\"post\" action=\"/admin/sso/create\" class=\"stack-form\">{field}\n\
+<div class=\"field\"><label for=\"c-name\">Name</label><input id=\"c-name\" type=\"text\" name=\"name\" required maxlength=\"100\" placeholder=\"Okta\"></div>\n\
+<div class=\"field\"><label for=\"c-issuer\">Issuer URL</label><input id=\"c-issuer\" name=\"issuer\" type=\"text\" inputmode=\"url\" required maxlength=\"500\" placeholder=\"https://login.example.com\"></div>\n\
+<div class=\"field\"><label for=\"c-client-id\">Client ID</label><input id=\"c-client-id\" type=\"text\" name=\"client_id\" required maxlength=\"255\"></div>\n\
+<div class=\"field\"><label for=\"c-secret\">Client secret</label><input id=\"c-secret\" name=\"client_secret\" type=\"password\" required maxlength=\"1024\" autocomplete=\"off\"></div>\n\
+<div class=\"field\"><label for=\"c-domains\">Domains (verified, comma-separated)</label><input id=\"c-domains\" type=\"text\" name=\"domains\" maxlength=\"2000\"></div>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"jit\" value=\"yes\"> Create people on their first sign-in, as</label>\n\
+<select name=\"jit_role\" aria-label=\"Role of people created\"><option value=\"member\">member</option><option value=\"admin\">admin</option></select>\n\
+<button type=\"submit\" class=\"btn btn-primary btn-small\">Add identity provider</button>\n</form>\n</section>\n\
+<section class=\"section\" aria-labelledby=\"policy-heading\">\n<h2 id=\"policy-heading\">Policy</h2>\n\
+<form method=\"post\" action=\"/admin/sso/policy\" class=\"stack-form\">{field}\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"sso_required\" value=\"yes\"{req}> Require sign-in through our identity provider (no passwords)</label>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"sso_required_except_admins\" value=\"yes\"{exc}> Except administrators (break-glass: they keep their password)</label>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"social_login\" value=\"yes\"{soc}> Allow social sign-in for our people</label>\n\
+<button type=\"submit\" class=\"btn btn-small\">Save policy</button>\n</form>\n</section>\n",
+        notice = notice.map(html::notice_box).unwrap_or_default(),
+        error = html::maybe_error(error),
+        callback = e(&callback),
+        req = check(policy.sso_required),
+        exc = check(policy.sso_required_except_admins),
+        soc = check(policy.social_login),
+    );
+    let nav = html::nav(admin.signed(), &csrf.token, "/admin/sso");
+    let doc = html::document(
+        &state.config.product_name,
+        "Sign-in",
+        html::Width::Wide,
+        &nav,
+        &main,
+    );
+    html::respond(status, std::slice::from_ref(&csrf.cookie), doc)
+}
+
+pub(super) async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    form: Form,
+) -> Response {
+    let admin = match gate(&state, &headers).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let result: Result<&str, ApiError> = match action.as_str() {
+        "claim" => domains::claim(&state, &admin, form.text("domain"))
+            .await
+            .map(|_| "claimed")
+            .map_err(Into::into),
+        "verify" => domains::verify(&state, &admin, form.text("domain"))
+            .await
+            .map(|_| "verified")
+            .map_err(Into::into),
+        "remove-domain" => domains::remove(&state, &admin, form.text("domain"))
+            .await
+            .map(|_| "domain_removed")
+            .map_err(Into::into),
+        "create" => {
+            let input = ConnectionInput {
+                kind: Some("oidc".into()),
+                name: Some(form.text("name").to_owned()),
+                issuer: Some(form.text("issuer").to_owned()),
+                client_id: Some(form.text("client_id").to_owned()),
+                client_secret: Some(form.text("client_secret").to_owned()),
+                scopes: None,
+                domains: Some(
+                    form.text("domains")
+                        .split([',', ' '])
+                        .filter(|d| !d.trim().is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                jit: Some(JitInput {
+                    enabled: form.get("jit") == Some("yes"),
+                    role: form.get("jit_role").map(str::to_owned),
+                }),
+            };
+            connections::create(&state, &admin, input)
+                .await
+                .map(|_| "created")
+                .map_err(Into::into)
+        }
+        "delete" => connections::delete(&state, &admin, form.text("id"))
+            .await
+            .map(|_| "deleted")
+            .map_err(Into::into),
+        "test" => {
+            return match connections::test(&state, &admin, form.text("id")).await {
+                Ok(r) if r.ok => {
+                    let msg = format!(
+                        "The identity provider answered: {} signing key(s), token endpoint {}.",
+                        r.signing_keys.unwrap_or(0),
+                        r.token_endpoint.unwrap_or_default()
+                    );
+                    render(&state, &headers, &admin, Some(&msg), None, StatusCode::OK).await
+                }
+                Ok(r) => {
+                    let msg = format!("The test failed: {}", r.error.unwrap_or_default());
+                    render(&state, &headers, &admin, None, Some(&msg), StatusCode::OK).await
+                }
+                Err(err) => {
+                    let err = ApiError::from(err);
+                    render(
+                        &state,
+                        &headers,
+                        &admin,
+                        None,
+                        Some(&err.message),
+                        err.status,
+                    )
+                    .await
+                }
+            };
+        }
+        "policy" => {
+            let on = |k: &str| Some(form.get(k) == Some("yes"));
+            let change = PolicyChange {
+                sso_required: on("sso_required"),
+                sso_required_except_admins: on("sso_required_except_admins"),
+                social_login: on("social_login"),
+                ..PolicyChange::default()
+            };
+            sign_in_policy::update(&state, &admin, change)
+                .await
+                .map(|_| "policy")
+                .map_err(Into::into)
+        }
+        _ => return html::not_found(&state.config.product_name),
+    };
+    match result {
+        Ok(done) => html::see_other(&format!("/admin/sso?done={done}"), &[]),
+        Err(err) => {
+            render(
+                &state,
+                &headers,
+                &admin,
+                None,
+                Some(&err.message),
+                err.status,
+            )
+            .await
+        }
+    }
+}

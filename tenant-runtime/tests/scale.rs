@@ -118,6 +118,8 @@ fn a_new_tenant_file_has_small_pages_and_stays_small() -> TestResult {
     assert_eq!(size, 1024);
     router.close_blocking(&t);
     let bytes = std::fs::metadata(router.path_of(&t))?.len();
-    assert!(bytes < 64 * 1024, "{bytes} bytes");
+    // One page per table and index: 68 KiB with the nine schema steps of today (4 KiB pages
+    // would take four times that).
+    assert!(bytes < 80 * 1024, "{bytes} bytes");
     Ok(())
 }

@@ -10,7 +10,7 @@ use tests::http::Person;
 use tests::{PASSWORD, TestApp};
 
 /// A TOTP code for `secret`, `steps` time steps from now, made by pyotp (not by tenantd).
-fn totp(secret: &str, steps: i64) -> String {
+pub(crate) fn totp(secret: &str, steps: i64) -> String {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -32,7 +32,7 @@ fn totp(secret: &str, steps: i64) -> String {
 }
 
 /// Adds a TOTP factor to a signed-in person; returns its secret and id.
-async fn add_totp(p: &Person) -> (String, String) {
+pub(crate) async fn add_totp(p: &Person) -> (String, String) {
     let r = p
         .post("/api/account/factors/totp", json!({"name": "Phone"}))
         .await;
@@ -596,7 +596,7 @@ async fn wrong_codes_are_throttled_per_account_like_passwords() {
 }
 
 /// The value of a hidden field of a page.
-fn hidden(body: &str, name: &str) -> String {
+pub(crate) fn hidden(body: &str, name: &str) -> String {
     body.split(&format!("name=\"{name}\" value=\""))
         .nth(1)
         .and_then(|s| s.split('"').next())

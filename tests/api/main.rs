@@ -36,4 +36,5 @@ mod saml;
 mod security;
 mod sso;
 mod sso_browser;
+mod sso_mfa;
 mod vendor_app;

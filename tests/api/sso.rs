@@ -26,7 +26,7 @@ async fn app() -> TestApp {
 }
 
 /// Adds a connection of `company` to `idp` for `domains`.
-async fn connect(company: &Company, idp: &Idp, domains: &[&str], jit: bool) -> Value {
+pub(crate) async fn connect(company: &Company, idp: &Idp, domains: &[&str], jit: bool) -> Value {
     let r = company
         .admin
         .post(

@@ -33,7 +33,9 @@ pub use control_plane::directory::{
 };
 pub use control_plane::failpoint::{EMAIL_CHANGE_STEPS, INVITE_STEPS, SECURITY_STEPS};
 pub use control_plane::keys::jws::KeyPair;
-pub use control_plane::routes::openapi::{FACTOR_OPERATIONS, OPERATIONS, OPERATOR_OPERATIONS, SSO_OPERATIONS};
+pub use control_plane::routes::openapi::{
+    FACTOR_OPERATIONS, OPERATIONS, OPERATOR_OPERATIONS, SSO_OPERATIONS,
+};
 pub use control_plane::service::backup::sha256_file;
 pub use control_plane::service::fleet::{DELETE_STEPS, UNDELETE_STEPS};
 pub use control_plane::service::provision::{CREATE_STEPS, NewTenant};

@@ -50,8 +50,6 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("patch", p::POLICY),
     ("patch", p::ACCOUNT),
     ("post", p::ACCOUNT_EMAIL_CONFIRM),
-    ("get", p::POLICY),
-    ("patch", p::POLICY),
 ];
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {

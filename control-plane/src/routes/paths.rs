@@ -167,9 +167,12 @@ pub enum TenantField {
 /// The body field that names the tenant of a `POST` to `path`, if any.
 pub fn tenant_field(path: &str) -> Option<TenantField> {
     match path {
-        api::LOGIN | api::FORGOT | api::PASSKEY_OPTIONS | api::DISCOVER | pages::LOGIN | pages::FORGOT => {
-            Some(TenantField::Email)
-        }
+        api::LOGIN
+        | api::FORGOT
+        | api::PASSKEY_OPTIONS
+        | api::DISCOVER
+        | pages::LOGIN
+        | pages::FORGOT => Some(TenantField::Email),
         api::RESET
         | api::ACCEPT_INVITE
         | api::ACCOUNT_EMAIL_CONFIRM

@@ -298,26 +298,30 @@ fn rfc3339(unix: i64) -> String {
         .expect("format")
 }
 
+/// Every user's email, following `next_cursor` through all pages.
 async fn user_emails(node: &Node, session: &str) -> Vec<String> {
-    let r = node
-        .call(
-            Method::GET,
-            "/api/admin/users?limit=200",
-            Some(session),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let v = r.json();
-    let list = v["users"]
-        .as_array()
-        .or_else(|| v["items"].as_array())
-        .cloned()
-        .unwrap_or_default();
-    let mut out: Vec<String> = list
-        .iter()
-        .filter_map(|u| u["email"].as_str().map(str::to_owned))
-        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/admin/users?limit=200&cursor={c}"),
+            None => "/api/admin/users?limit=200".to_owned(),
+        };
+        let r = node.call(Method::GET, &path, Some(session), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        out.extend(
+            v["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["email"].as_str().map(str::to_owned)),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
     out.sort();
     out
 }

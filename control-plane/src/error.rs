@@ -30,6 +30,10 @@ pub enum Fault {
     /// The password hashing queue (or this tenant's share of it) is full.
     #[error("too many password checks at once")]
     HashQueueFull,
+    /// Passkeys need the public URL to name a domain (WebAuthn has no relying party for an IP
+    /// address).
+    #[error("passkeys are not available at this address")]
+    PasskeysUnavailable,
     #[error("directory: {0}")]
     Directory(DirectoryError),
     #[error(transparent)]

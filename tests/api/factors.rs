@@ -704,3 +704,36 @@ async fn an_apps_sign_in_resumes_after_the_second_step_with_amr_and_acr_in_the_i
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
     assert_eq!(claims["acr"], "urn:tenantd:acr:mfa");
 }
+
+#[tokio::test]
+async fn passkeys_at_an_ip_address_are_refused_with_a_clear_code_not_an_error() {
+    // A public URL with an IP address: WebAuthn has no relying party there.
+    let mut opts = tests::Options::default();
+    opts.env
+        .push(("TENANTD_PUBLIC_URL".into(), "http://127.0.0.1:8080".into()));
+    let app = TestApp::spawn_with(opts).await;
+    let acme = app.company("acme").await;
+    let r = acme
+        .admin
+        .post("/api/account/factors/webauthn/options", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "passkeys_unavailable"),
+        "{}",
+        r.body
+    );
+    let r = app
+        .person()
+        .post(
+            "/api/auth/passkey/options",
+            json!({"email": acme.admin_email}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (409, "passkeys_unavailable"),
+        "{}",
+        r.body
+    );
+}

@@ -226,6 +226,12 @@ impl From<Fault> for ApiError {
                 "Too many sign-ins at once. Try again in a moment.",
                 1,
             ),
+            // The request cannot succeed at this address, whatever the timing: not a 5xx.
+            Fault::PasskeysUnavailable => Self::new(
+                StatusCode::CONFLICT,
+                "passkeys_unavailable",
+                "Passkeys need this server to be reached by its domain name, not an IP address.",
+            ),
             Fault::Directory(_) | Fault::Unexpected(_) => return Self::internal(f),
         };
         err.because(f)

@@ -45,12 +45,12 @@ pub(super) fn paths() -> Map<String, Value> {
     m.insert(p::MFA_WEBAUTHN_OPTIONS.into(), json!({"post": op(
         "WebAuthn options for a second step with a passkey (navigator.credentials.get)",
         &["auth"],
-        with(errors(&write), "200", ok("PublicKeyCredentialRequestOptions, base64url", json!({"type": "object"}))),
+        with(errors(&[400, 401, 409, 413, 415, 422, 429, 503]), "200", ok("PublicKeyCredentialRequestOptions, base64url", json!({"type": "object"}))),
         json!({"security": public, "requestBody": body(r("MfaTokenRequest"))}))}));
     m.insert(p::PASSKEY_OPTIONS.into(), json!({"post": op(
         "Start signing in with a passkey alone after the email step: options naming no credential, and a passkey_token",
         &["auth"],
-        with(errors(&[400, 413, 415, 422, 503]), "200", ok("Options and passkey_token", json!({"type": "object"}))),
+        with(errors(&[400, 409, 413, 415, 422, 503]), "200", ok("Options and passkey_token", json!({"type": "object"}))),
         json!({"security": public, "requestBody": body(r("ForgotRequest"))}))}));
     m.insert(p::PASSKEY.into(), json!({"post": op(
         "Sign in with a passkey alone: the assertion for a passkey_token; answers like a successful login",
@@ -80,7 +80,7 @@ pub(super) fn paths() -> Map<String, Value> {
         json!({"parameters": id(), "requestBody": body(r("CodeRequest"))}))}));
     m.insert(p::FACTORS_WEBAUTHN_OPTIONS.into(), json!({"post": op(
         "WebAuthn registration options (navigator.credentials.create) and a ceremony token", &["account"],
-        with(errors(&[401, 403, 503]), "200", ok("PublicKeyCredentialCreationOptions and ceremony", json!({"type": "object"}))),
+        with(errors(&[401, 403, 409, 503]), "200", ok("PublicKeyCredentialCreationOptions and ceremony", json!({"type": "object"}))),
         json!({}))}));
     m.insert(
         p::FACTORS_WEBAUTHN.into(),

@@ -22,15 +22,18 @@ fn fault(what: &str, e: impl std::fmt::Display) -> Fault {
     Fault::Unexpected(anyhow::anyhow!("{what}: {e}"))
 }
 
-/// The relying party of this installation.
+/// The relying party of this installation: the public URL's domain. A public URL with an IP
+/// address has none (WebAuthn scopes credentials to domains), so passkeys are unavailable.
 pub fn relying_party(state: &AppState) -> Result<Webauthn, Fault> {
     let origin = &state.config.public_url;
-    let rp_id = origin.host_str().unwrap_or("localhost");
+    let Some(url::Host::Domain(rp_id)) = origin.host() else {
+        return Err(Fault::PasskeysUnavailable);
+    };
     WebauthnBuilder::new(rp_id, origin)
-        .map_err(|e| fault("webauthn", e))?
+        .map_err(|_| Fault::PasskeysUnavailable)?
         .rp_name(&state.config.product_name)
         .build()
-        .map_err(|e| fault("webauthn", e))
+        .map_err(|_| Fault::PasskeysUnavailable)
 }
 
 /// The WebAuthn user handle of a user: their id when it is a UUID, else derived from it.

@@ -11,12 +11,12 @@ use serde_json::json;
 use super::error::{ApiError, ApiResult};
 use super::extract::{
     Admin, ApiJson, Auth, ClientOrigin, KnownRoute, bearer_token, check_len, clear_session_cookie,
-    device_value, same_site, session_value, sign_in_cookies,
+    device_value, same_site, session_value, signed_in,
 };
 use super::paths::api as p;
 use crate::service::admin::{self, UserChange};
 use crate::service::auth;
-use crate::service::identity::{AuthError, AuthResult, SignedIn};
+use crate::service::identity::{AuthError, AuthResult};
 use crate::service::{account, people, profile, recovery};
 use crate::state::AppState;
 
@@ -97,16 +97,6 @@ async fn login(
     )
     .await?;
     Ok(signed_in(&state, signed))
-}
-
-fn signed_in(state: &AppState, s: SignedIn) -> Response {
-    let mut res = Json(&s.view).into_response();
-    for cookie in sign_in_cookies(state, &s) {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    res
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {

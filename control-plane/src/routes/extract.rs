@@ -166,6 +166,18 @@ pub fn sign_in_cookies(state: &AppState, signed: &SignedIn) -> Vec<String> {
     cookies
 }
 
+/// A sign-in's answer: what `POST /api/auth/login` answers, with its cookies.
+pub fn signed_in(state: &AppState, s: SignedIn) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut res = axum::Json(&s.view).into_response();
+    for cookie in sign_in_cookies(state, &s) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
 /// The device cookie's value in a request.
 pub fn device_value(state: &AppState, headers: &HeaderMap) -> Option<String> {
     cookie(headers, &cookie_name(state, DEVICE_COOKIE))

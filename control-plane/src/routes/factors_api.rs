@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Admin, ApiJson, Auth, ClientOrigin, KnownRoute, check_len, sign_in_cookies};
+use super::extract::{Admin, ApiJson, Auth, ClientOrigin, KnownRoute, check_len, signed_in};
 use super::paths::api as p;
 use crate::service::auth::Signed;
 use crate::service::factors::{self, Confirmation};
@@ -173,17 +173,6 @@ async fn passkey_sign_in(
     check_len("passkey_token", &body.passkey_token)?;
     let signed = passkeys::sign_in(&state, &body.passkey_token, &body.credential, origin).await?;
     Ok(signed_in(&state, signed))
-}
-
-/// A sign-in's answer: what `POST /api/auth/login` answers, with its cookies.
-fn signed_in(state: &AppState, s: SignedIn) -> Response {
-    let mut res = Json(&s.view).into_response();
-    for cookie in sign_in_cookies(state, &s) {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
-            res.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    res
 }
 
 /// Factors are the person's own business: an app acting with an access token may not see or

@@ -139,6 +139,19 @@ async fn signed(state: &AppState, headers: &HeaderMap) -> AuthResult<Option<Sign
     }
 }
 
+/// The signed-in caller of an account page, or the page to show instead.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Signed, axum::response::Response> {
+    match signed(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(html::see_other("/login?next=/account", &[])),
+        Err(err) => Err(html::error_page(
+            state,
+            &err.into(),
+            ("/login", "Go to sign in"),
+        )),
+    }
+}
+
 /// Where a user lands after signing in: an allowlisted `next`, else their home (INP-07).
 /// Only fixed strings come out, so nothing from the request reaches a `Location` header.
 fn destination(admin: bool, next: Option<&str>) -> &'static str {

@@ -10,11 +10,10 @@ use tenant_runtime::store::users::Role;
 
 use super::forms::Form;
 use super::html::{self, Input, e};
-use super::{MAX_FIELD, Query, forms, signed};
+use super::{MAX_FIELD, Query, caller, forms};
 use crate::routes::error::ApiError;
 use crate::routes::extract::ClientOrigin;
 use crate::service::account;
-use crate::service::auth::Signed;
 use crate::service::profile;
 use crate::state::AppState;
 
@@ -105,19 +104,6 @@ pub(super) async fn account_page(
         StatusCode::OK,
     )
     .await
-}
-
-/// The signed-in caller, or the page to show instead.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
-    match signed(state, headers).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(html::see_other("/login?next=/account", &[])),
-        Err(err) => Err(html::error_page(
-            state,
-            &err.into(),
-            ("/login", "Go to sign in"),
-        )),
-    }
 }
 
 /// After a form: back to the page with `done`, or the page again with the reason.

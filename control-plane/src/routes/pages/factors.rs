@@ -8,10 +8,10 @@ use axum::response::Response;
 use tenant_runtime::store::factors::Kind;
 use tenant_runtime::store::policy::MfaRequired;
 
+use super::caller;
 use super::forms::{self, Form};
 use super::html::{self, Input, e};
 use super::mfa::{passkey_form, passkey_script};
-use super::signed;
 use crate::routes::error::ApiError;
 use crate::routes::extract::ClientOrigin;
 use crate::routes::paths::pages;
@@ -140,18 +140,6 @@ async fn gate(state: &AppState, headers: &HeaderMap) -> Result<TenantAdmin, Box<
             ("/account", "Go to your account"),
         ))
     })
-}
-
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
-    match signed(state, headers).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(html::see_other("/login?next=/account", &[])),
-        Err(err) => Err(html::error_page(
-            state,
-            &err.into(),
-            ("/login", "Go to sign in"),
-        )),
-    }
 }
 
 fn back(state: &AppState, err: &ApiError) -> Response {

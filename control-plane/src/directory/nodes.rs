@@ -103,29 +103,8 @@ impl Directory {
         epoch: i64,
         to: &str,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "UPDATE tenants SET node = $1, placement_epoch = placement_epoch + 1, updated_at = $2
-             WHERE id = $3 AND node = $4 AND placement_epoch = $5",
-        )
-        .bind(to)
-        .bind(self.now())
-        .bind(id.as_str())
-        .bind(from)
-        .bind(epoch)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let e: i64 = sqlx::query("SELECT placement_epoch FROM tenants WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        tx.commit().await?;
-        Ok(Some(e))
+        // A move keeps the auth epoch: no epoch is below 0.
+        self.recover_placement(id, from, epoch, to, 0).await
     }
 
     /// Places a tenant recovered from its replica on node `to`, only if it is still on `from`

@@ -65,6 +65,50 @@ impl Directory {
         Ok(())
     }
 
+    /// Inserts the domains and confirmed email entries of many tenants in one transaction
+    /// (bulk provisioning in benchmarks and restores): a taken domain or email fails it all.
+    pub async fn insert_index(
+        &self,
+        domains: &[(String, TenantId)],
+        emails: &[IndexEntry],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (domain, tenant) in domains {
+            let r = sqlx::query(
+                "INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(domain)
+            .bind(tenant.as_str())
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(DirectoryError::DomainTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for e in emails {
+            let r = sqlx::query(
+                "INSERT INTO user_index (email, tenant_id, user_id, state, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&e.email)
+            .bind(e.tenant_id.as_str())
+            .bind(&e.user_id)
+            .bind(&e.state)
+            .bind(e.created_at)
+            .execute(&mut *tx)
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(DirectoryError::EmailTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records the schema version of many tenants in one transaction.
     pub async fn set_schema_versions(&self, versions: &[(TenantId, i64)]) -> Result<()> {
         let now = self.now();

@@ -21,6 +21,7 @@ mod index;
 mod nodes;
 mod operator;
 mod operator_api;
+mod saml;
 mod signing;
 mod tenants;
 mod throttles;

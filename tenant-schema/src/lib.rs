@@ -54,6 +54,7 @@ pub const DIRECTORY_MIGRATIONS: &[Migration] = &[
     migration!(5, "directory", "0005_signing_keys_and_logouts"),
     migration!(6, "directory", "0006_operator_api"),
     migration!(7, "directory", "0007_domain_claims_and_social_providers"),
+    migration!(8, "directory", "0008_saml_assertions"),
 ];
 
 /// The version the directory has after every step of this binary.

@@ -33,6 +33,7 @@ mod policy;
 mod replication;
 mod resilience;
 mod saml;
+mod saml_signin;
 mod security;
 mod sso;
 mod sso_browser;

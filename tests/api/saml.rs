@@ -1,6 +1,8 @@
 //! SAML 2.0: the check of responses against a real IdP (pysaml2, signing with xmlsec1), with a
 //! forged response for every rule: each must be refused with its own reason.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
 use tests::inproc::saml::{AttributeNames, SamlError, Sp, new_sp_keypair, parse_idp_metadata};
 use tests::saml::{IdpUser, SamlIdp};
@@ -29,6 +31,8 @@ struct Setup {
     idp: SamlIdp,
     idp_xml: String,
     sp: Sp,
+    /// Our certificate (PEM), which the IdP may encrypt assertions to.
+    sp_cert: String,
 }
 
 async fn setup() -> Setup {
@@ -38,7 +42,12 @@ async fn setup() -> Setup {
     let sp = Sp::from_pem(SP_ENTITY.into(), SP_ACS.into(), &key, &cert).expect("sp");
     idp.trust(&sp.metadata_xml(&idp_xml).expect("sp metadata"))
         .await;
-    Setup { idp, idp_xml, sp }
+    Setup {
+        idp,
+        idp_xml,
+        sp,
+        sp_cert: cert,
+    }
 }
 
 impl Setup {
@@ -222,16 +231,37 @@ async fn signature_wrapping_never_lets_the_unsigned_assertion_be_read() {
                 false,
             )
             .await;
-        // Refused, or read from the signed assertion only: never Mallory.
-        match got {
-            Err(_) => {}
-            Ok(a) => assert_eq!(
-                (a.name_id.as_str(), a.email.as_deref()),
-                ("alice-1", Some("alice@acme.test")),
-                "{variant}"
-            ),
-        }
+        // Two assertions: refused before anything is read.
+        assert!(
+            matches!(got, Err(SamlError::Structure(_))),
+            "{variant}: {got:?}"
+        );
     }
+    // A DOCTYPE (entity tricks) is refused the same way, before the signature is checked.
+    let genuine = s
+        .idp
+        .forge(json!({"sp": SP_ENTITY, "user": "alice", "in_response_to": "_req-1"}))
+        .await;
+    let xml = String::from_utf8(B64.decode(&genuine).expect("base64")).expect("utf-8");
+    let at = xml
+        .find("<ns0:Response")
+        .or_else(|| xml.find("<samlp:Response"))
+        .expect("root");
+    let with_doctype = format!(
+        "{}<!DOCTYPE r [<!ENTITY a \"b\">]>{}",
+        &xml[..at],
+        &xml[at..]
+    );
+    let idp = parse_idp_metadata(&s.idp_xml).expect("idp metadata");
+    let got = s.sp.check_response(
+        &idp,
+        &s.idp_xml,
+        &B64.encode(with_doctype),
+        Some("_req-1"),
+        false,
+        &AttributeNames::default(),
+    );
+    assert!(matches!(got, Err(SamlError::Structure(_))), "{got:?}");
     // A comment inside Mallory's signed NameID must not turn it into Alice's.
     let got = s
         .check(
@@ -244,4 +274,30 @@ async fn signature_wrapping_never_lets_the_unsigned_assertion_be_read() {
     if let Ok(a) = got {
         assert_ne!(a.name_id, "alice-1");
     }
+}
+
+#[tokio::test]
+async fn encrypted_assertions_are_decrypted_with_our_key_only() {
+    let s = setup().await;
+    let got = s
+        .check(
+            json!({"variant": "encrypted", "in_response_to": "_req-1", "encrypt_cert": s.sp_cert}),
+            Some("_req-1"),
+            false,
+        )
+        .await
+        .expect("an assertion encrypted to our certificate");
+    assert_eq!(got.name_id, "alice-1");
+    assert_eq!(got.email.as_deref(), Some("alice@acme.test"));
+
+    // Encrypted to someone else's certificate: we cannot read it.
+    let (_, other) = new_sp_keypair("someone else").expect("keypair");
+    let got = s
+        .check(
+            json!({"variant": "encrypted", "in_response_to": "_req-1", "encrypt_cert": other}),
+            Some("_req-1"),
+            false,
+        )
+        .await;
+    assert!(matches!(got, Err(SamlError::Decryption)), "{got:?}");
 }

@@ -499,13 +499,16 @@ async fn provision_all(data: &Path, n: usize) -> (Vec<Co>, Provisioning) {
             .iter()
             .zip(&rows)
             .flat_map(|((_, co), t)| {
-                co.users.iter().enumerate().map(move |(u, user)| IndexEntry {
-                    email: format!("u{u}@{}.test", t.slug),
-                    tenant_id: t.id.clone(),
-                    user_id: user.clone(),
-                    state: "active".to_owned(),
-                    created_at: now,
-                })
+                co.users
+                    .iter()
+                    .enumerate()
+                    .map(move |(u, user)| IndexEntry {
+                        email: format!("u{u}@{}.test", t.slug),
+                        tenant_id: t.id.clone(),
+                        user_id: user.clone(),
+                        state: "active".to_owned(),
+                        created_at: now,
+                    })
             })
             .collect();
         directory.insert_tenants(&rows).await.expect("tenant rows");
@@ -514,7 +517,7 @@ async fn provision_all(data: &Path, n: usize) -> (Vec<Co>, Provisioning) {
             .await
             .expect("index rows");
         all.extend(batch);
-        if last % 10_000 == 0 {
+        if last / 10_000 > first / 10_000 {
             eprintln!(
                 "provisioned {last} ({:.0} s batched)",
                 start.elapsed().as_secs_f64()

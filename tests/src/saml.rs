@@ -114,3 +114,78 @@ impl SamlIdp {
         v["SAMLResponse"].as_str().expect("SAMLResponse").to_owned()
     }
 }
+
+/// An AuthnRequest as the IdP read it, from its sign-in page.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub sp: String,
+    pub acs: String,
+    pub relay_state: String,
+}
+
+/// What the IdP's page would post to the service provider's ACS.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub acs: String,
+    pub saml_response: String,
+    pub relay_state: String,
+}
+
+/// The value of the hidden input `name` of an HTML page (escaped by Python's `html.escape`).
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {page}"))
+        + marker.len();
+    let end = page[start..].find('"').expect("end of value") + start;
+    page[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl SamlIdp {
+    /// Opens the IdP's sign-in page at `url` (where our AuthnRequest redirect points).
+    pub async fn read_request(&self, url: &str) -> Request {
+        assert!(url.starts_with(&self.base), "not the IdP: {url}");
+        let page = reqwest::get(url).await.expect("IdP sign-in page");
+        assert_eq!(page.status(), 200, "the IdP refused our request");
+        let page = page.text().await.expect("page");
+        Request {
+            id: hidden(&page, "id"),
+            sp: hidden(&page, "sp"),
+            acs: hidden(&page, "acs"),
+            relay_state: hidden(&page, "relay"),
+        }
+    }
+
+    /// Signs `user` in at the IdP for the request at `url`: the form the IdP answers with.
+    pub async fn sign_in(&self, url: &str, user: &str) -> Answer {
+        let req = self.read_request(url).await;
+        let page = reqwest::Client::new()
+            .post(format!("{}/sso/login", self.base))
+            .form(&[
+                ("id", req.id.as_str()),
+                ("sp", req.sp.as_str()),
+                ("acs", req.acs.as_str()),
+                ("relay", req.relay_state.as_str()),
+                ("user", user),
+            ])
+            .send()
+            .await
+            .expect("IdP login");
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.expect("form");
+        let action_at = page.find("action=\"").expect("form action") + 8;
+        let action_end = page[action_at..].find('"').expect("end") + action_at;
+        Answer {
+            acs: page[action_at..action_end].replace("&amp;", "&"),
+            saml_response: hidden(&page, "SAMLResponse"),
+            relay_state: hidden(&page, "RelayState"),
+        }
+    }
+}

@@ -601,6 +601,7 @@ impl From<SsoError> for ApiError {
             ),
             SsoError::NotFound => Self::not_found(),
             SsoError::Invalid(why) => Self::bad_request("invalid_connection", why),
+            SsoError::InvalidMetadata(why) => Self::bad_request("invalid_saml_metadata", why),
             SsoError::Fault(f) => f.into(),
         }
     }

@@ -112,6 +112,9 @@ fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
     if let Some(t) = bearer_token(&parts.headers).and_then(tenant_of_jwt) {
         return Hint::Tenant(t);
     }
+    if let Some(t) = crate::service::sso::saml_settings::tenant_of_path(parts.uri.path()) {
+        return Hint::Tenant(t);
+    }
     if let Some(name) = paths::sso_tenant_param(parts.uri.path())
         && let Some(q) = parts.uri.query()
         && let Some((_, v)) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name)

@@ -21,6 +21,8 @@
 //! - [`oidc`]: `/oauth2/authorize` and `/oauth2/logout`, the OpenID provider's browser side.
 //! - [`sso`]: `/sso/start`, `/sso/social/{name}`, `/sso/callback`, `/sso/error`: signing in
 //!   through an identity provider.
+//! - [`saml`]: `/saml/{connection}/metadata`, `/saml/{connection}/acs`, `/saml/finish`: the
+//!   same through a SAML identity provider.
 //! - [`sso_admin`]: `/admin/sso` (the company's domains, identity providers and sign-in policy).
 
 mod account;
@@ -39,6 +41,7 @@ mod mfa;
 mod oidc;
 mod person;
 mod recovery;
+mod saml;
 mod sso;
 mod sso_admin;
 
@@ -115,6 +118,12 @@ pub fn router() -> Router<AppState> {
         .route(p::SSO_SOCIAL, get(sso::social_start))
         .route(p::SSO_CALLBACK, get(sso::callback))
         .route(p::SSO_ERROR, get(sso::error))
+        .route(p::SAML_METADATA, get(saml::metadata))
+        .route(
+            p::SAML_ACS,
+            post(saml::acs).layer(axum::extract::DefaultBodyLimit::max(saml::MAX_ACS_BODY)),
+        )
+        .route(p::SAML_FINISH, get(saml::finish))
         .route(p::ADMIN_SSO, get(sso_admin::page))
         .route(p::ADMIN_SSO_ACTION, post(sso_admin::act))
         .route(p::CSS, get(assets::css))

@@ -111,6 +111,11 @@ pub mod pages {
     pub const SSO_SOCIAL: &str = "/sso/social/{name}";
     pub const SSO_CALLBACK: &str = "/sso/callback";
     pub const SSO_ERROR: &str = "/sso/error";
+    /// SAML: our metadata and Assertion Consumer Service per connection
+    /// (`<tenant-id>.<connection-id>`), and where the browser ends the sign-in.
+    pub const SAML_METADATA: &str = "/saml/{connection}/metadata";
+    pub const SAML_ACS: &str = "/saml/{connection}/acs";
+    pub const SAML_FINISH: &str = crate::service::sso::saml_settings::FINISH_PATH;
     pub const ADMIN_SSO: &str = "/admin/sso";
     pub const ADMIN_SSO_ACTION: &str = "/admin/sso/{action}";
     /// OpenID provider: the browser's endpoints.
@@ -210,6 +215,7 @@ pub fn sso_tenant_param(path: &str) -> Option<&'static str> {
     match path {
         pages::SSO_START => Some("connection"),
         pages::SSO_CALLBACK => Some("state"),
+        pages::SAML_FINISH => Some("token"),
         _ => None,
     }
 }

@@ -75,9 +75,37 @@ pub enum SamlError {
     NoSubject,
     #[error("the assertion is encrypted and cannot be decrypted")]
     Decryption,
+    /// Not one Response holding exactly one assertion, or a DOCTYPE: the shapes of signature
+    /// wrapping and entity tricks, refused before anything is verified.
+    #[error("the response does not have the shape of one signed answer: {0}")]
+    Structure(String),
     #[error("SAML: {0}")]
     Internal(String),
 }
+
+/// The code of an assertion accepted before (the caller's replay cache says so).
+pub const REPLAYED: &str = "saml_replayed";
+
+/// Every code of [`SamlError::code`], and [`REPLAYED`].
+pub const CODES: &[&str] = &[
+    REPLAYED,
+    "saml_bad_metadata",
+    "saml_malformed",
+    "saml_signature_invalid",
+    "saml_wrong_destination",
+    "saml_wrong_recipient",
+    "saml_wrong_audience",
+    "saml_expired",
+    "saml_not_yet_valid",
+    "saml_in_response_to_mismatch",
+    "saml_unsolicited",
+    "saml_wrong_issuer",
+    "saml_idp_error",
+    "saml_no_subject",
+    "saml_decryption_failed",
+    "saml_bad_structure",
+    "saml_error",
+];
 
 impl SamlError {
     pub fn code(&self) -> &'static str {
@@ -96,6 +124,7 @@ impl SamlError {
             Self::Status(_) => "saml_idp_error",
             Self::NoSubject => "saml_no_subject",
             Self::Decryption => "saml_decryption_failed",
+            Self::Structure(_) => "saml_bad_structure",
             Self::Internal(_) => "saml_error",
         }
     }
@@ -267,6 +296,8 @@ impl Sp {
             .collect();
         let bytes = B64.decode(cleaned).map_err(|_| SamlError::Malformed)?;
         let xml = std::str::from_utf8(&bytes).map_err(|_| SamlError::Malformed)?;
+        let encrypted = shape(xml)?;
+        let xml = &declare_ds_in_encrypted_key_info(xml)?;
         if request_id.is_none() && !allow_idp_initiated {
             return Err(SamlError::Unsolicited);
         }
@@ -276,7 +307,11 @@ impl Sp {
             .parse_xml_response(xml, request_id.map(|_| ids.as_slice()))
             .map_err(|e| {
                 tracing::debug!(error = %e, "SAML response refused");
-                map_error(e)
+                match map_error(e) {
+                    // What samael says when our key cannot open the assertion.
+                    SamlError::Internal(_) if encrypted => SamlError::Decryption,
+                    other => other,
+                }
             })?;
         self.enforce(idp, &assertion)?;
         read(&assertion, attributes)
@@ -317,6 +352,87 @@ impl Sp {
         }
         Ok(())
     }
+}
+
+/// A Response as the root, no DOCTYPE, and exactly one assertion (plain or encrypted) in the
+/// whole document. Every signature-wrapping attack adds a second assertion somewhere (beside,
+/// around or inside the signed one), so none gets as far as the signature check.
+/// Whether the assertion is encrypted.
+fn shape(xml: &str) -> Result<bool, SamlError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut root, mut assertions, mut encrypted) = (None::<Vec<u8>>, 0usize, false);
+    loop {
+        let name = match reader.read_event().map_err(|_| SamlError::Malformed)? {
+            Event::DocType(_) => return Err(SamlError::Structure("a DOCTYPE".into())),
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => e.local_name().as_ref().to_vec(),
+            _ => continue,
+        };
+        if root.is_none() {
+            root = Some(name);
+        } else if name == b"Assertion" || name == b"EncryptedAssertion" {
+            assertions += 1;
+            encrypted = name == b"EncryptedAssertion";
+        }
+    }
+    if root.as_deref() != Some(b"Response".as_slice()) {
+        return Err(SamlError::Structure("the root is not a Response".into()));
+    }
+    if assertions != 1 {
+        return Err(SamlError::Structure(format!("{assertions} assertions")));
+    }
+    Ok(encrypted)
+}
+
+/// samael reads the `KeyInfo` of an `EncryptedData` only when that element itself declares the
+/// `ds` (or `dsig`) prefix, as Shibboleth writes it; pysaml2 and ADFS use other prefixes or a
+/// default namespace. An unused namespace declaration is left out by exclusive C14N, so adding
+/// one changes no signature: it is added where missing.
+fn declare_ds_in_encrypted_key_info(xml: &str) -> Result<String, SamlError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut inserts, mut encrypted_depth, mut depth) = (Vec::new(), None::<usize>, 0usize);
+    loop {
+        let at = usize::try_from(reader.buffer_position()).map_err(|_| SamlError::Malformed)?;
+        let event = reader.read_event().map_err(|_| SamlError::Malformed)?;
+        match &event {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let local = e.local_name();
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                }
+                if local.as_ref() == b"EncryptedData" && encrypted_depth.is_none() {
+                    encrypted_depth = Some(depth);
+                } else if local.as_ref() == b"KeyInfo" && encrypted_depth.is_some() {
+                    let declared = e
+                        .attributes()
+                        .flatten()
+                        .any(|a| matches!(a.key.as_ref(), b"xmlns:ds" | b"xmlns:dsig"));
+                    if !declared {
+                        // Right after `<` and the element's name.
+                        inserts.push(at + 1 + e.name().as_ref().len());
+                    }
+                }
+            }
+            Event::End(e) => {
+                if e.local_name().as_ref() == b"EncryptedData" && encrypted_depth == Some(depth) {
+                    encrypted_depth = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    let mut out = xml.to_owned();
+    for i in inserts.into_iter().rev() {
+        if !out.is_char_boundary(i) {
+            return Err(SamlError::Malformed);
+        }
+        out.insert_str(i, " xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"");
+    }
+    Ok(out)
 }
 
 /// Which attributes hold the email and the name, when the IdP does not use a common name.

@@ -3,17 +3,23 @@
 //!
 //! # Layout
 //! - [`domains`]: claiming a domain and proving it with a DNS TXT record;
-//! - [`connections`]: the company's connections (`kind` `oidc`), their client secret sealed;
+//! - [`begin`]: from the email step to the provider, by the connection's protocol;
+//! - [`connections`]: the company's connections (`kind` `oidc` or `saml`), their secrets sealed;
 //! - [`provider`]: a provider's discovery document and keys, and checking its ID tokens;
 //! - [`flow`]: where an email signs in, the way to the provider and back, into `signin::finish`;
+//! - [`saml_settings`]: a SAML connection's settings and the URLs of our side;
+//! - [`saml_flow`]: the same through a SAML 2.0 IdP (AuthnRequest, ACS, the replay cache);
 //! - [`social`]: the operator's social providers and signing in with them;
 //! - [`rules`]: the policy where passwords are handled.
 
+pub mod begin;
 pub mod connections;
 pub mod domains;
 pub mod flow;
 pub mod provider;
 pub mod rules;
+pub mod saml_flow;
+pub mod saml_settings;
 pub mod social;
 
 use crate::error::Fault;
@@ -45,6 +51,8 @@ pub enum Failure {
     Suspended,
     /// Social sign-in: no company allows it for this address, or no such person.
     SocialNotAllowed,
+    /// A SAML response failed a check; the code says which (`saml_signature_invalid`, …).
+    Saml(&'static str),
 }
 
 impl Failure {
@@ -60,6 +68,7 @@ impl Failure {
             Self::Blocked => "account_blocked",
             Self::Suspended => "company_suspended",
             Self::SocialNotAllowed => "social_not_allowed",
+            Self::Saml(code) => code,
         }
     }
 
@@ -78,6 +87,12 @@ impl Failure {
         ]
         .into_iter()
         .find(|f| f.code() == code)
+        .or_else(|| {
+            crate::service::saml::CODES
+                .iter()
+                .find(|c| **c == code)
+                .map(|c| Self::Saml(c))
+        })
     }
 
     /// What the person is told.
@@ -105,6 +120,10 @@ impl Failure {
             Self::SocialNotAllowed => {
                 "This account cannot sign in this way. Use your company's sign-in, or ask your administrator for an invitation."
             }
+            Self::Saml("saml_idp_error") => "Your identity provider did not sign you in.",
+            Self::Saml(_) => {
+                "Your identity provider's answer could not be accepted. Start again from the sign-in page; if it happens again, ask your administrator to check the connection."
+            }
         }
     }
 }
@@ -125,6 +144,9 @@ pub enum SsoError {
     UnverifiedDomain(String),
     #[error("no such domain or connection")]
     NotFound,
+    /// A SAML IdP's metadata could not be fetched or read.
+    #[error("{0}")]
+    InvalidMetadata(String),
     #[error("{0}")]
     Invalid(&'static str),
     #[error(transparent)]

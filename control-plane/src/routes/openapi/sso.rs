@@ -98,18 +98,28 @@ pub(super) fn schemas() -> Map<String, Value> {
             "domain": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "verified"]},
             "txt_name": {"type": "string"}, "txt_value": {"type": "string"}}},
         "SsoConnection": {"type": "object", "required": ["id", "kind", "name", "issuer", "client_id", "client_secret_last4", "scopes", "domains", "jit", "callback_url"], "properties": {
-            "id": {"type": "string"}, "kind": {"type": "string", "enum": ["oidc"]}, "name": {"type": "string"},
+            "id": {"type": "string"}, "kind": {"type": "string", "enum": ["oidc", "saml"]}, "name": {"type": "string"},
             "issuer": {"type": "string"}, "client_id": {"type": "string"}, "client_secret_last4": {"type": "string"},
             "scopes": {"type": "string"}, "domains": {"type": "array", "items": {"type": "string"}},
             "jit": {"type": "object", "properties": {"enabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["member", "admin"]}}},
-            "callback_url": {"type": "string"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}},
+            "callback_url": {"type": "string"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+            "saml": {"type": "object", "required": ["sp_entity_id", "sp_metadata_url", "acs_url", "idp_entity_id", "idp_sso_url", "idp_certificates", "idp_initiated", "attributes"], "properties": {
+                "sp_entity_id": {"type": "string"}, "sp_metadata_url": {"type": "string"}, "acs_url": {"type": "string"},
+                "idp_entity_id": {"type": "string"}, "idp_sso_url": {"type": "string"},
+                "idp_certificates": {"type": "array", "items": {"type": "string"}}, "idp_metadata_url": {"type": "string"},
+                "idp_initiated": {"type": "boolean"},
+                "attributes": {"type": "object", "properties": {"email": {"type": "string"}, "name": {"type": "string"}}}}}}},
         "SsoConnectionInput": {"type": "object", "additionalProperties": false, "properties": {
-            "kind": {"type": "string", "enum": ["oidc"]}, "name": {"type": "string", "maxLength": 100},
+            "kind": {"type": "string", "enum": ["oidc", "saml"]}, "name": {"type": "string", "maxLength": 100},
             "issuer": {"type": "string", "maxLength": 500}, "client_id": {"type": "string", "maxLength": 255},
             "client_secret": {"type": "string", "maxLength": 1024}, "scopes": {"type": "string", "maxLength": 500},
             "domains": {"type": "array", "items": {"type": "string", "maxLength": 253}},
             "jit": {"type": "object", "additionalProperties": false, "required": ["enabled"], "properties": {
-                "enabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["member", "admin"]}}}}},
+                "enabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["member", "admin"]}}},
+            "idp_metadata_xml": {"type": "string", "maxLength": 60000}, "idp_metadata_url": {"type": "string", "maxLength": 2000},
+            "idp_initiated": {"type": "boolean"},
+            "attributes": {"type": "object", "additionalProperties": false, "properties": {
+                "email": {"type": "string", "maxLength": 255}, "name": {"type": "string", "maxLength": 255}}}}},
         "SsoTestReport": {"type": "object", "required": ["ok"], "properties": {
             "ok": {"type": "boolean"}, "authorization_endpoint": {"type": "string"}, "token_endpoint": {"type": "string"},
             "jwks_uri": {"type": "string"}, "signing_keys": {"type": "integer"}, "error": {"type": "string"}}}

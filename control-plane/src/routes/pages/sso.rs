@@ -17,10 +17,10 @@ use crate::routes::extract::{ClientOrigin, cookie, cookie_name, session_cookie, 
 use crate::routes::paths::pages;
 use crate::service::oidc::authorize;
 use crate::service::sso::flow::{self, Answer, Done, Failed};
-use crate::service::sso::{Failure, random, social};
+use crate::service::sso::{Failure, begin, random, social};
 use crate::state::AppState;
 
-const BROWSER_COOKIE: &str = "tenantd_sso";
+pub(super) const BROWSER_COOKIE: &str = "tenantd_sso";
 
 /// The browser's binding value: the one it has, or a new one to set.
 fn browser(state: &AppState, headers: &HeaderMap) -> Option<(String, Option<String>)> {
@@ -49,7 +49,7 @@ pub(super) async fn start(
     let Some((value, set)) = browser(&state, &headers) else {
         return failure_page(&state, Failure::ProviderUnavailable);
     };
-    let url = flow::start(
+    let url = begin::start(
         &state,
         q.get("connection").unwrap_or(""),
         q.get("login_hint"),
@@ -101,7 +101,7 @@ pub(super) async fn callback(
 
 /// The one place a sign-in through a provider becomes cookies and a destination, or the
 /// second step the person still owes (their factor, or enrolling one the company requires).
-async fn signed_in(state: &AppState, headers: &HeaderMap, done: Done) -> Response {
+pub(super) async fn signed_in(state: &AppState, headers: &HeaderMap, done: Done) -> Response {
     let Done { finished, pending } = done;
     match finished.signed_in() {
         Ok((cookie, view)) => {
@@ -131,7 +131,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, done: Done) -> Respons
     }
 }
 
-fn refused(state: &AppState, failed: Failed) -> Response {
+pub(super) fn refused(state: &AppState, failed: Failed) -> Response {
     let Failed { failure, pending } = failed;
     // Refused for good while an app waits: it hears `access_denied`.
     if matches!(failure, Failure::Blocked | Failure::Suspended)

@@ -14,8 +14,9 @@ use super::html::{self, e};
 use crate::routes::error::ApiError;
 use crate::service::admin::TenantAdmin;
 use crate::service::sign_in_policy::{self, PolicyChange};
-use crate::service::sso::connections::{self, ConnectionInput, JitInput};
+use crate::service::sso::connections::{self, ConnectionInput, ConnectionView, JitInput};
 use crate::service::sso::domains::{self, TXT_PREFIX};
+use crate::service::sso::saml_settings::Attributes;
 use crate::state::AppState;
 
 fn flash(code: Option<&str>) -> Option<&'static str> {
@@ -24,6 +25,9 @@ fn flash(code: Option<&str>) -> Option<&'static str> {
         "verified" => "Domain verified.",
         "domain_removed" => "Domain removed.",
         "created" => "Connection added. Register the callback URL at your identity provider.",
+        "saml_created" => {
+            "SAML connection added. Give your identity provider our metadata URL shown below."
+        }
         "deleted" => "Connection deleted.",
         "policy" => "Sign-in policy saved.",
         _ => return None,
@@ -104,13 +108,14 @@ async fn render(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/admin/sso/test\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small\">Test</button></form> <form method=\"post\" action=\"/admin/sso/delete\" class=\"inline\">{field}{h}<button type=\"submit\" class=\"btn btn-small btn-link\">Delete</button></form></td></tr>\n",
                 e(&c.name),
                 e(&c.issuer),
-                e(&c.client_id),
+                if c.kind == "saml" { "SAML".to_owned() } else { e(&c.client_id) },
                 e(&c.domains.join(", ")),
                 if c.jit.enabled { e(c.jit.role.as_str()) } else { "off".into() },
                 h = html::hidden("id", &c.id),
             )
         })
         .collect();
+    let saml_details: String = conns.iter().filter_map(saml_details).collect();
     let check = |on: bool| if on { " checked" } else { "" };
     let callback = connections::callback_url(state);
     let main = format!(
@@ -133,6 +138,20 @@ async fn render(
 <label class=\"check\"><input type=\"checkbox\" name=\"jit\" value=\"yes\"> Create people on their first sign-in, as</label>\n\
 <select name=\"jit_role\" aria-label=\"Role of people created\"><option value=\"member\">member</option><option value=\"admin\">admin</option></select>\n\
 <button type=\"submit\" class=\"btn btn-primary btn-small\">Add identity provider</button>\n</form>\n</section>\n\
+<section class=\"section\" aria-labelledby=\"saml-heading\">\n<h2 id=\"saml-heading\">SAML identity providers</h2>\n\
+<p class=\"muted\">For providers that sign in over SAML 2.0 (ADFS, Entra ID, Okta, Shibboleth…): give their metadata here, then give them ours (the metadata URL shown for the connection; it names our entity ID and Assertion Consumer Service).</p>\n\
+{saml_details}\
+<form method=\"post\" action=\"/admin/sso/create-saml\" class=\"stack-form\">{field}\n\
+<div class=\"field\"><label for=\"s-name\">Name</label><input id=\"s-name\" type=\"text\" name=\"name\" required maxlength=\"100\" placeholder=\"ADFS\"></div>\n\
+<div class=\"field\"><label for=\"s-url\">IdP metadata URL</label><input id=\"s-url\" name=\"idp_metadata_url\" type=\"text\" inputmode=\"url\" maxlength=\"2000\" placeholder=\"https://idp.example.com/metadata\"></div>\n\
+<div class=\"field\"><label for=\"s-xml\">or the IdP metadata document</label><textarea id=\"s-xml\" name=\"idp_metadata_xml\" rows=\"4\" maxlength=\"60000\"></textarea></div>\n\
+<div class=\"field\"><label for=\"s-domains\">Domains (verified, comma-separated)</label><input id=\"s-domains\" type=\"text\" name=\"domains\" maxlength=\"2000\"></div>\n\
+<div class=\"field\"><label for=\"s-email-attr\">Email attribute (if not a common one)</label><input id=\"s-email-attr\" type=\"text\" name=\"email_attribute\" maxlength=\"255\"></div>\n\
+<div class=\"field\"><label for=\"s-name-attr\">Name attribute (if not a common one)</label><input id=\"s-name-attr\" type=\"text\" name=\"name_attribute\" maxlength=\"255\"></div>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"idp_initiated\" value=\"yes\"> Accept sign-ins started at the identity provider (less safe: no request of ours to match)</label>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"jit\" value=\"yes\"> Create people on their first sign-in, as</label>\n\
+<select name=\"jit_role\" aria-label=\"Role of people created by SAML\"><option value=\"member\">member</option><option value=\"admin\">admin</option></select>\n\
+<button type=\"submit\" class=\"btn btn-primary btn-small\" id=\"add-saml\">Add SAML identity provider</button>\n</form>\n</section>\n\
 <section class=\"section\" aria-labelledby=\"policy-heading\">\n<h2 id=\"policy-heading\">Policy</h2>\n\
 <form method=\"post\" action=\"/admin/sso/policy\" class=\"stack-form\">{field}\n\
 <label class=\"check\"><input type=\"checkbox\" name=\"sso_required\" value=\"yes\"{req}> Require sign-in through our identity provider (no passwords)</label>\n\
@@ -187,22 +206,34 @@ pub(super) async fn act(
                 issuer: Some(form.text("issuer").to_owned()),
                 client_id: Some(form.text("client_id").to_owned()),
                 client_secret: Some(form.text("client_secret").to_owned()),
-                scopes: None,
-                domains: Some(
-                    form.text("domains")
-                        .split([',', ' '])
-                        .filter(|d| !d.trim().is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ),
-                jit: Some(JitInput {
-                    enabled: form.get("jit") == Some("yes"),
-                    role: form.get("jit_role").map(str::to_owned),
-                }),
+                domains: Some(domain_list(&form)),
+                jit: Some(jit(&form)),
+                ..ConnectionInput::default()
             };
             connections::create(&state, &admin, input)
                 .await
                 .map(|_| "created")
+                .map_err(Into::into)
+        }
+        "create-saml" => {
+            let given = |k: &str| Some(form.text(k).trim()).filter(|v| !v.is_empty());
+            let input = ConnectionInput {
+                kind: Some("saml".into()),
+                name: Some(form.text("name").to_owned()),
+                idp_metadata_url: given("idp_metadata_url").map(str::to_owned),
+                idp_metadata_xml: given("idp_metadata_xml").map(str::to_owned),
+                domains: Some(domain_list(&form)),
+                jit: Some(jit(&form)),
+                attributes: Some(Attributes {
+                    email: given("email_attribute").map(str::to_owned),
+                    name: given("name_attribute").map(str::to_owned),
+                }),
+                idp_initiated: Some(form.get("idp_initiated") == Some("yes")),
+                ..ConnectionInput::default()
+            };
+            connections::create(&state, &admin, input)
+                .await
+                .map(|_| "saml_created")
                 .map_err(Into::into)
         }
         "delete" => connections::delete(&state, &admin, form.text("id"))
@@ -212,11 +243,17 @@ pub(super) async fn act(
         "test" => {
             return match connections::test(&state, &admin, form.text("id")).await {
                 Ok(r) if r.ok => {
-                    let msg = format!(
-                        "The identity provider answered: {} signing key(s), token endpoint {}.",
-                        r.signing_keys.unwrap_or(0),
-                        r.token_endpoint.unwrap_or_default()
-                    );
+                    let msg = match r.token_endpoint {
+                        Some(token) => format!(
+                            "The identity provider answered: {} signing key(s), token endpoint {token}.",
+                            r.signing_keys.unwrap_or(0),
+                        ),
+                        None => format!(
+                            "The SAML metadata is valid: {} signing certificate(s), sign-in URL {}.",
+                            r.signing_keys.unwrap_or(0),
+                            r.authorization_endpoint.unwrap_or_default()
+                        ),
+                    };
                     render(&state, &headers, &admin, Some(&msg), None, StatusCode::OK).await
                 }
                 Ok(r) => {
@@ -266,4 +303,51 @@ pub(super) async fn act(
             .await
         }
     }
+}
+
+fn domain_list(form: &Form) -> Vec<String> {
+    form.text("domains")
+        .split([',', ' '])
+        .filter(|d| !d.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn jit(form: &Form) -> JitInput {
+    JitInput {
+        enabled: form.get("jit") == Some("yes"),
+        role: form.get("jit_role").map(str::to_owned),
+    }
+}
+
+/// What to give the IdP of a SAML connection, and what we read from its metadata.
+fn saml_details(c: &ConnectionView) -> Option<String> {
+    let s = c.saml.as_ref()?;
+    Some(format!(
+        "<dl class=\"details saml-connection\" data-connection=\"{id}\">\n\
+<dt>{name}: our metadata URL</dt><dd><code class=\"sp-metadata-url\">{md}</code></dd>\n\
+<dt>Our entity ID</dt><dd><code>{entity}</code></dd>\n\
+<dt>Assertion Consumer Service (HTTP-POST)</dt><dd><code class=\"acs-url\">{acs}</code></dd>\n\
+<dt>IdP sign-in URL</dt><dd><code>{sso}</code></dd>\n\
+<dt>IdP signing certificates (SHA-256)</dt><dd>{certs}</dd>\n\
+<dt>Sign-ins started at the IdP</dt><dd>{idp_init}</dd>\n\
+</dl>\n",
+        id = e(&c.id),
+        name = e(&c.name),
+        md = e(&s.sp_metadata_url),
+        entity = e(&s.sp_entity_id),
+        acs = e(&s.acs_url),
+        sso = e(&s.idp_sso_url),
+        certs = s
+            .idp_certificates
+            .iter()
+            .map(|f| format!("<code>{}</code>", e(f)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        idp_init = if s.idp_initiated {
+            "accepted"
+        } else {
+            "refused"
+        },
+    ))
 }

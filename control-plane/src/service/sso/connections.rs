@@ -1,18 +1,21 @@
-//! A company's connections to its identity providers, managed by its admins. The client secret
-//! is sealed (AES-256-GCM under a key derived from the server key) and never shown again, only
-//! its last four characters.
+//! A company's connections to its identity providers, managed by its admins: OpenID Connect
+//! (`kind` `oidc`) or SAML 2.0 (`saml`). Secrets (an OIDC client secret, our SAML private key)
+//! are sealed (AES-256-GCM under a key derived from the server key) and never shown again.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 use tenant_runtime::TenantId;
 use tenant_runtime::store::audit;
 use tenant_runtime::store::sso::{self, SsoConnection};
 use tenant_runtime::store::users::Role;
 
+use super::saml_settings::{self, Attributes, SamlSettings};
 use super::{CALLBACK_PATH, SsoError, SsoResult, domains, provider};
 use crate::error::Fault;
 use crate::keys::{ServerKey, jws};
 use crate::service::admin::TenantAdmin;
+use crate::service::saml;
 use crate::state::AppState;
 
 const SECRET_PURPOSE: &str = "sso-client-secret";
@@ -43,6 +46,13 @@ pub struct ConnectionInput {
     pub scopes: Option<String>,
     pub domains: Option<Vec<String>>,
     pub jit: Option<JitInput>,
+    /// SAML: the IdP's metadata, as a document or where to fetch it.
+    pub idp_metadata_xml: Option<String>,
+    pub idp_metadata_url: Option<String>,
+    /// SAML: attribute names of the email and the name, when not one of the common ones.
+    pub attributes: Option<Attributes>,
+    /// SAML: accept sign-ins the IdP starts (off by default).
+    pub idp_initiated: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,17 +67,70 @@ pub struct ConnectionView {
     pub scopes: String,
     pub domains: Vec<String>,
     pub jit: Jit,
-    /// Where the provider sends people back: to register with it.
+    /// Where the provider sends people back: to register with it (SAML: the ACS URL).
     pub callback_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlView>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// What a SAML connection shows: what to give the IdP, and what was read from its metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct SamlView {
+    /// Our entity ID, which is also where our metadata is served.
+    pub sp_entity_id: String,
+    pub sp_metadata_url: String,
+    /// The Assertion Consumer Service (HTTP-POST binding).
+    pub acs_url: String,
+    pub idp_entity_id: String,
+    pub idp_sso_url: String,
+    /// SHA-256 fingerprints of the IdP's signing certificates.
+    pub idp_certificates: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_url: Option<String>,
+    pub idp_initiated: bool,
+    pub attributes: Attributes,
 }
 
 pub fn callback_url(state: &AppState) -> String {
     state.config.link(CALLBACK_PATH)
 }
 
-fn view(state: &AppState, c: &SsoConnection) -> ConnectionView {
+fn saml_view(state: &AppState, tenant: &TenantId, c: &SsoConnection) -> Option<SamlView> {
+    let s = SamlSettings::of(c)?;
+    let idp = saml::parse_idp_metadata(&s.idp_metadata_xml).ok();
+    let fingerprints = idp
+        .as_ref()
+        .map(|m| {
+            m.certificates
+                .iter()
+                .map(|b64| {
+                    use base64::Engine;
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap_or_default();
+                    hex::encode(sha2::Sha256::digest(der))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let sp_entity_id = saml_settings::entity_id(state, tenant, &c.id);
+    Some(SamlView {
+        sp_metadata_url: sp_entity_id.clone(),
+        sp_entity_id,
+        acs_url: saml_settings::acs_url(state, tenant, &c.id),
+        idp_entity_id: c.issuer.clone(),
+        idp_sso_url: idp.map(|m| m.sso_url).unwrap_or_default(),
+        idp_certificates: fingerprints,
+        idp_metadata_url: s.idp_metadata_url,
+        idp_initiated: s.idp_initiated,
+        attributes: s.attributes,
+    })
+}
+
+fn view(state: &AppState, tenant: &TenantId, c: &SsoConnection) -> ConnectionView {
+    let saml = saml_view(state, tenant, c);
     ConnectionView {
         id: c.id.clone(),
         kind: c.kind.clone(),
@@ -81,7 +144,10 @@ fn view(state: &AppState, c: &SsoConnection) -> ConnectionView {
             enabled: c.jit_enabled,
             role: c.jit_role,
         },
-        callback_url: callback_url(state),
+        callback_url: saml
+            .as_ref()
+            .map_or_else(|| callback_url(state), |v| v.acs_url.clone()),
+        saml,
         created_at: c.created_at,
         updated_at: c.updated_at,
     }
@@ -95,6 +161,13 @@ pub fn seal_secret(state: &AppState, secret: &str) -> Result<String, Fault> {
 pub fn seal_secret_with(key: &ServerKey, secret: &str) -> Result<String, Fault> {
     jws::seal(&key.derive(SECRET_PURPOSE), secret.as_bytes())
         .map_err(|e| Fault::Unexpected(anyhow::anyhow!("sealing: {e}")))
+}
+
+/// A new key pair for our side of a SAML connection: the key sealed, the certificate in PEM.
+fn new_sp_key(state: &AppState) -> Result<(String, String), saml::SamlError> {
+    let (key, cert) = saml::new_sp_keypair(&state.config.product_name)?;
+    let sealed = seal_secret(state, &key).map_err(|e| saml::SamlError::Internal(e.to_string()))?;
+    Ok((sealed, cert))
 }
 
 pub fn open_secret(state: &AppState, sealed: &str) -> Result<String, Fault> {
@@ -136,10 +209,32 @@ async fn apply(
     c: &mut SsoConnection,
     input: ConnectionInput,
 ) -> SsoResult<()> {
-    if let Some(kind) = input.kind
-        && kind != c.kind
+    if let Some(kind) = &input.kind
+        && *kind != c.kind
     {
-        return Err(SsoError::Invalid("kind must be oidc"));
+        return Err(SsoError::Invalid("kind cannot change"));
+    }
+    let saml = c.kind == "saml";
+    let oidc_only = input.issuer.is_some()
+        || input.client_id.is_some()
+        || input.client_secret.is_some()
+        || input.scopes.is_some();
+    let saml_only = input.idp_metadata_xml.is_some()
+        || input.idp_metadata_url.is_some()
+        || input.attributes.is_some()
+        || input.idp_initiated.is_some();
+    if saml && oidc_only {
+        return Err(SsoError::Invalid(
+            "issuer, client_id, client_secret and scopes are for oidc connections",
+        ));
+    }
+    if !saml && saml_only {
+        return Err(SsoError::Invalid(
+            "idp_metadata_xml, idp_metadata_url, attributes and idp_initiated are for saml connections",
+        ));
+    }
+    if saml {
+        apply_saml(c, &input).await?;
     }
     if let Some(v) = input.name {
         c.name = text(&v, "name must have 1 to 100 characters", 100)?;
@@ -198,14 +293,77 @@ async fn apply(
                 Role::parse(&r).ok_or(SsoError::Invalid("jit.role must be member or admin"))?;
         }
     }
-    if c.kind == "oidc"
-        && (c.issuer.is_empty() || c.client_id.is_empty() || c.client_secret_sealed.is_empty())
+    if saml && c.issuer.is_empty() {
+        return Err(SsoError::Invalid(
+            "a saml connection needs idp_metadata_xml or idp_metadata_url",
+        ));
+    }
+    if !saml && (c.issuer.is_empty() || c.client_id.is_empty() || c.client_secret_sealed.is_empty())
     {
         return Err(SsoError::Invalid(
             "an oidc connection needs issuer, client_id and client_secret",
         ));
     }
     Ok(())
+}
+
+/// The SAML fields of `input` applied to `c`: the IdP's metadata read (fetched first when
+/// given by URL) and checked, its entity ID kept as the connection's issuer.
+async fn apply_saml(c: &mut SsoConnection, input: &ConnectionInput) -> SsoResult<()> {
+    let mut s = SamlSettings::of(c).ok_or(SsoError::Invalid("kind must be saml"))?;
+    if input.idp_metadata_xml.is_some() && input.idp_metadata_url.is_some() {
+        return Err(SsoError::Invalid(
+            "give idp_metadata_xml or idp_metadata_url, not both",
+        ));
+    }
+    if let Some(url) = &input.idp_metadata_url {
+        let url = url.trim();
+        let parsed = url::Url::parse(url)
+            .map_err(|_| SsoError::Invalid("idp_metadata_url must be a URL"))?;
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback))
+            || url.len() > 2000
+        {
+            return Err(SsoError::Invalid(
+                "idp_metadata_url must be an https URL (of at most 2000 characters)",
+            ));
+        }
+        s.idp_metadata_xml = fetch_metadata(url).await?;
+        s.idp_metadata_url = Some(url.to_owned());
+    }
+    if let Some(xml) = &input.idp_metadata_xml {
+        s.idp_metadata_xml = xml.clone();
+        s.idp_metadata_url = None;
+    }
+    if input.idp_metadata_xml.is_some() || input.idp_metadata_url.is_some() {
+        let idp = saml::parse_idp_metadata(&s.idp_metadata_xml)
+            .map_err(|e| SsoError::InvalidMetadata(e.to_string()))?;
+        c.issuer = idp.entity_id;
+    }
+    if let Some(a) = &input.attributes {
+        let check = |v: &Option<String>| -> SsoResult<Option<String>> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) => text(v, "attribute names have 1 to 255 characters", 255).map(Some),
+            }
+        };
+        s.attributes = Attributes {
+            email: check(&a.email)?,
+            name: check(&a.name)?,
+        };
+    }
+    if let Some(on) = input.idp_initiated {
+        s.idp_initiated = on;
+    }
+    c.settings = serde_json::to_value(&s)
+        .map_err(|e| Fault::Unexpected(anyhow::anyhow!("saml settings: {e}")))?;
+    Ok(())
+}
+
+async fn fetch_metadata(url: &str) -> SsoResult<String> {
+    provider::get_text(url, saml::MAX_METADATA)
+        .await
+        .map_err(SsoError::InvalidMetadata)
 }
 
 async fn list_raw(state: &AppState, admin: &TenantAdmin) -> SsoResult<Vec<SsoConnection>> {
@@ -216,15 +374,17 @@ async fn list_raw(state: &AppState, admin: &TenantAdmin) -> SsoResult<Vec<SsoCon
 }
 
 pub async fn list(state: &AppState, admin: &TenantAdmin) -> SsoResult<Vec<ConnectionView>> {
+    let tenant = admin.signed().tenant_id();
     Ok(list_raw(state, admin)
         .await?
         .iter()
-        .map(|c| view(state, c))
+        .map(|c| view(state, tenant, c))
         .collect())
 }
 
 pub async fn get(state: &AppState, admin: &TenantAdmin, id: &str) -> SsoResult<ConnectionView> {
-    Ok(view(state, &get_raw(state, admin, id).await?))
+    let c = get_raw(state, admin, id).await?;
+    Ok(view(state, admin.signed().tenant_id(), &c))
 }
 
 async fn get_raw(state: &AppState, admin: &TenantAdmin, id: &str) -> SsoResult<SsoConnection> {
@@ -243,7 +403,7 @@ async fn save(
     action: &'static str,
 ) -> SsoResult<ConnectionView> {
     let (actor, now) = (admin.signed().user.id.clone(), state.now());
-    let out = view(state, &c);
+    let out = view(state, admin.signed().tenant_id(), &c);
     state
         .tenants
         .write(admin.signed().tenant_id(), move |tx| {
@@ -253,7 +413,7 @@ async fn save(
                 Some(&actor),
                 action,
                 Some(&c.id),
-                json!({"name": c.name, "issuer": c.issuer, "domains": c.domains}),
+                json!({"kind": c.kind, "name": c.name, "issuer": c.issuer, "domains": c.domains}),
                 now,
             )
             .map(|_| ())
@@ -268,8 +428,8 @@ pub async fn create(
     input: ConnectionInput,
 ) -> SsoResult<ConnectionView> {
     let kind = input.kind.clone().unwrap_or_else(|| "oidc".into());
-    if kind != "oidc" {
-        return Err(SsoError::Invalid("kind must be oidc"));
+    if kind != "oidc" && kind != "saml" {
+        return Err(SsoError::Invalid("kind must be oidc or saml"));
     }
     if input.name.is_none() {
         return Err(SsoError::Invalid("name is required"));
@@ -277,7 +437,7 @@ pub async fn create(
     let now = state.now();
     let mut c = SsoConnection {
         id: uuid::Uuid::new_v4().to_string(),
-        kind,
+        kind: kind.clone(),
         name: String::new(),
         issuer: String::new(),
         client_id: String::new(),
@@ -291,6 +451,17 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    if kind == "saml" {
+        c.scopes = String::new();
+        let (sp_key_sealed, sp_certificate) =
+            new_sp_key(state).map_err(|e| Fault::Unexpected(anyhow::anyhow!("SAML key: {e}")))?;
+        c.settings = serde_json::to_value(SamlSettings {
+            sp_key_sealed,
+            sp_certificate,
+            ..SamlSettings::default()
+        })
+        .map_err(|e| Fault::Unexpected(anyhow::anyhow!("saml settings: {e}")))?;
+    }
     apply(state, admin, &mut c, input).await?;
     save(state, admin, c, "sso.connection_created").await
 }
@@ -333,7 +504,8 @@ pub async fn delete(state: &AppState, admin: &TenantAdmin, id: &str) -> SsoResul
     }
 }
 
-/// What `POST …/{id}/test` found at the provider.
+/// What `POST …/{id}/test` found at the provider. For SAML, `authorization_endpoint` is the
+/// IdP's sign-in URL and `signing_keys` counts its certificates.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestReport {
     pub ok: bool,
@@ -349,17 +521,67 @@ pub struct TestReport {
     pub error: Option<String>,
 }
 
-/// Fetches the provider's discovery document and keys now.
-pub async fn test(state: &AppState, admin: &TenantAdmin, id: &str) -> SsoResult<TestReport> {
-    let c = get_raw(state, admin, id).await?;
-    let failed = |e: String| TestReport {
+fn failed(e: String) -> TestReport {
+    TestReport {
         ok: false,
         authorization_endpoint: None,
         token_endpoint: None,
         jwks_uri: None,
         signing_keys: None,
         error: Some(e),
+    }
+}
+
+/// A SAML connection's metadata read again (fetched again when it came from a URL, and kept
+/// when it changed, as when the IdP rolls its certificate over).
+async fn test_saml(
+    state: &AppState,
+    admin: &TenantAdmin,
+    mut c: SsoConnection,
+) -> SsoResult<TestReport> {
+    let Some(mut s) = SamlSettings::of(&c) else {
+        return Ok(failed("the connection's settings are unreadable".into()));
     };
+    let xml = match &s.idp_metadata_url {
+        Some(url) => match provider::get_text(url, saml::MAX_METADATA).await {
+            Ok(x) => x,
+            Err(e) => return Ok(failed(e)),
+        },
+        None => s.idp_metadata_xml.clone(),
+    };
+    let idp = match saml::parse_idp_metadata(&xml) {
+        Ok(m) => m,
+        Err(e) => return Ok(failed(e.to_string())),
+    };
+    if idp.entity_id != c.issuer {
+        return Ok(failed(format!(
+            "the metadata now names the entity {}, not {}",
+            idp.entity_id, c.issuer
+        )));
+    }
+    if xml != s.idp_metadata_xml {
+        s.idp_metadata_xml = xml;
+        c.settings = serde_json::to_value(&s)
+            .map_err(|e| Fault::Unexpected(anyhow::anyhow!("saml settings: {e}")))?;
+        c.updated_at = state.now();
+        save(state, admin, c, "sso.connection_metadata_refreshed").await?;
+    }
+    Ok(TestReport {
+        ok: true,
+        authorization_endpoint: Some(idp.sso_url),
+        token_endpoint: None,
+        jwks_uri: None,
+        signing_keys: Some(idp.certificates.len()),
+        error: None,
+    })
+}
+
+/// Fetches the provider's discovery document and keys now (SAML: its metadata).
+pub async fn test(state: &AppState, admin: &TenantAdmin, id: &str) -> SsoResult<TestReport> {
+    let c = get_raw(state, admin, id).await?;
+    if c.kind == "saml" {
+        return test_saml(state, admin, c).await;
+    }
     let meta = match provider::metadata(state, &c.issuer, true).await {
         Ok(m) => m,
         Err(e) => return Ok(failed(e)),

@@ -22,7 +22,6 @@ use super::{Failure, connections, domains, provider, random};
 use crate::directory::{DirectoryError, Tenant, TenantStatus};
 use crate::error::Fault;
 use crate::service::identity::{AuthError, bearer, split_bearer};
-use crate::service::oidc::authorize;
 use crate::service::signin::{self, Finished, Proof};
 use crate::state::AppState;
 
@@ -58,10 +57,7 @@ pub async fn discover(
         return Ok(Discovery::Password);
     };
     let connections = state.tenants.read(&tenant_id, sso::list).await?;
-    let Some(c) = connections
-        .iter()
-        .find(|c| c.kind == "oidc" && c.domains.contains(&domain))
-    else {
+    let Some(c) = connections.iter().find(|c| c.domains.contains(&domain)) else {
         return Ok(Discovery::Password);
     };
     let mut url = url::form_urlencoded::Serializer::new(String::new());
@@ -127,15 +123,11 @@ fn connection_ref(value: &str) -> Option<(TenantId, &str)> {
     Some((TenantId::parse(t).ok()?, c))
 }
 
-/// The URL of the provider's authorization endpoint for a new attempt; `browser` is the value
-/// of the browser-binding cookie.
-pub async fn start(
+/// The company and connection `<tenant-id>.<connection-id>` names, if people may sign in.
+pub(super) async fn to_start(
     state: &AppState,
     connection: &str,
-    login_hint: Option<&str>,
-    pending: Option<&str>,
-    browser: &str,
-) -> Result<String, Failure> {
+) -> Result<(TenantId, SsoConnection), Failure> {
     let (tenant_id, conn_id) = connection_ref(connection).ok_or(Failure::InvalidState)?;
     let tenant = state
         .tenant(&tenant_id)
@@ -152,12 +144,25 @@ pub async fn start(
         .await
         .map_err(|_| Failure::ProviderUnavailable)?
         .ok_or(Failure::InvalidState)?;
+    Ok((tenant_id, conn))
+}
+
+/// The URL of the provider's authorization endpoint for a new attempt of `browser` (the value
+/// of the binding cookie).
+pub(super) async fn start_oidc(
+    state: &AppState,
+    tenant_id: &TenantId,
+    conn: &SsoConnection,
+    login_hint: Option<&str>,
+    pending: Option<&str>,
+    browser: &str,
+) -> Result<String, Failure> {
     let meta = match provider::metadata(state, &conn.issuer, false).await {
         Ok(m) => m,
         Err(e) => {
             audit_failure(
                 state,
-                &tenant_id,
+                tenant_id,
                 Failure::ProviderUnavailable,
                 json!({"connection": conn.id, "reason": e}),
             )
@@ -166,7 +171,6 @@ pub async fn start(
         }
     };
     let (secret, nonce, verifier) = secrets().map_err(|_| Failure::ProviderUnavailable)?;
-    let pending = pending.filter(|p| authorize::unseal(state, p).is_some());
     let attempt = Attempt {
         connection_id: conn.id.clone(),
         browser: browser_hash(browser),
@@ -179,7 +183,7 @@ pub async fn start(
     let now = state.now();
     state
         .tenants
-        .write(&tenant_id, move |tx| sso::begin(tx, &hash, &attempt, now))
+        .write(tenant_id, move |tx| sso::begin(tx, &hash, &attempt, now))
         .await
         .map_err(|_| Failure::ProviderUnavailable)?;
     Ok(authorization_url(
@@ -187,7 +191,7 @@ pub async fn start(
         &meta.authorization_endpoint,
         &conn.client_id,
         &conn.scopes,
-        &bearer(&tenant_id, &secret),
+        &bearer(tenant_id, &secret),
         &nonce,
         &verifier,
         login_hint,
@@ -312,7 +316,7 @@ pub async fn callback(
     }
 }
 
-type Step<T> = Result<T, (Failure, String)>;
+pub(super) type Step<T> = Result<T, (Failure, String)>;
 
 async fn complete(
     state: &AppState,
@@ -366,7 +370,7 @@ async fn complete(
 /// The person behind `person` in the company of `conn`: linked before, or found by a verified
 /// email of one of the connection's verified domains (and linked), or created when the
 /// connection creates people.
-async fn find_or_create(
+pub(super) async fn find_or_create(
     state: &AppState,
     tenant: &Tenant,
     conn: &SsoConnection,

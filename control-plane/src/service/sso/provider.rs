@@ -58,6 +58,34 @@ async fn get_json(url: &str) -> Result<Value, String> {
         .map_err(|_| format!("{url} did not answer JSON"))
 }
 
+/// A document of at most `max` bytes at an http(s) URL, as text (a SAML IdP's metadata).
+pub async fn get_text(url: &str, max: usize) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|_| format!("{url} is not a URL"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!("{url} is not an http(s) URL"));
+    }
+    let mut res = http()
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| format!("{url} could not be fetched: {}", without_url(e)))?;
+    if !res.status().is_success() {
+        return Err(format!("{url} answered {}", res.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| format!("{url} could not be read: {}", without_url(e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(format!("{url} answered more than {} KiB", max / 1024));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| format!("{url} did not answer text"))
+}
+
 fn without_url(e: reqwest::Error) -> String {
     let e = e.without_url();
     if e.is_timeout() {

@@ -291,6 +291,30 @@ impl TenantRouter {
         blocking(move || this.write_blocking(&id, f)).await
     }
 
+    /// [`TenantRouter::write`] for bookkeeping a power cut may lose without harm (when a
+    /// session was last seen): committed without waiting for the disk. The transaction runs
+    /// with `synchronous = NORMAL`: a crash of the process loses nothing, a power cut may lose
+    /// it (never the file's consistency); the next durable commit or checkpoint syncs it too.
+    pub async fn write_lazily<T, F>(&self, id: &TenantId, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let this = self.clone();
+        let id = id.clone();
+        blocking(move || this.write_lazily_blocking(&id, f)).await
+    }
+
+    /// [`TenantRouter::write_lazily`] on the calling thread.
+    pub fn write_lazily_blocking<T>(
+        &self,
+        id: &TenantId,
+        f: impl FnOnce(&WriteTx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let lease = self.lease(id)?;
+        write_on_with(lease, Commit::Lazy, f)
+    }
+
     pub fn read_blocking<T>(
         &self,
         id: &TenantId,
@@ -437,6 +461,7 @@ impl TenantRouter {
                         router: self,
                         pool,
                         conn: Some(conn),
+                        broken: false,
                     });
                 }
                 Ok(Checkout::Retired) => {
@@ -477,6 +502,7 @@ impl TenantRouter {
                 router: self,
                 pool,
                 conn: Some(conn),
+                broken: false,
             }),
             None => {
                 pool.in_use.fetch_sub(1, Ordering::SeqCst);
@@ -660,15 +686,43 @@ fn evict_idle(s: &Shared, target: usize) -> usize {
 }
 
 /// Runs `f` in a write transaction on a leased connection, then gives the connection back.
-fn write_on<T>(mut lease: Lease<'_>, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+fn write_on<T>(lease: Lease<'_>, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
+    write_on_with(lease, Commit::Durable, f)
+}
+
+/// How a write's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Synced before the commit returns (every connection's setting).
+    Durable,
+    /// Synced by a later commit or checkpoint.
+    Lazy,
+}
+
+fn write_on_with<T>(
+    mut lease: Lease<'_>,
+    commit: Commit,
+    f: impl FnOnce(&WriteTx<'_>) -> Result<T>,
+) -> Result<T> {
     let out = {
         let pool = lease.pool.clone();
         let _writer = pool.writer.lock();
-        let tx = WriteTx::begin(lease.conn_mut()?)?;
-        match f(&tx) {
-            Ok(v) => tx.commit().map(|()| v),
-            Err(e) => Err(e),
+        let conn = lease.conn_mut()?;
+        if commit == Commit::Lazy {
+            conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         }
+        let out = match WriteTx::begin(conn) {
+            Ok(tx) => match f(&tx) {
+                Ok(v) => tx.commit().map(|()| v),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if commit == Commit::Lazy && conn.execute_batch("PRAGMA synchronous = FULL").is_err() {
+            // Never back in the pool with lazy commits.
+            lease.broken = true;
+        }
+        out
     };
     lease.release();
     out
@@ -727,6 +781,8 @@ struct Lease<'a> {
     router: &'a TenantRouter,
     pool: Arc<Pool>,
     conn: Option<Connection>,
+    /// Its settings could not be put back: closed instead of reused.
+    broken: bool,
 }
 
 impl Lease<'_> {
@@ -753,8 +809,9 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             let mut st = self.pool.state.lock();
-            if st.retired || !conn.is_autocommit() {
-                // Closed under us, or left mid-transaction by a panic: do not reuse. Closed
+            if st.retired || self.broken || !conn.is_autocommit() {
+                // Closed under us, left mid-transaction by a panic, or with a setting not put
+                // back: do not reuse. Closed
                 // under the lock, so `close_blocking` returns only once the file is closed.
                 st.total = st.total.saturating_sub(1);
                 if st.total == 0 {

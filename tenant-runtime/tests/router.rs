@@ -1130,3 +1130,42 @@ fn write_if_open_waits_for_a_connection_in_use() -> TestResult {
     assert_eq!(router.stats().connections_opened, 1);
     Ok(())
 }
+
+#[test]
+fn a_lazy_write_commits_and_the_connection_stays_durable_for_the_next() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    // One connection in all: the lazy write and the reads below share it.
+    let r = router(dir.path(), 1)?;
+    let t = create(&r, "lazy")?;
+    r.write_lazily_blocking(&t, |tx| {
+        audit::record(tx, None, "test.lazy", None, serde_json::json!({}), 1).map(|_| ())
+    })?;
+    let (sync, rows) = r.read_blocking(&t, |c| {
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        let rows: i64 = c.query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'test.lazy'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok((sync, rows))
+    })?;
+    assert_eq!(rows, 1, "the lazy write committed");
+    assert_eq!(sync, 2, "the connection is back to synchronous = FULL");
+    // A failing lazy write changes nothing and leaves the setting as it was too.
+    let failed = r.write_lazily_blocking(&t, |tx| -> tenant_runtime::Result<()> {
+        audit::record(tx, None, "test.rolled_back", None, serde_json::json!({}), 1)?;
+        Err(Error::Unexpected(anyhow::anyhow!("refused")))
+    });
+    assert!(failed.is_err());
+    let (sync, rows) = r.read_blocking(&t, |c| {
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+        let rows: i64 = c.query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'test.rolled_back'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok((sync, rows))
+    })?;
+    assert_eq!((sync, rows), (2, 0));
+    Ok(())
+}

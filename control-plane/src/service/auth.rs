@@ -278,7 +278,8 @@ pub async fn current_by_token(state: &AppState, token: &str) -> AuthResult<Optio
 }
 
 /// Records that a session was seen: at most once a minute per session, so checks stay
-/// read-only on the hot path.
+/// read-only on the hot path; committed lazily (a power cut may only make a session look idle
+/// a minute longer), so the first check of a company just opened waits for no disk sync.
 pub(super) async fn touch(
     state: &AppState,
     tenant: &TenantId,
@@ -287,7 +288,7 @@ pub(super) async fn touch(
 ) -> AuthResult<()> {
     state
         .tenants
-        .write(tenant, move |tx| sessions::touch(tx, &hash, now))
+        .write_lazily(tenant, move |tx| sessions::touch(tx, &hash, now))
         .await?;
     Ok(())
 }

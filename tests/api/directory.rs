@@ -52,6 +52,7 @@ both_engines!(
     nodes_register_heartbeat_and_count_tenants,
     placement_moves_only_from_the_expected_node_and_epoch,
     domain_claims_and_social_sign_ins,
+    saml_assertions_are_accepted_once_by_every_node,
 );
 
 fn id() -> TenantId {
@@ -705,4 +706,29 @@ async fn domain_claims_and_social_sign_ins(db: &TestDb) {
     dir.begin_social("h2", &old).await.expect("begin");
     assert_eq!(dir.take_social("h2").await.expect("expired"), None);
     assert!(dir.remove_social_provider("google").await.expect("remove"));
+}
+
+/// Two connections to one directory stand for two nodes: an assertion accepted through one is
+/// a replay through the other, and its sign-in ends once wherever the browser lands.
+async fn saml_assertions_are_accepted_once_by_every_node(db: &TestDb) {
+    let (n1, n2) = (db.connect().await, db.connect().await);
+    let later = i64::MAX / 2;
+    assert!(n1.accept_saml_assertion("d1", later).await.expect("accept"));
+    assert!(!n2.accept_saml_assertion("d1", later).await.expect("replay"));
+    assert!(!n1.accept_saml_assertion("d1", later).await.expect("replay"));
+    assert!(
+        n2.accept_saml_assertion("d2", later)
+            .await
+            .expect("another")
+    );
+    assert!(n2.finish_saml_assertion("d1").await.expect("finish"));
+    assert!(!n1.finish_saml_assertion("d1").await.expect("once"));
+    assert!(!n1.finish_saml_assertion("unknown").await.expect("unknown"));
+    // Entries past their time are dropped when the next one comes.
+    assert!(n1.accept_saml_assertion("old", 1).await.expect("old"));
+    assert!(
+        n2.accept_saml_assertion("old", later)
+            .await
+            .expect("dropped, then new")
+    );
 }

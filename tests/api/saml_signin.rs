@@ -33,6 +33,7 @@ fn users() -> Vec<IdpUser<'static>> {
 struct Setup {
     app: TestApp,
     acme: Company,
+    evil: Company,
     idp: SamlIdp,
     /// `<tenant-id>.<connection-id>`.
     reference: String,
@@ -45,7 +46,7 @@ struct Setup {
 async fn setup(idp_initiated: bool) -> Setup {
     let app = TestApp::spawn_with(Options::at_own_address()).await;
     let acme = app.company("acme").await;
-    let _evil = app.company("evil").await;
+    let evil = app.company("evil").await;
     app.add_user(&acme.admin, "alice@acme.test", "member").await;
     let idp = SamlIdp::start(&users());
     let r = acme
@@ -100,6 +101,7 @@ async fn setup(idp_initiated: bool) -> Setup {
     Setup {
         app,
         acme,
+        evil,
         idp,
         reference,
         sp,
@@ -423,6 +425,22 @@ async fn every_forged_or_misused_response_is_refused_with_no_session_and_its_rea
         .await;
     let answer = through_finish(&q, &acs).await;
     refused(&s, &q, &answer, "invalid_state", before).await;
+
+    // A ticket carried to another company (the token's readable prefix changed): refused.
+    let t = s.app.person();
+    let url = s.start(&t).await;
+    let answer = s.idp.sign_in(&url, "alice").await;
+    let acs = s
+        .post_acs(&t, &answer.saml_response, Some(&answer.relay_state))
+        .await;
+    let moved = acs.location().replace(
+        &format!("token={}.", s.acme.tenant_id),
+        &format!("token={}.", s.evil.tenant_id),
+    );
+    assert_ne!(moved, acs.location());
+    let answer = t.get(&moved).await;
+    assert_eq!(answer.location(), "/sso/error?code=invalid_state");
+    assert_eq!(signed_in_as(&t).await, None);
 
     // An assertion for an address of another company's domain (evil.test).
     let m = s.app.person();

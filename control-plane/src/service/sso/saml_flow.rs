@@ -152,6 +152,8 @@ pub struct Posted<'a> {
 struct Ticket {
     /// The replay cache's digest of the assertion: the ticket is used once.
     digest: String,
+    /// The company, as sealed: the token's readable prefix only routes the request.
+    tenant: String,
     connection: String,
     name_id: String,
     email: Option<String>,
@@ -269,6 +271,7 @@ pub async fn acs(state: &AppState, reference: &str, posted: &Posted<'_>) -> Resu
     }
     let ticket = Ticket {
         digest,
+        tenant: tenant_id.to_string(),
         connection: c.id.clone(),
         name_id: asserted.name_id,
         email: asserted.email,
@@ -335,6 +338,7 @@ pub async fn finish(
     let ticket: Ticket = jws::open(&state.keys.derive(TICKET_PURPOSE), sealed)
         .ok()
         .and_then(|plain| serde_json::from_slice(&plain).ok())
+        .filter(|t: &Ticket| t.tenant == tenant_id.as_str())
         .ok_or(Failure::InvalidState)?;
     let fail = |failure: Failure| Failed {
         failure,

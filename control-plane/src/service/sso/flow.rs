@@ -298,20 +298,36 @@ pub async fn callback(
         return Err(fail(Failure::InvalidState));
     }
     let result = complete(state, &tenant_id, &attempt, answer, origin).await;
+    ended(
+        state,
+        &tenant_id,
+        &attempt.connection_id,
+        attempt.pending.clone(),
+        result,
+    )
+    .await
+}
+
+/// The end of a sign-in through connection `connection_id`: the session (or the step still
+/// owed), or the failure, audited with its reason.
+pub(super) async fn ended(
+    state: &AppState,
+    tenant: &TenantId,
+    connection_id: &str,
+    pending: Option<String>,
+    result: Step<Finished>,
+) -> Result<Done, Failed> {
     match result {
-        Ok(finished) => Ok(Done {
-            finished,
-            pending: attempt.pending.clone(),
-        }),
+        Ok(finished) => Ok(Done { finished, pending }),
         Err((failure, reason)) => {
             audit_failure(
                 state,
-                &tenant_id,
+                tenant,
                 failure,
-                json!({"connection": attempt.connection_id, "reason": reason}),
+                json!({"connection": connection_id, "reason": reason}),
             )
             .await;
-            Err(fail(failure))
+            Err(Failed { failure, pending })
         }
     }
 }

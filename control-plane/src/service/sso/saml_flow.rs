@@ -399,20 +399,5 @@ pub async fn finish(
         flow::admit(state, &tenant, user, "saml", origin).await
     }
     .await;
-    match result {
-        Ok(finished) => Ok(Done {
-            finished,
-            pending: ticket.pending.clone(),
-        }),
-        Err((failure, reason)) => {
-            audit_failure(
-                state,
-                &tenant_id,
-                failure,
-                json!({"connection": c.id, "reason": reason}),
-            )
-            .await;
-            Err(fail(failure))
-        }
-    }
+    flow::ended(state, &tenant_id, &c.id, ticket.pending.clone(), result).await
 }

@@ -106,11 +106,13 @@ async fn a_totp_factor_is_enrolled_then_asked_for_and_each_code_works_once() {
         )
         .await;
     assert_eq!((r.status, r.code().as_str()), (400, "invalid_code"));
+    // Computed once: read again later, the clock may have moved to the next step.
+    let enrolled = totp(secret, 0);
     let r = mia
         .person
         .post(
             &format!("/api/account/factors/totp/{id}/confirm"),
-            json!({"code": totp(secret, 0)}),
+            json!({"code": enrolled}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -142,9 +144,11 @@ async fn a_totp_factor_is_enrolled_then_asked_for_and_each_code_works_once() {
     );
     assert_eq!(p.session_status().await, 401);
     // The code of the step the enrolment used is spent: the next step's code signs in.
-    let spent = totp(secret, 0);
     let r = p
-        .post("/api/auth/mfa", json!({"mfa_token": token, "code": spent}))
+        .post(
+            "/api/auth/mfa",
+            json!({"mfa_token": token, "code": enrolled}),
+        )
         .await;
     assert_eq!(r.code(), "invalid_code", "a code works once: {}", r.body);
     let code = totp(secret, 1);

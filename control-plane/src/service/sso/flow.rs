@@ -170,32 +170,50 @@ pub(super) async fn start_oidc(
             return Err(Failure::ProviderUnavailable);
         }
     };
-    let (secret, nonce, verifier) = secrets().map_err(|_| Failure::ProviderUnavailable)?;
-    let attempt = Attempt {
-        connection_id: conn.id.clone(),
-        browser: browser_hash(browser),
-        nonce: nonce.clone(),
-        verifier: verifier.clone(),
-        pending: pending.map(str::to_owned),
-        expires_at: state.now() + ATTEMPT_SECS,
-    };
-    let hash = browser_hash(&secret);
-    let now = state.now();
-    state
-        .tenants
-        .write(tenant_id, move |tx| sso::begin(tx, &hash, &attempt, now))
-        .await
-        .map_err(|_| Failure::ProviderUnavailable)?;
+    let (nonce, verifier) = (
+        random().map_err(|_| Failure::ProviderUnavailable)?,
+        random().map_err(|_| Failure::ProviderUnavailable)?,
+    );
+    let state_value = begin_attempt(
+        state,
+        tenant_id,
+        Attempt {
+            connection_id: conn.id.clone(),
+            browser: browser_hash(browser),
+            nonce: nonce.clone(),
+            verifier: verifier.clone(),
+            pending: pending.map(str::to_owned),
+            expires_at: state.now() + ATTEMPT_SECS,
+        },
+    )
+    .await?;
     Ok(authorization_url(
         state,
         &meta.authorization_endpoint,
         &conn.client_id,
         &conn.scopes,
-        &bearer(tenant_id, &secret),
+        &state_value,
         &nonce,
         &verifier,
         login_hint,
     ))
+}
+
+/// Keeps `attempt` in the company's file under a new secret's hash; returns the value that
+/// names it on the way back (`<tenant-id>.<secret>`: OIDC's `state`, SAML's `RelayState`).
+pub(super) async fn begin_attempt(
+    state: &AppState,
+    tenant: &TenantId,
+    attempt: Attempt,
+) -> Result<String, Failure> {
+    let secret = random().map_err(|_| Failure::ProviderUnavailable)?;
+    let (hash, now) = (browser_hash(&secret), state.now());
+    state
+        .tenants
+        .write(tenant, move |tx| sso::begin(tx, &hash, &attempt, now))
+        .await
+        .map_err(|_| Failure::ProviderUnavailable)?;
+    Ok(bearer(tenant, &secret))
 }
 
 /// A `state` secret, a nonce and a PKCE verifier.

@@ -110,34 +110,26 @@ pub(super) async fn start(
             return Err(Failure::ProviderUnavailable);
         }
     };
-    let secret = random().map_err(|_| Failure::ProviderUnavailable)?;
     // An xs:ID must not start with a digit.
     let request_id = format!("_{}", random().map_err(|_| Failure::ProviderUnavailable)?);
-    let attempt = Attempt {
-        connection_id: c.id.clone(),
-        browser: browser_hash(browser),
-        nonce: request_id.clone(),
-        verifier: String::new(),
-        pending: pending.map(str::to_owned),
-        expires_at: state.now() + ATTEMPT_SECS,
-    };
-    let hash = browser_hash(&secret);
-    let now = state.now();
-    state
-        .tenants
-        .write(tenant, move |tx| sso::begin(tx, &hash, &attempt, now))
-        .await
-        .map_err(|_| Failure::ProviderUnavailable)?;
-    sp.authn_request_url(
-        &idp,
-        &s.idp_metadata_xml,
-        &request_id,
-        &bearer(tenant, &secret),
+    let relay_state = flow::begin_attempt(
+        state,
+        tenant,
+        Attempt {
+            connection_id: c.id.clone(),
+            browser: browser_hash(browser),
+            nonce: request_id.clone(),
+            verifier: String::new(),
+            pending: pending.map(str::to_owned),
+            expires_at: state.now() + ATTEMPT_SECS,
+        },
     )
-    .map_err(|e| {
-        tracing::warn!(error = %e, "SAML AuthnRequest");
-        Failure::ProviderUnavailable
-    })
+    .await?;
+    sp.authn_request_url(&idp, &s.idp_metadata_xml, &request_id, &relay_state)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "SAML AuthnRequest");
+            Failure::ProviderUnavailable
+        })
 }
 
 /// What the IdP posted to the ACS.

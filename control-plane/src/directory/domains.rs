@@ -104,18 +104,7 @@ impl Directory {
     /// company holds meanwhile is [`DirectoryError::DomainTaken`].
     pub async fn verify_claim(&self, tenant_id: &TenantId, domain: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let r =
-            sqlx::query("INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
-                .bind(domain)
-                .bind(tenant_id.as_str())
-                .bind(self.now())
-                .execute(&mut *tx)
-                .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(DirectoryError::DomainTaken),
-            Err(e) => return Err(e.into()),
-        }
+        super::index::insert_domain(&mut tx, domain, tenant_id, self.now()).await?;
         sqlx::query("DELETE FROM domain_claims WHERE domain = $1 AND tenant_id = $2")
             .bind(domain)
             .bind(tenant_id.as_str())

@@ -8,22 +8,33 @@ use super::{
     tenant_id_from,
 };
 
+/// Routes `domain` to `tenant_id`, on `conn` (a transaction's or the pool's); a domain held
+/// already is `DomainTaken`.
+pub(super) async fn insert_domain(
+    conn: &mut sqlx::AnyConnection,
+    domain: &str,
+    tenant_id: &TenantId,
+    now: i64,
+) -> Result<()> {
+    let r = sqlx::query("INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
+        .bind(domain)
+        .bind(tenant_id.as_str())
+        .bind(now)
+        .execute(conn)
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(DirectoryError::DomainTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Directory {
     // ---- domains ----
 
     pub async fn add_domain(&self, tenant_id: &TenantId, domain: &str) -> Result<()> {
-        let r =
-            sqlx::query("INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)")
-                .bind(domain)
-                .bind(tenant_id.as_str())
-                .bind(self.now())
-                .execute(&self.pool)
-                .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(DirectoryError::DomainTaken),
-            Err(e) => Err(e.into()),
-        }
+        let mut conn = self.pool.acquire().await?;
+        insert_domain(&mut conn, domain, tenant_id, self.now()).await
     }
 
     pub async fn remove_domain(&self, tenant_id: &TenantId, domain: &str) -> Result<bool> {

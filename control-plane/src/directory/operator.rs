@@ -74,19 +74,7 @@ impl Directory {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (domain, tenant) in domains {
-            let r = sqlx::query(
-                "INSERT INTO domains (domain, tenant_id, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(domain)
-            .bind(tenant.as_str())
-            .bind(self.now())
-            .execute(&mut *tx)
-            .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(DirectoryError::DomainTaken),
-                Err(e) => return Err(e.into()),
-            }
+            super::index::insert_domain(&mut tx, domain, tenant, self.now()).await?;
         }
         for e in emails {
             let r = sqlx::query(

@@ -707,6 +707,8 @@ fn write_on_with<T>(
     let out = {
         let pool = lease.pool.clone();
         let _writer = pool.writer.lock();
+        // Until the setting is back (even if `f` panics), the connection is not reused.
+        lease.broken = commit == Commit::Lazy;
         let conn = lease.conn_mut()?;
         if commit == Commit::Lazy {
             conn.execute_batch("PRAGMA synchronous = NORMAL")?;
@@ -718,10 +720,9 @@ fn write_on_with<T>(
             },
             Err(e) => Err(e),
         };
-        if commit == Commit::Lazy && conn.execute_batch("PRAGMA synchronous = FULL").is_err() {
-            // Never back in the pool with lazy commits.
-            lease.broken = true;
-        }
+        let restored =
+            commit == Commit::Durable || conn.execute_batch("PRAGMA synchronous = FULL").is_ok();
+        lease.broken = !restored;
         out
     };
     lease.release();

@@ -290,12 +290,13 @@ async fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     assert!(paused < 5_000, "writes paused {paused} ms");
     let seen = std::mem::take(&mut *seen.lock().expect("seen"));
     eprintln!(
-        "move: {} ; acknowledged {} writes, refused {:?}, slowest write {:?}, {} reads",
+        "move: {} ; acknowledged {} writes, refused {:?}, slowest write {:?}, {} reads, failed {:?}",
         moved["move"],
         seen.acknowledged.len(),
         seen.refused,
         seen.slowest_write,
-        seen.reads
+        seen.reads,
+        seen.read_failures
     );
     assert!(
         seen.read_failures.is_empty(),

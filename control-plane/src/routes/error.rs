@@ -32,7 +32,15 @@ pub struct ApiError {
     pub cause: Option<String>,
     /// More fields of the body, beside `error` and `message` (e.g. an `mfa_token`).
     pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// The tenant is placed on another node (see [`PlacedElsewhere`]).
+    pub placed_elsewhere: bool,
 }
+
+/// Marks an answer given because the tenant left this node while the request was served (a
+/// read that passed the placement check just before a move released it): the router sends
+/// the request on to the tenant's new node instead.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacedElsewhere;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -61,6 +69,7 @@ impl ApiError {
             retry_after: None,
             cause: None,
             extra: None,
+            placed_elsewhere: false,
         }
     }
 
@@ -195,6 +204,9 @@ impl IntoResponse for ApiError {
         {
             res.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        if self.placed_elsewhere {
+            res.extensions_mut().insert(PlacedElsewhere);
+        }
         res.extensions_mut().insert(self);
         res
     }
@@ -213,9 +225,11 @@ impl From<Fault> for ApiError {
                 "The server cannot save changes right now. Try again later.",
                 30,
             ),
-            Fault::TenantUnavailable(_) | Fault::NotPlacedHere { .. } | Fault::NodeUnreachable => {
-                Self::tenant_unavailable()
-            }
+            Fault::NotPlacedHere { .. } => Self {
+                placed_elsewhere: true,
+                ..Self::tenant_unavailable()
+            },
+            Fault::TenantUnavailable(_) | Fault::NodeUnreachable => Self::tenant_unavailable(),
             Fault::Moving => Self::unavailable(
                 "tenant_moving",
                 "Your company's data is moving to another server. Try again in a moment.",

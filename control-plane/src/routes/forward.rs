@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use tenant_runtime::TenantId;
 
-use super::error::ApiError;
+use super::error::{ApiError, PlacedElsewhere};
 use super::extract::{MAX_BODY, bearer_token, session_value};
 use super::internal::first_use;
 use super::paths::{self, TenantField};
@@ -393,7 +393,25 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
         };
         if state.cluster.holds(&tenant) {
             if !is_write(&parts.method) {
-                return next.run(Request::from_parts(parts, held.into_body())).await;
+                // A read takes no write permit, so a move may release the tenant while it is
+                // served: then it goes again, to the tenant's new node.
+                let bytes = match held.bytes().await {
+                    Ok(b) => b,
+                    Err(res) => return res,
+                };
+                let res = next
+                    .clone()
+                    .run(Request::from_parts(
+                        parts.clone(),
+                        Body::from(bytes.clone()),
+                    ))
+                    .await;
+                if res.extensions().get::<PlacedElsewhere>().is_none() {
+                    return res;
+                }
+                state.tenant_cache.forget(&tenant_id);
+                held = Held::Bytes(bytes);
+                continue;
             }
             let permit = match state.cluster.write_permit(&tenant.id).await {
                 Ok(p) => p,

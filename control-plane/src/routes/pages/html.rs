@@ -7,7 +7,7 @@ use tenant_runtime::store::users::Role;
 
 use super::assets;
 use crate::mail::escape;
-use crate::routes::error::ApiError;
+use crate::routes::error::{ApiError, PlacedElsewhere};
 use crate::service::auth::Signed;
 use crate::state::AppState;
 
@@ -262,6 +262,9 @@ pub(super) fn error_page(state: &AppState, err: &ApiError, link: (&str, &str)) -
     let title = title_for(err.status);
     let mut res = message_page(state, err.status, title, &err.message, link, &[]);
     with_retry_after(&mut res, err);
+    if err.placed_elsewhere {
+        res.extensions_mut().insert(PlacedElsewhere);
+    }
     res
 }
 

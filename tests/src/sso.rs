@@ -151,7 +151,7 @@ impl Dns {
             .spawn()
             .expect("start dnsmasq (apt-get install dnsmasq)");
         let dns = Self { child, port };
-        crate::poll(Duration::from_secs(10), "dnsmasq listening", || async {
+        crate::poll(Duration::from_secs(30), "dnsmasq listening", || async {
             match UdpSocket::bind(("127.0.0.1", port)) {
                 Err(_) => Ok(()),
                 Ok(_) => Err(String::new()),

@@ -40,7 +40,7 @@ async fn setup() -> Setup {
     let idp_xml = idp.metadata().await;
     let (key, cert) = new_sp_keypair("tenantd test").expect("keypair");
     let sp = Sp::from_pem(SP_ENTITY.into(), SP_ACS.into(), &key, &cert).expect("sp");
-    idp.trust(&sp.metadata_xml(&idp_xml).expect("sp metadata"))
+    idp.trust(&sp.metadata_xml(&idp_xml, false).expect("sp metadata"))
         .await;
     Setup {
         idp,
@@ -73,6 +73,64 @@ impl Setup {
     }
 }
 
+/// A signed AuthnRequest's signature covers `SAMLRequest`, `RelayState` and `SigAlg` as sent,
+/// and not the IdP's own query parameters (Google's SSO URL carries `idpid`).
+#[tokio::test]
+async fn a_signed_request_covers_our_parameters_only_even_when_the_idp_url_has_a_query() {
+    let s = setup().await;
+    let mut idp = parse_idp_metadata(&s.idp_xml).expect("idp metadata");
+    idp.sso_url = format!("{}/sso?idpid=C0123", s.idp.base);
+    let url =
+        s.sp.authn_request_url(&idp, &s.idp_xml, "_req-2", "relay-2", true)
+            .expect("signed request");
+    let parsed = url::Url::parse(&url).expect("url");
+    let query = parsed.query().expect("query");
+    let ours = query
+        .strip_prefix("idpid=C0123&")
+        .unwrap_or_else(|| panic!("the IdP's parameter first: {query}"));
+    let (signed, signature) = ours.split_once("&Signature=").expect("Signature last");
+    assert!(signed.starts_with("SAMLRequest="), "{signed}");
+    assert!(
+        signed.ends_with(
+            "&RelayState=relay-2&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"
+        ),
+        "{signed}"
+    );
+    let signature: String = url::form_urlencoded::parse(format!("s={signature}").as_bytes())
+        .map(|(_, v)| v.into_owned())
+        .next()
+        .expect("signature");
+    let signature = B64.decode(signature).expect("base64 signature");
+    let key = openssl::x509::X509::from_pem(s.sp_cert.as_bytes())
+        .and_then(|c| c.public_key())
+        .expect("our public key");
+    let verifies = |text: &str| {
+        let mut v = openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key)
+            .expect("verifier");
+        v.update(text.as_bytes()).expect("update");
+        v.verify(&signature).expect("verify")
+    };
+    assert!(verifies(signed), "the signature covers what was sent");
+    assert!(
+        !verifies(query.split("&Signature=").next().unwrap()),
+        "not the IdP's parameter"
+    );
+    assert!(
+        !verifies(&signed.replace("relay-2", "relay-3")),
+        "another RelayState"
+    );
+
+    // Unsigned: no SigAlg, no Signature.
+    let plain =
+        s.sp.authn_request_url(&idp, &s.idp_xml, "_req-3", "relay-3", false)
+            .expect("request");
+    assert!(
+        !plain.contains("SigAlg=") && !plain.contains("Signature="),
+        "{plain}"
+    );
+    assert!(plain.contains("idpid=C0123&SAMLRequest="), "{plain}");
+}
+
 #[tokio::test]
 async fn metadata_both_ways_and_the_authn_request_reach_the_idp() {
     let s = setup().await;
@@ -81,7 +139,7 @@ async fn metadata_both_ways_and_the_authn_request_reach_the_idp() {
     assert_eq!(idp.sso_url, format!("{}/sso", s.idp.base));
     assert_eq!(idp.certificates.len(), 1);
 
-    let ours = s.sp.metadata_xml(&s.idp_xml).expect("sp metadata");
+    let ours = s.sp.metadata_xml(&s.idp_xml, false).expect("sp metadata");
     for needle in [
         SP_ENTITY,
         SP_ACS,
@@ -92,7 +150,7 @@ async fn metadata_both_ways_and_the_authn_request_reach_the_idp() {
     }
 
     let url =
-        s.sp.authn_request_url(&idp, &s.idp_xml, "_req-1", "relay-1")
+        s.sp.authn_request_url(&idp, &s.idp_xml, "_req-1", "relay-1", false)
             .expect("authn request");
     assert!(url.starts_with(&idp.sso_url) && url.contains("RelayState=relay-1"));
     let page = reqwest::get(&url).await.expect("idp sso");

@@ -44,20 +44,27 @@ struct Setup {
 /// acme (with the member alice), evil (owning evil.test), an IdP, and acme's SAML connection
 /// for acme.test, made from the IdP's metadata URL; the IdP trusts our metadata.
 async fn setup(idp_initiated: bool) -> Setup {
+    setup_with(
+        SamlIdp::start(&users()),
+        json!({"idp_initiated": idp_initiated}),
+    )
+    .await
+}
+
+/// [`setup`] with this IdP, and these fields (`idp_initiated`…) in the connection.
+async fn setup_with(idp: SamlIdp, fields: Value) -> Setup {
     let app = TestApp::spawn_with(Options::at_own_address()).await;
     let acme = app.company("acme").await;
     let evil = app.company("evil").await;
     app.add_user(&acme.admin, "alice@acme.test", "member").await;
-    let idp = SamlIdp::start(&users());
-    let r = acme
-        .admin
-        .post(
-            "/api/admin/sso/connections",
-            json!({"kind": "saml", "name": "Acme SAML", "idp_metadata_url": idp.metadata_url,
-                "domains": ["acme.test"], "jit": {"enabled": true, "role": "member"},
-                "idp_initiated": idp_initiated}),
-        )
-        .await;
+    let mut input = json!({"kind": "saml", "name": "Acme SAML",
+        "idp_metadata_url": idp.metadata_url, "domains": ["acme.test"],
+        "jit": {"enabled": true, "role": "member"}});
+    for (k, v) in fields.as_object().expect("fields") {
+        input[k] = v.clone();
+    }
+    let idp_initiated = input["idp_initiated"].as_bool().unwrap_or(false);
+    let r = acme.admin.post("/api/admin/sso/connections", input).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let c = r.json();
     assert_eq!(c["kind"], "saml");
@@ -462,6 +469,132 @@ async fn every_forged_or_misused_response_is_refused_with_no_session_and_its_rea
     refused(&s, &g, &acs, "saml_malformed", before).await;
     let r = s.app.person().get("/saml/nope.nope/metadata").await;
     assert_eq!(r.status, 404);
+}
+
+/// The answer of the IdP's sign-in page for the request at `url`.
+async fn idp_answers(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("IdP sign-in page");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+/// `url` with the value of query parameter `name` replaced by `value` (or removed: `None`).
+fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
+    let mut u = reqwest::Url::parse(url).expect("url");
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .chain(value.map(|v| (name.to_owned(), v.to_owned())))
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+#[tokio::test]
+async fn signed_requests_satisfy_an_idp_that_requires_them_and_cannot_be_altered() {
+    let s = setup_with(
+        SamlIdp::start_wanting_signed_requests(&users()),
+        json!({"sign_requests": true}),
+    )
+    .await;
+    let id = s.reference.split_once('.').unwrap().1;
+    let c = s
+        .acme
+        .admin
+        .get(&format!("/api/admin/sso/connections/{id}"))
+        .await;
+    assert_eq!(c.json()["saml"]["sign_requests"], true, "{}", c.body);
+    let md = s
+        .app
+        .person()
+        .get(&format!("/saml/{}/metadata", s.reference))
+        .await;
+    assert!(
+        md.body.contains(r#"AuthnRequestsSigned="true""#),
+        "{}",
+        md.body
+    );
+
+    // A signed request: the IdP checks it against our metadata's certificate and signs alice in.
+    let p = s.app.person();
+    let url = s.start(&p).await;
+    let query: Vec<String> = reqwest::Url::parse(&url)
+        .expect("url")
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(
+        query,
+        ["SAMLRequest", "RelayState", "SigAlg", "Signature"],
+        "{url}"
+    );
+    assert!(
+        url.contains("SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"),
+        "{url}"
+    );
+    let answer = s.idp.sign_in(&url, "alice").await;
+    let acs = s
+        .post_acs(&p, &answer.saml_response, Some(&answer.relay_state))
+        .await;
+    let done = through_finish(&p, &acs).await;
+    assert_eq!(done.location(), "/account", "{}", done.body);
+    assert_eq!(signed_in_as(&p).await.as_deref(), Some("alice@acme.test"));
+
+    // The signature covers the request and its RelayState: altered or stripped, the IdP
+    // refuses it.
+    let q = s.app.person();
+    let url = s.start(&q).await;
+    let relay = reqwest::Url::parse(&url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .expect("RelayState");
+    for (what, forged) in [
+        (
+            "another RelayState",
+            with_param(&url, "RelayState", Some(&format!("{relay}x"))),
+        ),
+        ("no signature", with_param(&url, "Signature", None)),
+        (
+            "another algorithm named",
+            with_param(
+                &url,
+                "SigAlg",
+                Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"),
+            ),
+        ),
+    ] {
+        let (status, body) = idp_answers(&forged).await;
+        assert_eq!(status, 400, "{what}: {body}");
+    }
+    assert_eq!(idp_answers(&url).await.0, 200, "the genuine request");
+
+    // Signing turned off by the admin: the metadata says so, and this IdP refuses the requests.
+    let r = s
+        .acme
+        .admin
+        .patch(
+            &format!("/api/admin/sso/connections/{id}"),
+            json!({"sign_requests": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["saml"]["sign_requests"], false);
+    let md = s
+        .app
+        .person()
+        .get(&format!("/saml/{}/metadata", s.reference))
+        .await;
+    assert!(
+        md.body.contains(r#"AuthnRequestsSigned="false""#),
+        "{}",
+        md.body
+    );
+    let url = s.start(&s.app.person()).await;
+    assert!(!url.contains("Signature="), "{url}");
+    let (status, body) = idp_answers(&url).await;
+    assert_eq!(status, 400, "an unsigned request: {body}");
 }
 
 #[tokio::test]

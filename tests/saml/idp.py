@@ -1,12 +1,14 @@
 """A real SAML 2.0 identity provider for the tests: pysaml2's IdP on loopback.
 
-    python3 tests/saml/idp.py --users users.json [--port 0]
+    python3 tests/saml/idp.py --users users.json [--port 0] [--want-signed-requests]
 
 Prints one JSON line once listening: {"base": ..., "metadata_url": ..., "entity_id": ...}.
 
 - GET  /metadata          the IdP's metadata (entity id, HTTP-Redirect SSO endpoint, signing cert)
 - POST /sp                 body: an SP's metadata XML; the IdP trusts that SP from then on
 - GET  /sso                HTTP-Redirect binding: shows a sign-in form for the AuthnRequest
+                           (with --want-signed-requests, only for one the SP signed, checked
+                           against the signing certificate of the SP's metadata)
 - POST /sso/login          user=<key>: answers with an auto-posting form to the SP's ACS
 - POST /forge              test-only: a Response built to order (see `forge`), tampered or
                            signed by another key, as the base64 SAMLResponse to post to an ACS
@@ -91,7 +93,7 @@ def keypair(folder, name):
     return key_file, cert_file
 
 
-def make_server(base, folder, name):
+def make_server(base, folder, name, want_signed=False):
     key_file, cert_file = keypair(folder, name)
     conf = {
         "entityid": base + "/metadata",
@@ -109,7 +111,7 @@ def make_server(base, folder, name):
                     }
                 },
                 "name_id_format": [NAMEID_FORMAT_PERSISTENT],
-                "want_authn_requests_signed": False,
+                "want_authn_requests_signed": want_signed,
                 "signing_algorithm": SIG_RSA_SHA256,
                 "digest_algorithm": DIGEST_SHA256,
             }
@@ -126,11 +128,11 @@ def make_server(base, folder, name):
 
 
 class IdP:
-    def __init__(self, base, users):
+    def __init__(self, base, users, want_signed=False):
         self.base = base
         self.users = users
         self.folder = tempfile.mkdtemp(prefix="saml-idp-")
-        self.server = make_server(base, self.folder, "idp")
+        self.server = make_server(base, self.folder, "idp", want_signed)
         # Same entity id, another key: what an attacker without the IdP's key can sign.
         self.impostor = make_server(base, self.folder, "impostor")
         self.sps = {}
@@ -350,6 +352,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--want-signed-requests", action="store_true")
     args = ap.parse_args()
     with open(args.users) as f:
         users = json.load(f)
@@ -380,7 +383,9 @@ def main():
                 return self.reply(200, idp.metadata(), "application/samlmetadata+xml")
             if url.path == "/sso":
                 try:
-                    req = idp.server.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                    req = idp.server.parse_authn_request(
+                        q["SAMLRequest"], BINDING_HTTP_REDIRECT, relay_state=q.get("RelayState"),
+                        sigalg=q.get("SigAlg"), signature=q.get("Signature"))
                 except Exception as e:  # a bad request gets the IdP's own error page
                     return self.reply(400, f"bad AuthnRequest: {html.escape(str(e))}")
                 msg = req.message
@@ -425,7 +430,7 @@ def main():
 
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    holder["idp"] = IdP(base, users)
+    holder["idp"] = IdP(base, users, args.want_signed_requests)
     print(json.dumps({"base": base, "metadata_url": base + "/metadata",
                       "entity_id": base + "/metadata"}), flush=True)
     httpd.serve_forever()

@@ -39,6 +39,15 @@ fn script() -> PathBuf {
 impl SamlIdp {
     /// Starts the IdP with these users; returns once it listens.
     pub fn start(users: &[IdpUser<'_>]) -> Self {
+        Self::launch(users, false)
+    }
+
+    /// Starts an IdP that accepts only AuthnRequests signed by the SP's key (from its metadata).
+    pub fn start_wanting_signed_requests(users: &[IdpUser<'_>]) -> Self {
+        Self::launch(users, true)
+    }
+
+    fn launch(users: &[IdpUser<'_>], want_signed_requests: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut map = serde_json::Map::new();
         for u in users {
@@ -49,10 +58,12 @@ impl SamlIdp {
         }
         let file = dir.path().join("users.json");
         std::fs::write(&file, Value::Object(map).to_string()).expect("users.json");
-        let mut child = Command::new("python3")
-            .arg(script())
-            .arg("--users")
-            .arg(&file)
+        let mut cmd = Command::new("python3");
+        cmd.arg(script()).arg("--users").arg(&file);
+        if want_signed_requests {
+            cmd.arg("--want-signed-requests");
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

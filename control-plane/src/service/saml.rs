@@ -25,6 +25,8 @@ pub const MAX_METADATA: usize = 512 * 1024;
 /// NameID formats our metadata offers; persistent first (a stable id), email as a fallback.
 const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+/// How our AuthnRequests are signed, when they are (XML-DSig's name, RFC 4051).
+const SIG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
 /// Attribute names IdPs commonly use for the email and the display name, tried in order after
 /// the connection's own mapping.
@@ -241,8 +243,9 @@ impl Sp {
     }
 
     /// Our metadata for the company admin to give their IdP: entity id, the ACS (HTTP-POST),
-    /// NameID formats, and our certificate (for encrypted assertions).
-    pub fn metadata_xml(&self, idp_xml: &str) -> Result<String, SamlError> {
+    /// NameID formats, our certificate (for encrypted assertions and signed requests), and
+    /// whether our requests are signed.
+    pub fn metadata_xml(&self, idp_xml: &str, sign_requests: bool) -> Result<String, SamlError> {
         let mut md = self
             .provider(idp_xml, false)?
             .metadata()
@@ -251,29 +254,64 @@ impl Sp {
         if let Some(sp) = md.sp_sso_descriptors.as_mut().and_then(|v| v.first_mut()) {
             sp.name_id_formats = Some(vec![NAMEID_PERSISTENT.into(), NAMEID_EMAIL.into()]);
             sp.want_assertions_signed = Some(true);
+            sp.authn_requests_signed = Some(sign_requests);
             sp.single_logout_services = None;
         }
         md.to_string()
             .map_err(|e| SamlError::Internal(e.to_string()))
     }
 
-    /// The URL that sends the browser to the IdP with an AuthnRequest of id `request_id`.
+    /// The URL that sends the browser to the IdP with an AuthnRequest of id `request_id`
+    /// (HTTP-Redirect binding), signed with our key when `sign` is set.
     pub fn authn_request_url(
         &self,
         idp: &IdpMetadata,
         idp_xml: &str,
         request_id: &str,
         relay_state: &str,
+        sign: bool,
     ) -> Result<String, SamlError> {
+        let internal = |e: &dyn std::fmt::Display| SamlError::Internal(e.to_string());
         let mut req = self
             .provider(idp_xml, false)?
             .make_authentication_request(&idp.sso_url)
-            .map_err(|e| SamlError::Internal(e.to_string()))?;
+            .map_err(|e| internal(&e))?;
         req.id = request_id.to_owned();
-        req.redirect(relay_state)
-            .map_err(|e| SamlError::Internal(e.to_string()))?
-            .map(|u| u.to_string())
-            .ok_or_else(|| SamlError::Internal("no destination".into()))
+        let url = req
+            .redirect(relay_state)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| SamlError::Internal("no destination".into()))?;
+        if !sign {
+            return Ok(url.to_string());
+        }
+        // The signature covers `SAMLRequest`, `RelayState` and `SigAlg` as sent, in that order
+        // (SAML bindings 3.4.4.1), and nothing of the IdP's own query, if its URL has one.
+        let request = url
+            .query_pairs()
+            .find(|(k, _)| k == "SAMLRequest")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| SamlError::Internal("no SAMLRequest".into()))?;
+        let mut ours = url::form_urlencoded::Serializer::new(String::new());
+        ours.append_pair("SAMLRequest", &request);
+        if !relay_state.is_empty() {
+            ours.append_pair("RelayState", relay_state);
+        }
+        ours.append_pair("SigAlg", SIG_RSA_SHA256);
+        let signed = ours.finish();
+        let mut signer =
+            openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.key)
+                .map_err(|e| internal(&e))?;
+        signer.update(signed.as_bytes()).map_err(|e| internal(&e))?;
+        let signature = B64.encode(signer.sign_to_vec().map_err(|e| internal(&e))?);
+        let signature: String =
+            url::form_urlencoded::byte_serialize(signature.as_bytes()).collect();
+        let mut out = url::Url::parse(&idp.sso_url).map_err(|e| internal(&e))?;
+        let query = match out.query() {
+            Some(q) if !q.is_empty() => format!("{q}&{signed}&Signature={signature}"),
+            _ => format!("{signed}&Signature={signature}"),
+        };
+        out.set_query(Some(&query));
+        Ok(out.to_string())
     }
 
     /// Checks a base64 `SAMLResponse`. `request_id`: the outstanding request of this browser,

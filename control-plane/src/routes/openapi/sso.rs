@@ -103,11 +103,11 @@ pub(super) fn schemas() -> Map<String, Value> {
             "scopes": {"type": "string"}, "domains": {"type": "array", "items": {"type": "string"}},
             "jit": {"type": "object", "properties": {"enabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["member", "admin"]}}},
             "callback_url": {"type": "string"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
-            "saml": {"type": "object", "required": ["sp_entity_id", "sp_metadata_url", "acs_url", "idp_entity_id", "idp_sso_url", "idp_certificates", "idp_initiated", "attributes"], "properties": {
+            "saml": {"type": "object", "required": ["sp_entity_id", "sp_metadata_url", "acs_url", "idp_entity_id", "idp_sso_url", "idp_certificates", "idp_initiated", "sign_requests", "attributes"], "properties": {
                 "sp_entity_id": {"type": "string"}, "sp_metadata_url": {"type": "string"}, "acs_url": {"type": "string"},
                 "idp_entity_id": {"type": "string"}, "idp_sso_url": {"type": "string"},
                 "idp_certificates": {"type": "array", "items": {"type": "string"}}, "idp_metadata_url": {"type": "string"},
-                "idp_initiated": {"type": "boolean"},
+                "idp_initiated": {"type": "boolean"}, "sign_requests": {"type": "boolean"},
                 "attributes": {"type": "object", "properties": {"email": {"type": "string"}, "name": {"type": "string"}}}}}}},
         "SsoConnectionInput": {"type": "object", "additionalProperties": false, "properties": {
             "kind": {"type": "string", "enum": ["oidc", "saml"]}, "name": {"type": "string", "maxLength": 100},
@@ -117,7 +117,7 @@ pub(super) fn schemas() -> Map<String, Value> {
             "jit": {"type": "object", "additionalProperties": false, "required": ["enabled"], "properties": {
                 "enabled": {"type": "boolean"}, "role": {"type": "string", "enum": ["member", "admin"]}}},
             "idp_metadata_xml": {"type": "string", "maxLength": 60000}, "idp_metadata_url": {"type": "string", "maxLength": 2000},
-            "idp_initiated": {"type": "boolean"},
+            "idp_initiated": {"type": "boolean"}, "sign_requests": {"type": "boolean"},
             "attributes": {"type": "object", "additionalProperties": false, "properties": {
                 "email": {"type": "string", "maxLength": 255}, "name": {"type": "string", "maxLength": 255}}}}},
         "SsoTestReport": {"type": "object", "required": ["ok"], "properties": {

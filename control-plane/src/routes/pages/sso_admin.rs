@@ -149,6 +149,7 @@ async fn render(
 <div class=\"field\"><label for=\"s-email-attr\">Email attribute (if not a common one)</label><input id=\"s-email-attr\" type=\"text\" name=\"email_attribute\" maxlength=\"255\"></div>\n\
 <div class=\"field\"><label for=\"s-name-attr\">Name attribute (if not a common one)</label><input id=\"s-name-attr\" type=\"text\" name=\"name_attribute\" maxlength=\"255\"></div>\n\
 <label class=\"check\"><input type=\"checkbox\" name=\"idp_initiated\" value=\"yes\"> Accept sign-ins started at the identity provider (less safe: no request of ours to match)</label>\n\
+<label class=\"check\"><input type=\"checkbox\" name=\"sign_requests\" value=\"yes\"> Sign our sign-in requests (for providers that require it; they need our metadata's certificate)</label>\n\
 <label class=\"check\"><input type=\"checkbox\" name=\"jit\" value=\"yes\"> Create people on their first sign-in, as</label>\n\
 <select name=\"jit_role\" aria-label=\"Role of people created by SAML\"><option value=\"member\">member</option><option value=\"admin\">admin</option></select>\n\
 <button type=\"submit\" class=\"btn btn-primary btn-small\" id=\"add-saml\">Add SAML identity provider</button>\n</form>\n</section>\n\
@@ -229,6 +230,7 @@ pub(super) async fn act(
                     name: given("name_attribute").map(str::to_owned),
                 }),
                 idp_initiated: Some(form.get("idp_initiated") == Some("yes")),
+                sign_requests: Some(form.get("sign_requests") == Some("yes")),
                 ..ConnectionInput::default()
             };
             connections::create(&state, &admin, input)
@@ -331,6 +333,7 @@ fn saml_details(c: &ConnectionView) -> Option<String> {
 <dt>IdP sign-in URL</dt><dd><code>{sso}</code></dd>\n\
 <dt>IdP signing certificates (SHA-256)</dt><dd>{certs}</dd>\n\
 <dt>Sign-ins started at the IdP</dt><dd>{idp_init}</dd>\n\
+<dt>Our sign-in requests</dt><dd>{signed}</dd>\n\
 </dl>\n",
         id = e(&c.id),
         name = e(&c.name),
@@ -348,6 +351,11 @@ fn saml_details(c: &ConnectionView) -> Option<String> {
             "accepted"
         } else {
             "refused"
+        },
+        signed = if s.sign_requests {
+            "signed (RSA-SHA256)"
+        } else {
+            "not signed"
         },
     ))
 }

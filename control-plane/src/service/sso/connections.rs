@@ -53,6 +53,8 @@ pub struct ConnectionInput {
     pub attributes: Option<Attributes>,
     /// SAML: accept sign-ins the IdP starts (off by default).
     pub idp_initiated: Option<bool>,
+    /// SAML: sign our AuthnRequests (off by default).
+    pub sign_requests: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +92,7 @@ pub struct SamlView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idp_metadata_url: Option<String>,
     pub idp_initiated: bool,
+    pub sign_requests: bool,
     pub attributes: Attributes,
 }
 
@@ -125,6 +128,7 @@ fn saml_view(state: &AppState, tenant: &TenantId, c: &SsoConnection) -> Option<S
         idp_certificates: fingerprints,
         idp_metadata_url: s.idp_metadata_url,
         idp_initiated: s.idp_initiated,
+        sign_requests: s.sign_requests,
         attributes: s.attributes,
     })
 }
@@ -222,7 +226,8 @@ async fn apply(
     let saml_only = input.idp_metadata_xml.is_some()
         || input.idp_metadata_url.is_some()
         || input.attributes.is_some()
-        || input.idp_initiated.is_some();
+        || input.idp_initiated.is_some()
+        || input.sign_requests.is_some();
     if saml && oidc_only {
         return Err(SsoError::Invalid(
             "issuer, client_id, client_secret and scopes are for oidc connections",
@@ -230,7 +235,7 @@ async fn apply(
     }
     if !saml && saml_only {
         return Err(SsoError::Invalid(
-            "idp_metadata_xml, idp_metadata_url, attributes and idp_initiated are for saml connections",
+            "idp_metadata_xml, idp_metadata_url, attributes, idp_initiated and sign_requests are for saml connections",
         ));
     }
     if saml {
@@ -354,6 +359,9 @@ async fn apply_saml(c: &mut SsoConnection, input: &ConnectionInput) -> SsoResult
     }
     if let Some(on) = input.idp_initiated {
         s.idp_initiated = on;
+    }
+    if let Some(on) = input.sign_requests {
+        s.sign_requests = on;
     }
     c.settings = serde_json::to_value(&s)
         .map_err(|e| Fault::Unexpected(anyhow::anyhow!("saml settings: {e}")))?;

@@ -77,7 +77,9 @@ pub async fn sp_metadata(state: &AppState, reference: &str) -> Option<String> {
     state.tenant(&tenant).await.ok().flatten()?;
     let c = connection(state, &tenant, id).await?;
     let s = SamlSettings::of(&c)?;
-    match sp(state, &tenant, &c, &s).and_then(|sp| sp.metadata_xml(&s.idp_metadata_xml)) {
+    match sp(state, &tenant, &c, &s)
+        .and_then(|sp| sp.metadata_xml(&s.idp_metadata_xml, s.sign_requests))
+    {
         Ok(xml) => Some(xml),
         Err(e) => {
             tracing::warn!(error = %e, code = e.code(), "SAML metadata of a connection");
@@ -125,11 +127,17 @@ pub(super) async fn start(
         },
     )
     .await?;
-    sp.authn_request_url(&idp, &s.idp_metadata_xml, &request_id, &relay_state)
-        .map_err(|e| {
-            tracing::warn!(error = %e, "SAML AuthnRequest");
-            Failure::ProviderUnavailable
-        })
+    sp.authn_request_url(
+        &idp,
+        &s.idp_metadata_xml,
+        &request_id,
+        &relay_state,
+        s.sign_requests,
+    )
+    .map_err(|e| {
+        tracing::warn!(error = %e, "SAML AuthnRequest");
+        Failure::ProviderUnavailable
+    })
 }
 
 /// What the IdP posted to the ACS.

@@ -26,6 +26,10 @@ pub struct SamlSettings {
     /// Whether responses no request of ours asked for are accepted.
     #[serde(default)]
     pub idp_initiated: bool,
+    /// Whether our AuthnRequests carry a signature (HTTP-Redirect binding, RSA-SHA256), for
+    /// IdPs set to require one; our metadata then says `AuthnRequestsSigned`.
+    #[serde(default)]
+    pub sign_requests: bool,
     #[serde(default)]
     pub attributes: Attributes,
 }

@@ -161,6 +161,29 @@ impl Setup {
         (self.idp.forge(spec).await, relay)
     }
 
+    /// The admin changes the connection: its new state.
+    async fn edit(&self, fields: Value) -> Value {
+        let id = self.reference.split_once('.').expect("reference").1;
+        let r = self
+            .acme
+            .admin
+            .patch(&format!("/api/admin/sso/connections/{id}"), fields)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// Our metadata for the connection, as the IdP fetches it.
+    async fn our_metadata(&self) -> String {
+        let md = self
+            .app
+            .person()
+            .get(&format!("/saml/{}/metadata", self.reference))
+            .await;
+        assert_eq!(md.status, 200, "{}", md.body);
+        md.body
+    }
+
     async fn failures(&self) -> Vec<Value> {
         let v = self
             .acme
@@ -504,16 +527,8 @@ async fn signed_requests_satisfy_an_idp_that_requires_them_and_cannot_be_altered
         .get(&format!("/api/admin/sso/connections/{id}"))
         .await;
     assert_eq!(c.json()["saml"]["sign_requests"], true, "{}", c.body);
-    let md = s
-        .app
-        .person()
-        .get(&format!("/saml/{}/metadata", s.reference))
-        .await;
-    assert!(
-        md.body.contains(r#"AuthnRequestsSigned="true""#),
-        "{}",
-        md.body
-    );
+    let md = s.our_metadata().await;
+    assert!(md.contains(r#"AuthnRequestsSigned="true""#), "{md}");
 
     // A signed request: the IdP checks it against our metadata's certificate and signs alice in.
     let p = s.app.person();
@@ -571,26 +586,10 @@ async fn signed_requests_satisfy_an_idp_that_requires_them_and_cannot_be_altered
     assert_eq!(idp_answers(&url).await.0, 200, "the genuine request");
 
     // Signing turned off by the admin: the metadata says so, and this IdP refuses the requests.
-    let r = s
-        .acme
-        .admin
-        .patch(
-            &format!("/api/admin/sso/connections/{id}"),
-            json!({"sign_requests": false}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["saml"]["sign_requests"], false);
-    let md = s
-        .app
-        .person()
-        .get(&format!("/saml/{}/metadata", s.reference))
-        .await;
-    assert!(
-        md.body.contains(r#"AuthnRequestsSigned="false""#),
-        "{}",
-        md.body
-    );
+    let c = s.edit(json!({"sign_requests": false})).await;
+    assert_eq!(c["saml"]["sign_requests"], false);
+    let md = s.our_metadata().await;
+    assert!(md.contains(r#"AuthnRequestsSigned="false""#), "{md}");
     let url = s.start(&s.app.person()).await;
     assert!(!url.contains("Signature="), "{url}");
     let (status, body) = idp_answers(&url).await;
@@ -614,17 +613,8 @@ async fn idp_initiated_sign_in_works_when_allowed_and_each_assertion_counts_once
     refused(&s, &q, &acs, "saml_replayed", before).await;
 
     // Turned off again by the admin: unsolicited responses are refused.
-    let id = s.reference.split_once('.').unwrap().1;
-    let r = s
-        .acme
-        .admin
-        .patch(
-            &format!("/api/admin/sso/connections/{id}"),
-            json!({"idp_initiated": false}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["saml"]["idp_initiated"], false);
+    let c = s.edit(json!({"idp_initiated": false})).await;
+    assert_eq!(c["saml"]["idp_initiated"], false);
     let before = s.failures().await.len();
     let (response, _) = s.forge(None, json!({})).await;
     let acs = s.post_acs(&q, &response, None).await;

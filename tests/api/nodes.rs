@@ -490,3 +490,54 @@ async fn an_app_signs_in_and_calls_the_api_through_any_node() {
     let jwks = |n: &Node| http::read(client().get(n.url("/oauth2/jwks")));
     assert_eq!(jwks(&n1).await.json(), jwks(&n2).await.json());
 }
+
+#[tokio::test]
+async fn a_saml_post_forwarded_to_its_node_has_the_same_size_limit_as_there() {
+    let Some((_db, nodes)) = three_nodes().await else {
+        return;
+    };
+    let (tenant, _) =
+        cluster::company(&nodes[0], &nodes[0].address, "samlco", &["--node", "n1"]).await;
+    let holder = nodes.iter().find(|n| n.id == "n1").expect("n1");
+    let other = nodes.iter().find(|n| n.id != "n1").expect("another node");
+    let acs = format!(
+        "/saml/{}.nosuchconnection/acs",
+        tenant["id"].as_str().expect("id")
+    );
+    let post = |node: &Node, size: usize| {
+        let response = "A".repeat(size);
+        let request = client()
+            .post(node.url(&acs))
+            .form(&[("SAMLResponse", response.as_str()), ("RelayState", "x")]);
+        http::read(request)
+    };
+    // 100 KiB: more than other routes take (64 KiB), within what the ACS takes (320 KiB). The
+    // node holding the company answers the same whichever node the IdP's post reached.
+    let direct = post(holder, 100 * 1024).await;
+    assert_ne!(direct.status, 413, "{}", direct.body);
+    let before = forwarded(other, "ok").await;
+    let via_other = post(other, 100 * 1024).await;
+    assert_eq!(
+        (via_other.status, via_other.location()),
+        (direct.status, direct.location()),
+        "{}",
+        via_other.body
+    );
+    assert_eq!(
+        forwarded(other, "ok").await,
+        before + 1.0,
+        "sent on to its node"
+    );
+    // Over the ACS's limit: refused alike, with a page or a JSON error, never a bare text.
+    for via in [holder, other] {
+        let r = post(via, 400 * 1024).await;
+        assert_eq!(r.status, 413, "via {}: {}", via.id, r.body);
+        let kind = r.header("content-type");
+        assert!(
+            kind.starts_with("text/html") || kind.starts_with("application/json"),
+            "via {}: {kind}: {}",
+            via.id,
+            r.body
+        );
+    }
+}

@@ -17,6 +17,9 @@ use crate::state::AppState;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest body of a post to a SAML Assertion Consumer Service: a response of
+/// `saml::MAX_RESPONSE` and its RelayState, form-encoded.
+pub const MAX_ACS_BODY: usize = 320 * 1024;
 
 /// A JSON body; every rejection becomes a JSON error with a stable code. Requires
 /// `Content-Type: application/json`, which also keeps cross-site forms out.

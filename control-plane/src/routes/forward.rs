@@ -15,13 +15,14 @@ use http_body_util::BodyExt;
 use tenant_runtime::TenantId;
 
 use super::error::{ApiError, PlacedElsewhere};
-use super::extract::{MAX_BODY, bearer_token, session_value};
+use super::extract::{MAX_ACS_BODY, MAX_BODY, bearer_token, session_value};
 use super::internal::first_use;
 use super::paths::{self, TenantField};
 use crate::cluster::signing::{Covered, FORWARDED_HEADER, body_sha256, path_and_query};
 use crate::directory::TenantStatus;
 use crate::metrics::ForwardedTo;
 use crate::service::identity::{EmailRoute, split_bearer};
+use crate::service::sso::saml_settings;
 use crate::state::AppState;
 
 /// What in a request names its tenant.
@@ -112,7 +113,7 @@ fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
     if let Some(t) = bearer_token(&parts.headers).and_then(tenant_of_jwt) {
         return Hint::Tenant(t);
     }
-    if let Some(t) = crate::service::sso::saml_settings::tenant_of_path(parts.uri.path()) {
+    if let Some(t) = saml_settings::tenant_of_path(parts.uri.path()) {
         return Hint::Tenant(t);
     }
     if let Some(name) = paths::sso_tenant_param(parts.uri.path())
@@ -138,8 +139,18 @@ fn hint(state: &AppState, parts: &Parts, body: Option<&[u8]>) -> Hint {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, Response> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
+/// The largest body a route takes, so a forwarded request gets the same limit as a local one:
+/// a SAML ACS takes larger posts than the rest.
+fn body_limit(path: &str) -> usize {
+    if path.ends_with("/acs") && saml_settings::tenant_of_path(path).is_some() {
+        MAX_ACS_BODY
+    } else {
+        MAX_BODY
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(_) => Err(ApiError::payload_too_large().into_response()),
@@ -153,9 +164,9 @@ enum Held {
 }
 
 impl Held {
-    async fn bytes(self) -> Result<Bytes, Response> {
+    async fn bytes(self, limit: usize) -> Result<Bytes, Response> {
         match self {
-            Self::Stream(b) => read_body(b).await,
+            Self::Stream(b) => read_body(b, limit).await,
             Self::Bytes(b) => Ok(b),
         }
     }
@@ -301,12 +312,13 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
     }
     let (mut parts, body) = req.into_parts();
     let mut held = Held::Stream(body);
+    let limit = body_limit(parts.uri.path());
     // A request another node forwarded: authenticated with its body and authority headers, seen
     // for the first time, and the client is the one it names.
     let forwarded = match parts.headers.get(FORWARDED_HEADER).cloned() {
         None => false,
         Some(value) => {
-            let bytes = match held.bytes().await {
+            let bytes = match held.bytes(limit).await {
                 Ok(b) => b,
                 Err(res) => return res,
             };
@@ -346,7 +358,7 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
         return next.run(Request::from_parts(parts, held.into_body())).await;
     }
     if body_field(&parts.method, parts.uri.path()).is_some() {
-        match held.bytes().await {
+        match held.bytes(limit).await {
             Ok(b) => held = Held::Bytes(b),
             Err(res) => return res,
         }
@@ -395,7 +407,7 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
             if !is_write(&parts.method) {
                 // A read takes no write permit, so a move may release the tenant while it is
                 // served: then it goes again, to the tenant's new node.
-                let bytes = match held.bytes().await {
+                let bytes = match held.bytes(limit).await {
                     Ok(b) => b,
                     Err(res) => return res,
                 };
@@ -445,7 +457,7 @@ pub async fn route_request(State(state): State<AppState>, req: Request, next: Ne
                 .because("tenant on another node and forwarding is off (no TENANTD_NODE_SECRET)")
                 .into_response();
         }
-        let bytes = match held.bytes().await {
+        let bytes = match held.bytes(limit).await {
             Ok(b) => b,
             Err(res) => return res,
         };

@@ -52,7 +52,7 @@ use tenant_runtime::store::tokens::Purpose;
 use tenant_runtime::store::users::{Role, Status, User};
 
 use super::error::ApiError;
-use super::extract::session_value;
+use super::extract::{MAX_ACS_BODY, session_value};
 use super::paths::pages as p;
 use crate::directory::Tenant;
 use crate::service::auth::{self, Signed};
@@ -121,7 +121,7 @@ pub fn router() -> Router<AppState> {
         .route(p::SAML_METADATA, get(saml::metadata))
         .route(
             p::SAML_ACS,
-            post(saml::acs).layer(axum::extract::DefaultBodyLimit::max(saml::MAX_ACS_BODY)),
+            post(saml::acs).layer(axum::extract::DefaultBodyLimit::max(MAX_ACS_BODY)),
         )
         .route(p::SAML_FINISH, get(saml::finish))
         .route(p::ADMIN_SSO, get(sso_admin::page))

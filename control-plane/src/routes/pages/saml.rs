@@ -4,19 +4,18 @@
 //! with the binding cookie the cross-site POST could not carry).
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Query;
+use super::forms::{self, Refusal};
 use super::html;
 use super::sso::{BROWSER_COOKIE, refused, signed_in};
 use crate::routes::extract::{ClientOrigin, cookie, cookie_name};
 use crate::service::sso::saml_flow::{self, Posted};
 use crate::state::AppState;
-
-/// Largest ACS body: a response of `saml::MAX_RESPONSE` and its RelayState, form-encoded.
-pub(super) const MAX_ACS_BODY: usize = 320 * 1024;
 
 pub(super) async fn metadata(
     State(state): State<AppState>,
@@ -42,8 +41,11 @@ pub(super) async fn acs(
     State(state): State<AppState>,
     Path(connection): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else {
+        return forms::refused(&state, &Refusal::TooLarge);
+    };
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

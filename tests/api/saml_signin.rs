@@ -161,6 +161,16 @@ impl Setup {
         (self.idp.forge(spec).await, relay)
     }
 
+    /// `user` signs in at the IdP for the attempt at `url`, and the browser `p` carries the
+    /// IdP's answer to our ACS and on through the finish link: the final answer.
+    async fn complete(&self, p: &Person, url: &str, user: &str) -> tests::Reply {
+        let answer = self.idp.sign_in(url, user).await;
+        let acs = self
+            .post_acs(p, &answer.saml_response, Some(&answer.relay_state))
+            .await;
+        through_finish(p, &acs).await
+    }
+
     /// The admin changes the connection: its new state.
     async fn edit(&self, fields: Value) -> Value {
         let id = self.reference.split_once('.').expect("reference").1;
@@ -289,11 +299,7 @@ async fn people_sign_in_through_the_company_saml_idp_linked_by_nameid_or_created
     // newbie: no account, the connection creates people: a member now.
     let q = s.app.person();
     let url = s.start(&q).await;
-    let answer = s.idp.sign_in(&url, "newbie").await;
-    let acs = s
-        .post_acs(&q, &answer.saml_response, Some(&answer.relay_state))
-        .await;
-    let done = through_finish(&q, &acs).await;
+    let done = s.complete(&q, &url, "newbie").await;
     assert_eq!(done.location(), "/account", "{}", done.body);
     let found = s.acme.admin.get("/api/admin/users?q=newbie").await.json();
     assert_eq!(found["users"][0]["email"], "newbie@acme.test", "{found}");
@@ -449,11 +455,7 @@ async fn every_forged_or_misused_response_is_refused_with_no_session_and_its_rea
     let q = s.app.person();
     let before = s.failures().await.len();
     let url = s.start(&p).await;
-    let answer = s.idp.sign_in(&url, "alice").await;
-    let acs = s
-        .post_acs(&q, &answer.saml_response, Some(&answer.relay_state))
-        .await;
-    let answer = through_finish(&q, &acs).await;
+    let answer = s.complete(&q, &url, "alice").await;
     refused(&s, &q, &answer, "invalid_state", before).await;
 
     // A ticket carried to another company (the token's readable prefix changed): refused.
@@ -476,11 +478,7 @@ async fn every_forged_or_misused_response_is_refused_with_no_session_and_its_rea
     let m = s.app.person();
     let before = s.failures().await.len();
     let url = s.start(&m).await;
-    let answer = s.idp.sign_in(&url, "mallory").await;
-    let acs = s
-        .post_acs(&m, &answer.saml_response, Some(&answer.relay_state))
-        .await;
-    let answer = through_finish(&m, &acs).await;
+    let answer = s.complete(&m, &url, "mallory").await;
     refused(&s, &m, &answer, "domain_not_allowed", before).await;
 
     // Garbage is a clear refusal, never a 500.
@@ -547,11 +545,7 @@ async fn signed_requests_satisfy_an_idp_that_requires_them_and_cannot_be_altered
         url.contains("SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"),
         "{url}"
     );
-    let answer = s.idp.sign_in(&url, "alice").await;
-    let acs = s
-        .post_acs(&p, &answer.saml_response, Some(&answer.relay_state))
-        .await;
-    let done = through_finish(&p, &acs).await;
+    let done = s.complete(&p, &url, "alice").await;
     assert_eq!(done.location(), "/account", "{}", done.body);
     assert_eq!(signed_in_as(&p).await.as_deref(), Some("alice@acme.test"));
 
